@@ -1,0 +1,125 @@
+"""Reading audio: any format libsndfile decodes, any rate, bit depth and channel count.
+
+Everything comes back as mono float32 at the requested rate, checked for the problems that break
+spectrograms (empty, NaN/Inf, silent), with errors that name the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import AudioError
+
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64"}
+)
+SILENCE_PEAK = 1e-6  # about -120 dBFS: below this a clip has nothing to draw
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the file header says: native rate (Hz), channels, length in frames and seconds."""
+
+    path: Path
+    samplerate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.samplerate if self.samplerate else 0.0
+
+
+def probe(path: Path) -> AudioInfo:
+    """Read the header of ``path`` without decoding samples."""
+    path = Path(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(_unreadable(path, exc)) from None
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise AudioError(f"{path}: holds no samples (zero-length audio); record or export it again")
+    return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), info.format, info.subtype)
+
+
+def load(
+    path: Path,
+    *,
+    sr: int | None = None,
+    offset: float = 0.0,
+    duration: float | None = None,
+    check: bool = True,
+) -> tuple[np.ndarray, int]:
+    """Decode ``path`` [offset, offset + duration) seconds, mix to mono, resample to ``sr``.
+
+    Returns ``(y, sr)`` with ``y`` float32 [shape=(n,)], full scale +-1. Only the requested part of
+    the file is read, so tiles of an hour-long recording stay small. ``sr=None`` keeps the native
+    rate. With ``check`` the signal is rejected when empty, non-finite or silent.
+    """
+    path = Path(path)
+    try:
+        with sf.SoundFile(str(path)) as fh:
+            native = int(fh.samplerate)
+            start = int(round(offset * native))
+            stop = fh.frames if duration is None else min(fh.frames, start + int(round(duration * native)))
+            if start:
+                fh.seek(min(start, fh.frames))
+            data = fh.read(max(0, stop - start), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(_unreadable(path, exc)) from None
+    y = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if check:
+        check_signal(y, path)
+    if sr is not None and sr != native:
+        y = resample(y, orig_sr=native, target_sr=sr)
+    return np.ascontiguousarray(y, dtype=np.float32), (native if sr is None else sr)
+
+
+def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Band-limited resampling with soxr at high quality (librosa's default resampler)."""
+    return soxr.resample(y, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+
+
+def check_signal(y: np.ndarray, path: Path) -> None:
+    """Raise :class:`AudioError` when ``y`` cannot make a meaningful spectrogram."""
+    if y.size == 0:
+        raise AudioError(f"{path}: holds no samples (zero-length audio); record or export it again")
+    finite = np.isfinite(y)
+    if not finite.all():
+        bad = int((~finite).sum())
+        raise AudioError(
+            f"{path}: {bad} of {y.size} samples are NaN or infinite; re-export it as integer PCM"
+        )
+    if float(np.max(np.abs(y))) < SILENCE_PEAK:
+        raise AudioError(f"{path}: is silent (peak below -120 dBFS); nothing to draw, remove it")
+
+
+def find_audio(folder: Path) -> list[Path]:
+    """All audio files under ``folder``, recursively, sorted, hidden files skipped."""
+    folder = Path(folder)
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in AUDIO_EXTENSIONS
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    if not path.exists():
+        return f"{path}: no such file"
+    if path.stat().st_size == 0:
+        return f"{path}: empty file (0 bytes); record or export it again"
+    reason = str(exc).split(":")[-1].strip() or type(exc).__name__
+    return (
+        f"{path}: not audio that libsndfile can decode ({reason}); "
+        "convert it to WAV, FLAC, OGG, MP3 or AIFF"
+    )

@@ -1,0 +1,243 @@
+"""The spectrogram stage's one configuration object.
+
+A :class:`SpectrogramConfig` is frozen, saved as ``spectrogram.json`` beside the images, copied into
+every training run, and read back by ``classify predict`` so that raw audio at prediction time goes
+through exactly the features the network was trained on.
+
+Pixel mapping (every preset, every mode): a feature value ``v`` (dB for ``scale="db"``, scaled
+natural log for ``scale="ln"``) becomes the grey level ``p = round(255 * (v - vmin) / (vmax - vmin))``
+clipped to 0..255, and ``v = vmin + p * (vmax - vmin) / 255`` maps it back. For the default preset
+``v`` is dB relative to the loudest bin of the image (``power_to_db(S, ref=np.max, top_db=80)``), so
+``vmin=-80, vmax=0`` and one grey level is 0.31 dB.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .errors import ConfigError
+
+Feature = Literal["logmel", "mfcc"]
+Mode = Literal["grey", "deltas", "colormap"]
+Crop = Literal["start", "center", "random"]
+MelScale = Literal["slaney", "kaldi"]
+Scale = Literal["db", "ln"]
+
+CONFIG_NAME = "spectrogram.json"
+
+
+@dataclass(frozen=True)
+class SpectrogramConfig:
+    """How one clip becomes one image (or one image per tile).
+
+    DSP parameters carry librosa's names and units (samples, Hz). Defaults suit general-purpose
+    sound recorded at 44.1 kHz (Freesound, ESC-50): a 2048-sample window (46 ms) resolves low
+    pitches, a 512-sample hop (11.6 ms, 86 frames/s) keeps onsets sharp, 128 mel bands from 20 Hz
+    to Nyquist cover everything from hums to hiss, and an 80 dB range holds the useful dynamics of
+    a clip while flooring its noise.
+    """
+
+    preset: str = "default"
+    feature: Feature = "logmel"
+    sr: int = 44100
+    n_fft: int = 2048
+    hop_length: int = 512
+    win_length: int | None = None
+    window: str = "hann"
+    center: bool = True
+    n_mels: int = 128
+    fmin: float = 20.0
+    fmax: float | None = None
+    mel_scale: MelScale = "slaney"
+    preemphasis: float = 0.0
+    scale: Scale = "db"
+    top_db: float = 80.0
+    amin: float = 1e-10
+    ln_offset: float = 0.0
+    ln_divisor: float = 1.0
+    n_mfcc: int = 40
+    vmin: float = -80.0
+    vmax: float = 0.0
+    mode: Mode = "grey"
+    cmap: str = "magma"
+    duration: float | None = None
+    crop: Crop = "center"
+    tile: float | None = None
+    tile_hop: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ---------------------------------------------------------------- checks
+    def validate(self) -> None:
+        def positive_int(name: str) -> None:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name}={value!r} must be a positive integer")
+
+        for name in ("sr", "n_fft", "hop_length", "n_mels", "n_mfcc"):
+            positive_int(name)
+        if self.win_length is not None:
+            positive_int("win_length")
+            if self.win_length > self.n_fft:
+                raise ConfigError(f"win_length={self.win_length} must be <= n_fft={self.n_fft}")
+        if self.feature not in ("logmel", "mfcc"):
+            raise ConfigError(f"feature={self.feature!r} must be 'logmel' or 'mfcc'")
+        if self.mode not in ("grey", "deltas", "colormap"):
+            raise ConfigError(f"mode={self.mode!r} must be 'grey', 'deltas' or 'colormap'")
+        if self.crop not in ("start", "center", "random"):
+            raise ConfigError(f"crop={self.crop!r} must be 'start', 'center' or 'random'")
+        if self.mel_scale not in ("slaney", "kaldi"):
+            raise ConfigError(f"mel_scale={self.mel_scale!r} must be 'slaney' or 'kaldi'")
+        if self.scale not in ("db", "ln"):
+            raise ConfigError(f"scale={self.scale!r} must be 'db' or 'ln'")
+        nyquist = self.sr / 2
+        if not 0 <= self.fmin < self.fmax_hz:
+            raise ConfigError(
+                f"fmin={self.fmin} must be >= 0 and below fmax={self.fmax_hz} (sr={self.sr})"
+            )
+        if self.fmax_hz > nyquist:
+            raise ConfigError(f"fmax={self.fmax} must be <= sr/2={nyquist:g}")
+        if self.top_db <= 0:
+            raise ConfigError(f"top_db={self.top_db} must be > 0")
+        if not self.vmax > self.vmin:
+            raise ConfigError(f"vmax={self.vmax} must be greater than vmin={self.vmin}")
+        if not 0 <= self.preemphasis < 1:
+            raise ConfigError(f"preemphasis={self.preemphasis} must be in [0, 1)")
+        if self.feature == "mfcc" and self.n_mfcc > self.n_mels:
+            raise ConfigError(f"n_mfcc={self.n_mfcc} must be <= n_mels={self.n_mels}")
+        if self.duration is not None and self.duration <= 0:
+            raise ConfigError(f"duration={self.duration} must be > 0 seconds")
+        if self.tile is not None:
+            if self.tile <= 0:
+                raise ConfigError(f"tile={self.tile} must be > 0 seconds")
+            if self.duration is not None:
+                raise ConfigError("--duration and --tile exclude each other: pick one")
+            if self.tile_hop is not None and self.tile_hop <= 0:
+                raise ConfigError(f"tile_hop={self.tile_hop} must be > 0 seconds")
+        elif self.tile_hop is not None:
+            raise ConfigError("tile_hop needs tile: add --tile SECONDS")
+        if self.mode == "colormap":
+            import matplotlib
+
+            if self.cmap not in matplotlib.colormaps:
+                raise ConfigError(f"cmap={self.cmap!r} is not a matplotlib colormap (try 'magma')")
+
+    # ------------------------------------------------------------ derived
+    @property
+    def fmax_hz(self) -> float:
+        return float(self.sr) / 2 if self.fmax is None else float(self.fmax)
+
+    @property
+    def n_rows(self) -> int:
+        """Image height in pixels: one row per mel band (or per MFCC coefficient)."""
+        return self.n_mfcc if self.feature == "mfcc" else self.n_mels
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.mode == "grey" else 3
+
+    @property
+    def window_seconds(self) -> float | None:
+        """Length of audio behind one image, or None when images keep the clip's length."""
+        return self.tile if self.tile is not None else self.duration
+
+    @property
+    def hop_seconds(self) -> float | None:
+        if self.tile is None:
+            return None
+        return self.tile_hop if self.tile_hop is not None else self.tile / 2
+
+    def frames(self, n_samples: int) -> int:
+        """Number of image columns for ``n_samples`` of audio at ``sr``."""
+        n = n_samples - (1 if self.preemphasis else 0)
+        if self.center:
+            return 1 + n // self.hop_length
+        return 1 + max(0, n - self.n_fft) // self.hop_length
+
+    # ------------------------------------------------------------ serialise
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """Short hash of everything that changes pixels; stamped into every PNG."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha1(blob).hexdigest()[:16]
+
+    def save(self, folder: Path) -> Path:
+        from .io import write_atomic
+
+        path = Path(folder) / CONFIG_NAME
+        write_atomic(path, (json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+        return path
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SpectrogramConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown spectrogram setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: Path) -> SpectrogramConfig:
+        path = Path(path)
+        if path.is_dir():
+            path = path / CONFIG_NAME
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no spectrogram config here; run spec2img first") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc}); re-run spec2img to rewrite it") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes) -> SpectrogramConfig:
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, dict] = {
+    "default": {},
+    # The public Kaggle kernels' feature: 40 MFCCs (their images were also squashed to 224x224).
+    "mfcc": {"feature": "mfcc", "n_mfcc": 40, "vmin": -250.0, "vmax": 250.0},
+    # EfficientAT (Schmid et al. 2023) AudioSet models: 32 kHz, pre-emphasis 0.97, 25 ms Hann window
+    # in a 1024-point FFT, 10 ms hop, 128 Kaldi mel bands 0-15 kHz, (ln(mel + 1e-5) + 4.5) / 5.
+    # Pixel range -1.5..3.5 of that value: one grey level is 0.0196 (about 0.43 dB).
+    "efficientat": {
+        "sr": 32000,
+        "n_fft": 1024,
+        "win_length": 800,
+        "hop_length": 320,
+        "window": "hann_symmetric",
+        "n_mels": 128,
+        "fmin": 0.0,
+        "fmax": 15000.0,
+        "mel_scale": "kaldi",
+        "preemphasis": 0.97,
+        "scale": "ln",
+        "amin": 1e-5,
+        "ln_offset": 4.5,
+        "ln_divisor": 5.0,
+        "vmin": -1.5,
+        "vmax": 3.5,
+    },
+}
+
+
+def from_preset(name: str = "default", **overrides) -> SpectrogramConfig:
+    """Build a config from a named preset, then apply explicit overrides (None means 'keep')."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset {name!r} is unknown; choose one of {', '.join(PRESETS)}")
+    values = {"preset": name, **PRESETS[name]}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.get("feature") == "mfcc" and name != "mfcc" and "vmin" not in overrides:
+        values.update(vmin=PRESETS["mfcc"]["vmin"], vmax=PRESETS["mfcc"]["vmax"])
+    return SpectrogramConfig(**values)

@@ -1,0 +1,20 @@
+"""One exception base for the package; the CLI maps it to a one-line message and exit code 2."""
+
+
+class Spec2ImgError(Exception):
+    """Base of every error a user can cause (bad file, bad flag, bad CSV).
+
+    Messages name the offending file or value and say what would work.
+    """
+
+
+class ConfigError(Spec2ImgError, ValueError):
+    """A spectrogram parameter is out of range or inconsistent."""
+
+
+class AudioError(Spec2ImgError):
+    """An audio file cannot be decoded or holds no usable signal."""
+
+
+class LabelsError(Spec2ImgError):
+    """A labels CSV is missing columns, names missing files, or cannot be parsed."""
