@@ -1,0 +1,80 @@
+"""Pure numpy metrics. Inputs: ``probs`` [shape=(n, n_classes)] scores (any monotone scale),
+``y`` [shape=(n,)] integer class indices, or ``truth`` [shape=(n, n_classes)] 0/1 for multi-label.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+
+def top_k(probs: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores per row, best first [shape=(n, k)]; ties by lower index."""
+    probs = np.asarray(probs)
+    k = min(k, probs.shape[1])
+    return np.argsort(-probs, axis=1, kind="stable")[:, :k]
+
+
+def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(probs, axis=1) == np.asarray(y))) if len(y) else float("nan")
+
+
+def top_k_accuracy(probs: np.ndarray, y: np.ndarray, k: int = 3) -> float:
+    if not len(y):
+        return float("nan")
+    return float(np.mean((top_k(probs, k) == np.asarray(y)[:, None]).any(axis=1)))
+
+
+def map_at_k(probs: np.ndarray, y: np.ndarray, k: int = 3) -> float:
+    """Mean average precision at k with one true label per row (the Freesound 2018 metric):
+    1 if the true label is ranked first, 1/2 if second, ..., 0 if not in the top k."""
+    if not len(y):
+        return float("nan")
+    hits = top_k(probs, k) == np.asarray(y)[:, None]
+    return float(np.mean((hits / np.arange(1, hits.shape[1] + 1)).sum(axis=1)))
+
+
+def macro_f1(probs: np.ndarray, y: np.ndarray, n_classes: int | None = None) -> float:
+    """Unweighted mean of per-class F1 over the classes present in ``y`` or predicted."""
+    pred = np.argmax(probs, axis=1)
+    return float(f1_score(y, pred, average="macro", zero_division=0))
+
+
+def lwlrap(truth: np.ndarray, scores: np.ndarray) -> float:
+    """Label-weighted label-ranking average precision (the Freesound 2019 metric).
+
+    For each (clip, true label): the fraction of labels ranked at or above it that are true,
+    averaged with every true label weighted equally.
+    """
+    truth = np.asarray(truth, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    precisions, n_pos = [], 0
+    for t, s in zip(truth, scores):
+        pos = np.flatnonzero(t)
+        if pos.size == 0:
+            continue
+        order = np.argsort(-s, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(1, len(s) + 1)
+        hits_at = np.cumsum(t[order])  # true labels among the top r
+        for c in pos:
+            precisions.append(hits_at[rank[c] - 1] / rank[c])
+        n_pos += pos.size
+    return float(np.mean(precisions)) if n_pos else float("nan")
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts [shape=(n_classes, n_classes)]: rows true class, columns predicted class."""
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y), np.asarray(pred)), 1)
+    return cm
+
+
+def single_label_summary(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The headline metrics of a single-label run."""
+    return {
+        "accuracy": accuracy(probs, y),
+        "top3_accuracy": top_k_accuracy(probs, y, 3),
+        "map3": map_at_k(probs, y, 3),
+        "macro_f1": macro_f1(probs, y),
+    }
