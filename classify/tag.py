@@ -44,7 +44,7 @@ def clip_windows(path: Path, cfg: SpectrogramConfig, *, seconds: float = WINDOW_
     """Log-mel windows [each shape=(n_mels, t)] covering the file at ``path``.
 
     Windows of ``seconds`` every ``seconds`` (the last aligned to the end); a file shorter than one
-    window is one window of its own length, zero-padded only below one STFT window.
+    window is one window of its own length (zero-padded only when shorter than one FFT frame).
     """
     info = probe(path)
     size = int(round(seconds * info.samplerate))
@@ -53,8 +53,8 @@ def clip_windows(path: Path, cfg: SpectrogramConfig, *, seconds: float = WINDOW_
         y, _ = load(path, sr=cfg.sr, offset=start / info.samplerate, duration=seconds, check=False)
         if not np.isfinite(y).all():
             raise AudioError(f"{path}: holds NaN or infinite samples; re-export it as integer PCM")
-        if y.size < min_samples(cfg):
-            y = take(y, start=0, size=min_samples(cfg))
+        if y.size <= cfg.n_fft:  # pad clicks shorter than one FFT frame with silence after them
+            y = take(y, start=0, size=max(cfg.n_fft + 1, min_samples(cfg)))
         mels.append(log_mel(y, cfg))
     return mels
 
