@@ -208,6 +208,8 @@ def convert(
     todo, skipped_rows = plan(audio_dir, labels_csv=labels_csv, file_col=file_col, label_col=label_col,
                               fold_col=fold_col)
     images_dir.mkdir(parents=True, exist_ok=True)
+    for tmp in images_dir.rglob(".*.png.*.tmp"):  # left by a run killed mid-write
+        tmp.unlink(missing_ok=True)
     _note_config_change(images_dir, cfg)
     cfg.save(images_dir)
     write_run_info(images_dir, {"audio_dir": str(audio_dir.resolve()),
@@ -236,13 +238,15 @@ def convert(
         _close(results)
         bar.close()
         done = {r["source"] for r in rows}
+        complete = all(j.rel in done for j in todo)
         rows += [_row(j.rel, j.labels, status="skipped", error="not processed: the run stopped early")
                  for j in todo if j.rel not in done]
         for r in rows:
             r.pop("cached", None)
         rows.sort(key=lambda r: r["source"])
         summary.manifest = write_manifest(rows, images_dir)
-        _remove_stale(images_dir, rows)
+        if complete:
+            _remove_stale(images_dir, rows)
         summary.rows = rows
         summary.seconds = time.perf_counter() - t0
     return summary
