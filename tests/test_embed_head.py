@@ -13,10 +13,12 @@ from classify.backbones.embed_head import (
     check_front_end,
     embed_audio,
     embed_images,
+    embed_images_dir,
     fit_head,
 )
 from classify.errors import ClassifyError
 from spec2img.config import from_preset
+from spec2img.convert import convert
 from spec2img.image import render
 from spec2img.io import encode_png
 
@@ -84,3 +86,21 @@ def test_front_end_check():
         check_front_end(from_preset("default"))
     with pytest.raises(ClassifyError, match="colormap"):
         check_front_end(from_preset("efficientat", mode="colormap"))
+
+
+def test_head_only_from_a_spec2img_folder(tmp_path, model):
+    (tmp_path / "audio" / "x").mkdir(parents=True)
+    paths, labels = tones(tmp_path / "audio" / "x", n=4)
+    for p, label in zip(paths, labels):  # folder-per-class layout
+        (tmp_path / "audio" / label).mkdir(exist_ok=True)
+        p.rename(tmp_path / "audio" / label / p.name)
+    convert(tmp_path / "audio", tmp_path / "images", from_preset("efficientat"), jobs=1, progress=False)
+    X, table = embed_images_dir(model, tmp_path / "images")
+    assert X.shape == (8, 384) and len(table) == 8
+    y = np.array([lab[0] for lab in table["labels"]])
+    assert set(y) == {"low", "high"}
+    head = fit_head(X, y)
+    assert (head.predict(X) == y).all()
+    with pytest.raises(ClassifyError, match="--preset efficientat"):
+        convert(tmp_path / "audio", tmp_path / "plain", from_preset("default"), jobs=1, progress=False)
+        embed_images_dir(model, tmp_path / "plain")

@@ -91,6 +91,22 @@ def embed_images(
     return embed_log_mels(model, [image_log_mel(Path(p), cfg) for p in paths], batch_size=batch_size)
 
 
+def embed_images_dir(model: EfficientATMN, images_dir: Path, *, batch_size: int = 32):
+    """Embeddings of every image of a spec2img folder: ``(X [shape=(n, 384)], table)``.
+
+    ``table`` is :func:`spec2img.manifest.image_table` (one row per image: image, source, labels,
+    fold, group, ...) in the same row order as ``X``. The folder's ``spectrogram.json`` must be
+    the efficientat preset's front-end (any crop, tile or duration).
+    """
+    from spec2img.manifest import image_table, read_manifest
+
+    images_dir = Path(images_dir)
+    cfg = SpectrogramConfig.load(images_dir)
+    table = image_table(read_manifest(images_dir))
+    X = embed_images(model, [images_dir / p for p in table["image"]], cfg, batch_size=batch_size)
+    return X, table
+
+
 def fit_head(X: np.ndarray, y: np.ndarray, *, C: float = 1.0, multi_label: bool = False, seed: int = 0) -> Pipeline:
     """Fit ``StandardScaler -> LogisticRegression`` on embeddings [shape=(n, d)].
 
