@@ -75,14 +75,15 @@ class EfficientATMN(nn.Module):
         norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
         setting = [InvertedResidualConfig(*row, 1, width_mult) for row in _LARGE]
         sigmoid_se = partial(SqueezeExcitation, scale_activation=nn.Sigmoid)
+        hswish = nn.Hardswish
         stem = setting[0].input_channels
         last_in = setting[-1].out_channels
         self.embed_dim = 6 * last_in
         hidden = InvertedResidualConfig.adjust_channels(1280, width_mult)
         self.features = nn.Sequential(
-            Conv2dNormActivation(1, stem, kernel_size=3, stride=2, norm_layer=norm, activation_layer=nn.Hardswish),
+            Conv2dNormActivation(1, stem, kernel_size=3, stride=2, norm_layer=norm, activation_layer=hswish),
             *[InvertedResidual(cnf, norm, se_layer=sigmoid_se) for cnf in setting],
-            Conv2dNormActivation(last_in, self.embed_dim, kernel_size=1, norm_layer=norm, activation_layer=nn.Hardswish),
+            Conv2dNormActivation(last_in, self.embed_dim, kernel_size=1, norm_layer=norm, activation_layer=hswish),
         )
         self.classifier = nn.Sequential(
             nn.Linear(self.embed_dim, hidden),
