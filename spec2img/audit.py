@@ -6,7 +6,7 @@ blocks, so an hour-long recording costs a few MB of memory. An unreadable file g
 ``status="failed"`` and the reason in ``error``; it never stops the audit.
 
 Per-file columns (``audit.csv``): ``path`` (relative to AUDIO_DIR), ``labels`` (';'-joined),
-``manually_verified`` (only when known), ``duration`` (s, samples actually decoded), ``samplerate``
+``manually_verified`` and ``fold`` (when a labels CSV gives them), ``duration`` (s, samples actually decoded), ``samplerate``
 (Hz), ``channels``, ``format``, ``subtype`` (e.g. PCM_16, FLOAT), ``bits`` (bit depth, empty for
 compressed formats), ``peak_dbfs``, ``rms_dbfs`` (over all channels), ``silent_share`` (fraction of
 50 ms frames whose RMS is below -60 dBFS), ``clipped`` / ``clipped_share`` (samples with
@@ -20,6 +20,7 @@ import base64
 import html
 import io
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ import soundfile as sf
 from .audio import _unreadable, find_audio
 from .errors import AudioError
 from .io import write_atomic
+from .labels import ClipLabels, folder_labels, read_labels_csv
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ MOSTLY_SILENT = 0.9
 FLOOR_DB = -200.0  # dBFS reported for digital silence instead of -inf
 
 COLUMNS = [
-    "path", "labels", "manually_verified", "duration", "samplerate", "channels", "format", "subtype",
+    "path", "labels", "manually_verified", "fold", "duration", "samplerate", "channels", "format", "subtype",
     "bits", "peak_dbfs", "rms_dbfs", "silent_share", "clipped", "clipped_share", "nonfinite", "issues",
     "status", "error",
 ]
@@ -63,6 +65,15 @@ class AuditResult:
     @property
     def n_failed(self) -> int:
         return int((self.files["status"] == "failed").sum())
+
+    def line(self) -> str:
+        """One-line summary for the CLI."""
+        f = self.files
+        hours = f.loc[f["status"] == "ok", "duration"].sum() / 3600
+        issues = int((f["issues"].fillna("") != "").sum())
+        where = f"; wrote {self.paths[-1]}" if self.paths else ""
+        return (f"audited {len(f)} files ({hours:.2f} h) in {len(self.classes)} classes: "
+                f"{self.n_failed} failed, {issues} with issues{where}")
 
 
 # ------------------------------------------------------------------ compute
@@ -129,39 +140,46 @@ def file_stats(path: Path) -> dict:
 def audit_table(
     audio_dir: Path,
     *,
-    labels: Mapping[str, Sequence[str]] | None = None,
-    verified: Mapping[str, bool | int] | None = None,
-    jobs: int = 1,
+    labels: Mapping[str, ClipLabels] | None = None,
+    jobs: int | None = 1,
 ) -> pd.DataFrame:
     """One row per audio file under ``audio_dir`` (columns in the module docstring).
 
-    ``labels`` maps a path relative to ``audio_dir`` (POSIX separators) to its labels; files it
-    does not name, and every file when it is None, take their parent folder's name (none for files
-    at the top level). ``verified`` maps the same paths to 0/1; the column is empty without it.
+    ``labels`` maps a path relative to ``audio_dir`` (POSIX separators) to its
+    :class:`~spec2img.labels.ClipLabels`; without it the first folder below ``audio_dir`` names
+    the class (:func:`spec2img.labels.folder_labels`). Files the mapping names but the folder
+    lacks still get a (failed) row. ``jobs``: worker processes, None for all cores.
     """
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
         raise AudioError(f"{audio_dir}: not a folder; pass the folder that holds the audio files")
     paths = find_audio(audio_dir)
-    if labels is not None:  # files a labels CSV names but the folder lacks still get a row
+    if labels is None:
+        labels = {rel.as_posix(): lab for rel, lab in folder_labels(audio_dir, paths).items()}
+    else:
+        labels = {Path(rel).as_posix(): lab for rel, lab in labels.items()}
         on_disk = {p.relative_to(audio_dir).as_posix() for p in paths}
         paths += [audio_dir / rel for rel in sorted(set(labels) - on_disk)]
+    jobs = os.cpu_count() or 1 if jobs is None else jobs
     log.info("auditing %d files under %s", len(paths), audio_dir)
     if jobs > 1 and len(paths) > 1:
-        with ProcessPoolExecutor(jobs) as pool:
+        with ProcessPoolExecutor(min(jobs, len(paths))) as pool:
             stats = list(pool.map(file_stats, paths, chunksize=8))
     else:
         stats = [file_stats(p) for p in paths]
     rows = []
     for p, st in zip(paths, stats):
         rel = p.relative_to(audio_dir).as_posix()
-        labs = labels.get(rel) if labels is not None else None
-        if labs is None:
-            labs = [p.parent.name] if p.parent != audio_dir else []
-        mv = verified.get(rel) if verified is not None else None
-        rows.append({"path": rel, "labels": ";".join(labs), "manually_verified": None if mv is None else int(mv), **st})
+        lab = labels.get(rel)
+        rows.append({
+            "path": rel,
+            "labels": ";".join(lab.labels) if lab else "",
+            "manually_verified": None if lab is None or lab.verified is None else int(lab.verified),
+            "fold": None if lab is None else lab.fold,
+            **st,
+        })
     df = pd.DataFrame(rows, columns=COLUMNS)
-    for col in ("samplerate", "channels", "bits", "clipped", "nonfinite", "manually_verified"):
+    for col in ("samplerate", "channels", "bits", "clipped", "nonfinite", "manually_verified", "fold"):
         df[col] = df[col].astype("Int64")
     return df
 
@@ -193,14 +211,26 @@ def class_table(files: pd.DataFrame) -> pd.DataFrame:
 def audit(
     audio_dir: Path,
     *,
-    labels: Mapping[str, Sequence[str]] | None = None,
-    verified: Mapping[str, bool | int] | None = None,
     out_dir: Path | None = None,
-    jobs: int = 1,
+    labels_csv: Path | None = None,
+    file_col: str | None = None,
+    label_col: str | None = None,
+    fold_col: str | None = None,
+    jobs: int | None = None,
 ) -> AuditResult:
     """Audit ``audio_dir``; with ``out_dir`` also write ``audit.csv``, ``audit_classes.csv`` and a
-    self-contained ``audit.html`` (inline PNG charts, no network) there."""
-    files = audit_table(audio_dir, labels=labels, verified=verified, jobs=jobs)
+    self-contained ``audit.html`` (inline PNG charts, no network) there.
+
+    Labels come from ``labels_csv`` (any layout :func:`spec2img.labels.read_labels_csv` knows,
+    or the explicit ``*_col`` names) or else from the folder-per-class layout.
+    """
+    audio_dir = Path(audio_dir)
+    labels = None
+    if labels_csv is not None:
+        rel = read_labels_csv(labels_csv, audio_dir, find_audio(audio_dir), file_col=file_col,
+                              label_col=label_col, fold_col=fold_col)
+        labels = {p.as_posix(): lab for p, lab in rel.items()}
+    files = audit_table(audio_dir, labels=labels, jobs=jobs)
     classes = class_table(files)
     result = AuditResult(files, classes)
     if out_dir is not None:

@@ -9,6 +9,8 @@ import pytest
 import soundfile as sf
 
 from spec2img import audit as A
+from spec2img.labels import ClipLabels
+from spec2img.synth import synth
 
 
 @pytest.fixture()
@@ -61,20 +63,34 @@ def test_bad_files_get_failed_rows(folder):
 
 
 def test_labels_mapping_verified_and_class_table(folder):
-    labels = {"dog/half_silent.wav": ["bark", "dog"], "dog/long.flac": ["dog"], "cat/missing.wav": ["cat"]}
-    verified = {"dog/half_silent.wav": 1, "dog/long.flac": 0}
-    df = A.audit_table(folder, labels=labels, verified=verified)
+    labels = {
+        "dog/half_silent.wav": ClipLabels(("bark", "dog"), verified=True),
+        "dog/long.flac": ClipLabels(("dog",), fold=2, verified=False),
+        "cat/missing.wav": ClipLabels(("cat",)),
+    }
+    df = A.audit_table(folder, labels=labels)
     row = df.set_index("path").loc["dog/half_silent.wav"]
     assert row.labels == "bark;dog" and row.manually_verified == 1
+    assert df.set_index("path").loc["dog/long.flac", "fold"] == 2
     assert df.set_index("path").loc["cat/missing.wav", "status"] == "failed"
+    assert df.set_index("path").loc["cat/clipped.wav", "labels"] == ""  # the mapping does not name it
     cl = A.class_table(df).set_index("label")
     assert cl.loc["dog", "files"] == 2 and cl.loc["dog", "verified_share"] == pytest.approx(0.5)
-    assert cl.loc["cat", "files"] == 4 and cl.loc["cat", "failed"] == 3
+    assert cl.loc["cat", "files"] == 1 and cl.loc["cat", "failed"] == 1
     assert cl.loc["bark", "total_duration"] == pytest.approx(1.0)
+    assert cl.loc["(none)", "files"] == 3
+
+
+def test_freesound_csv_labels(tmp_path):
+    out = synth(tmp_path / "syn", n_per_class=2, classes=["tone", "bell"])
+    res = A.audit(out, labels_csv=out / "synth.csv", jobs=1)
+    assert set(res.classes["label"]) == {"tone", "bell"}
+    assert res.files["manually_verified"].notna().all() and "verified_share" in res.classes
+    assert res.n_failed == 0 and "audited 4 files" in res.line()
 
 
 def test_writes_self_contained_html(folder, tmp_path):
-    res = A.audit(folder, out_dir=tmp_path / "out")
+    res = A.audit(folder, out_dir=tmp_path / "out", jobs=1)
     assert [p.name for p in res.paths] == ["audit.csv", "audit_classes.csv", "audit.html"]
     assert res.n_failed == 2
     page = (tmp_path / "out" / "audit.html").read_text()
