@@ -145,6 +145,7 @@ def synth_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     p.add_argument("--per-class", type=int, default=12, help="clips per class (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sr", type=int, default=44100, help="sample rate of the clips, Hz (default %(default)s)")
     _add_common(p)
     return p
 
@@ -154,8 +155,7 @@ def _cmd_synth(args) -> int:
 
     if args.per_class < 1:
         raise Spec2ImgError(f"--per-class {args.per_class} must be at least 1")
-    out = synth(args.out_dir, n_per_class=args.per_class, seed=args.seed)
-    log.warning("wrote synthetic clips to %s", out)
+    synth(args.out_dir, n_per_class=args.per_class, seed=args.seed, sr=args.sr)
     return 0
 
 

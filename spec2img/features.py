@@ -2,15 +2,22 @@
 
 Shapes follow librosa: a spectrogram is ``(n_bins, t)`` with ``t`` frames; :func:`feature_planes`
 returns ``(channels, n_rows, t)``.
+
+Numerics match librosa (``stft``, ``filters.mel``, ``power_to_db``, ``feature.mfcc``,
+``feature.delta``; tests use it as the oracle, images agree within one grey level) but this module
+never imports librosa: librosa's ``util`` module JIT-compiles numba ufuncs when it is imported, which
+costs every fresh process 2 s with a warm numba cache and ~15 s with a cold or unwritable one
+(a new venv, a read-only install, a container). Here a clip is framed with a strided view,
+windowed and transformed in float32 with ``scipy.fft`` (single thread), and projected with a cached
+mel matrix.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-import librosa
 import numpy as np
-import scipy.signal
+import scipy.fft
 
 from .config import SpectrogramConfig
 from .errors import AudioError
@@ -18,16 +25,57 @@ from .errors import AudioError
 
 @lru_cache(maxsize=16)
 def window_function(name: str, win_length: int, n_fft: int) -> np.ndarray:
-    """Analysis window [shape=(n_fft,)], zero-padded to n_fft and centred, as librosa does.
+    """Analysis window [shape=(n_fft,)], float64, zero-padded to n_fft and centred, as librosa does.
 
     ``hann`` is the periodic Hann (librosa/scipy default); ``hann_symmetric`` the symmetric one
-    (``torch.hann_window(periodic=False)``, as EfficientAT uses).
+    (``torch.hann_window(periodic=False)``, as EfficientAT uses); other names go to
+    ``scipy.signal.get_window(name, win_length, fftbins=True)``.
     """
-    if name == "hann_symmetric":
-        win = scipy.signal.get_window("hann", win_length, fftbins=False)
+    if name == "hann":
+        win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_length) / win_length)
+    elif name == "hann_symmetric":
+        win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_length) / max(win_length - 1, 1))
     else:
-        win = librosa.filters.get_window(name, win_length, fftbins=True)
-    return librosa.util.pad_center(win.astype(np.float64), size=n_fft)
+        import scipy.signal  # 1-2 s to import; only for unusual windows
+
+        win = scipy.signal.get_window(name, win_length, fftbins=True)
+    lpad = (n_fft - win_length) // 2
+    return np.pad(np.asarray(win, dtype=np.float64), (lpad, n_fft - win_length - lpad))
+
+
+# Slaney's auditory-toolbox mel scale (librosa's default, htk=False): linear below 1 kHz, log above.
+_F_SP = 200.0 / 3
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = np.log(6.4) / 27.0
+
+
+def hz_to_mel(frequencies: np.ndarray) -> np.ndarray:
+    """Hz -> Slaney mel (``librosa.hz_to_mel(htk=False)``), float64."""
+    f = np.asarray(frequencies, dtype=np.float64)
+    mels = f / _F_SP
+    log_t = f >= _MIN_LOG_HZ
+    return np.where(log_t, _MIN_LOG_MEL + np.log(np.maximum(f, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOGSTEP, mels)
+
+
+def mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    """Slaney mel -> Hz (``librosa.mel_to_hz(htk=False)``), float64."""
+    m = np.asarray(mels, dtype=np.float64)
+    return np.where(m >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (m - _MIN_LOG_MEL)), _F_SP * m)
+
+
+def slaney_mel_filters(*, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Slaney-normalised triangular mel filters [shape=(n_mels, 1 + n_fft // 2)], float32,
+    the same matrix as ``librosa.filters.mel(sr=, n_fft=, n_mels=, fmin=, fmax=)``."""
+    fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    weights = np.zeros((n_mels, 1 + n_fft // 2), dtype=np.float32)
+    for i in range(n_mels):
+        weights[i] = np.maximum(0, np.minimum(-ramps[i] / fdiff[i], ramps[i + 2] / fdiff[i + 1]))
+    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, np.newaxis]
+    return weights
 
 
 @lru_cache(maxsize=16)
@@ -35,7 +83,13 @@ def mel_filters(*, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float, m
     """Mel filterbank [shape=(n_mels, 1 + n_fft // 2)], float32, cached per parameter set."""
     if mel_scale == "kaldi":
         return kaldi_mel_filters(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
+    return slaney_mel_filters(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+
+
+@lru_cache(maxsize=16)
+def _mel_filters_t(**kwargs) -> np.ndarray:
+    """Transposed, C-contiguous filterbank [shape=(1 + n_fft // 2, n_mels)] for ``frames @ fb``."""
+    return np.ascontiguousarray(mel_filters(**kwargs).T)
 
 
 def kaldi_mel_filters(*, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
@@ -63,6 +117,33 @@ def preemphasize(y: np.ndarray, *, coef: float) -> np.ndarray:
     return (y[1:] - coef * y[:-1]).astype(np.float32, copy=False)
 
 
+@lru_cache(maxsize=16)
+def _window32(name: str, win_length: int, n_fft: int) -> np.ndarray:
+    return window_function(name, win_length, n_fft).astype(np.float32)
+
+
+def stft_frames(y: np.ndarray, *, n_fft: int, hop_length: int, center: bool,
+                pad_mode: str = "constant") -> np.ndarray:
+    """Read-only strided view of ``y``'s frames [shape=(t, n_fft)]; ``center`` pads ``n_fft // 2``
+    samples at both ends, with zeros (``pad_mode="constant"``, librosa's default) or mirrored
+    samples (``"reflect"``, torch.stft's default)."""
+    if center:
+        y = np.pad(y, n_fft // 2, mode=pad_mode)
+    return np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop_length]
+
+
+def power_spectrogram_t(
+    y: np.ndarray, *, n_fft: int, hop_length: int, win_length: int | None, window: str, center: bool,
+    pad_mode: str = "constant",
+) -> np.ndarray:
+    """``|STFT(y)|**2`` time-major [shape=(t, 1 + n_fft // 2)], float32 (see :func:`power_spectrogram`)."""
+    win = _window32(window, win_length or n_fft, n_fft)
+    frames = stft_frames(np.asarray(y, dtype=np.float32), n_fft=n_fft, hop_length=hop_length, center=center,
+                         pad_mode=pad_mode)
+    spec = scipy.fft.rfft(frames * win, axis=-1, workers=1)
+    return spec.real**2 + spec.imag**2
+
+
 def power_spectrogram(
     y: np.ndarray,
     *,
@@ -73,42 +154,53 @@ def power_spectrogram(
     center: bool,
     pad_mode: str = "constant",
 ) -> np.ndarray:
-    """``|STFT(y)|**2`` [shape=(1 + n_fft // 2, t)], float32.
+    """``|STFT(y)|**2`` [shape=(1 + n_fft // 2, t)], float32 (``librosa.stft`` framing and scaling).
 
     With ``center`` the ends are padded by ``n_fft // 2``: zeros for ``pad_mode="constant"``
     (librosa's default), mirrored samples for ``"reflect"`` (torch.stft's default).
     """
-    win = window_function(window, win_length or n_fft, n_fft)
-    stft = librosa.stft(
-        y, n_fft=n_fft, hop_length=hop_length, window=win, center=center, pad_mode=pad_mode
-    )
-    return (stft.real**2 + stft.imag**2).astype(np.float32, copy=False)
+    return power_spectrogram_t(
+        y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window, center=center,
+        pad_mode=pad_mode,
+    ).T
 
 
 def mel_power(y: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
-    """Mel power spectrogram [shape=(n_mels, t)] of ``y`` sampled at ``cfg.sr``."""
+    """Mel power spectrogram [shape=(n_mels, t)] of ``y`` sampled at ``cfg.sr``, float32."""
     if cfg.preemphasis:
         y = preemphasize(y, coef=cfg.preemphasis)
-    S = power_spectrogram(
+    S_t = power_spectrogram_t(
         y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window=cfg.window,
         center=cfg.center, pad_mode=cfg.pad_mode,
     )
-    fb = mel_filters(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=float(cfg.fmin),
-                     fmax=cfg.fmax_hz, mel_scale=cfg.mel_scale)
-    return fb @ S
+    fb_t = _mel_filters_t(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=float(cfg.fmin),
+                          fmax=cfg.fmax_hz, mel_scale=cfg.mel_scale)
+    return np.ascontiguousarray((S_t @ fb_t).T)
+
+
+def power_to_db(S: np.ndarray, *, ref: float | None = None, amin: float = 1e-10, top_db: float | None = 80.0) -> np.ndarray:
+    """``10 log10(max(amin, S) / max(amin, ref))`` floored at ``max - top_db``, as
+    ``librosa.power_to_db``; ``ref=None`` means ``np.max(S)`` (librosa's ``ref=np.max``)."""
+    S = np.asarray(S)
+    ref_value = np.max(S) if ref is None else ref
+    log_spec = 10.0 * np.log10(np.maximum(amin, S))
+    log_spec -= 10.0 * np.log10(np.maximum(amin, ref_value))
+    if top_db is not None:
+        log_spec = np.maximum(log_spec, log_spec.max() - top_db)
+    return log_spec
 
 
 def log_scale(M: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
     """Log compression of a power spectrogram, in the config's units.
 
-    ``scale="db"``: ``librosa.power_to_db(M, ref=np.max, amin, top_db)``, dB re the loudest bin.
+    ``scale="db"``: ``power_to_db(M, ref=max, amin, top_db)``, dB re the loudest bin.
     ``scale="ln"``: ``(ln(M + amin) + ln_offset) / ln_divisor`` (absolute; EfficientAT's scaling).
     """
     if cfg.scale == "ln":
         return ((np.log(M + cfg.amin) + cfg.ln_offset) / cfg.ln_divisor).astype(np.float32)
     if not np.any(M > cfg.amin):  # digital silence (a silent tile): the floor, not 0 dB everywhere
         return np.full(M.shape, -cfg.top_db, dtype=np.float32)
-    return librosa.power_to_db(M, ref=np.max, amin=cfg.amin, top_db=cfg.top_db).astype(np.float32)
+    return power_to_db(M, amin=cfg.amin, top_db=cfg.top_db).astype(np.float32, copy=False)
 
 
 def log_mel(y: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
@@ -118,7 +210,15 @@ def log_mel(y: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
 
 def mfcc(y: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
     """MFCCs [shape=(n_mfcc, t)]: DCT-II (ortho) of the log-mel, as ``librosa.feature.mfcc``."""
-    return librosa.feature.mfcc(S=log_mel(y, cfg), n_mfcc=cfg.n_mfcc).astype(np.float32)
+    return scipy.fft.dct(log_mel(y, cfg), axis=-2, type=2, norm="ortho")[: cfg.n_mfcc].astype(np.float32)
+
+
+def delta(data: np.ndarray, *, width: int = 9, order: int = 1) -> np.ndarray:
+    """Savitzky-Golay time derivative along the last axis, as
+    ``librosa.feature.delta(data, width=, order=, mode="nearest")``."""
+    import scipy.signal
+
+    return scipy.signal.savgol_filter(data, width, polyorder=order, deriv=order, axis=-1, mode="nearest")
 
 
 def min_samples(cfg: SpectrogramConfig) -> int:
@@ -145,6 +245,6 @@ def feature_planes(y: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
     if width < 3:
         d1 = d2 = np.zeros_like(plane)
     else:
-        d1 = librosa.feature.delta(plane, width=width, order=1, mode="nearest")
-        d2 = librosa.feature.delta(plane, width=width, order=2, mode="nearest")
+        d1 = delta(plane, width=width, order=1)
+        d2 = delta(plane, width=width, order=2)
     return np.stack([plane, d1, d2]).astype(np.float32)

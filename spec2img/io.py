@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import os
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
 DIGEST_KEY = "spec2img"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -24,6 +27,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -34,17 +38,32 @@ def encode_png(img: np.ndarray, *, digest: str | None = None, compress_level: in
     """Encode a uint8 image [shape=(H, W) or (H, W, 3)] as PNG bytes, deterministically.
 
     ``digest`` is stored in a tEXt chunk so that a rerun can tell whether the image was made with
-    the same configuration. Level 1 deflate is ~4x faster than PIL's default and ~10% larger.
+    the same configuration. The PNG is written directly: the Sub filter on every row and one zlib
+    stream at ``compress_level``. On ESC-50 log-mel images that is 2.4x faster than PIL's
+    adaptive row filters at the same level (0.9 vs 2.2 ms) and 2.5% larger (33.1 vs 32.3 KiB);
+    level 1 is ~4x faster than level 6 and ~10% larger.
     """
     if img.dtype != np.uint8:
         raise TypeError(f"image must be uint8, got {img.dtype}")
-    info = None
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
+        raise ValueError(f"image must have shape (H, W) or (H, W, 3), got {img.shape}")
+    h, w = img.shape[:2]
+    bpp = 1 if img.ndim == 2 else 3
+    flat = img.reshape(h, -1)
+    raw = np.empty((h, 1 + flat.shape[1]), dtype=np.uint8)
+    raw[:, 0] = 1  # PNG filter type 1 (Sub) on every row: byte minus the byte one pixel left, mod 256
+    raw[:, 1 : 1 + bpp] = flat[:, :bpp]
+    np.subtract(flat[:, bpp:], flat[:, :-bpp], out=raw[:, 1 + bpp :])
+    colour = 0 if img.ndim == 2 else 2
+    parts = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0))]
     if digest is not None:
-        info = PngImagePlugin.PngInfo()
-        info.add_text(DIGEST_KEY, digest)
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", compress_level=compress_level, pnginfo=info)
-    return buf.getvalue()
+        parts.append(_chunk(b"tEXt", DIGEST_KEY.encode("latin-1") + b"\0" + digest.encode("latin-1")))
+    parts += [_chunk(b"IDAT", zlib.compress(raw.tobytes(), compress_level)), _chunk(b"IEND", b"")]
+    return b"".join(parts)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def read_png(path: Path) -> np.ndarray:
