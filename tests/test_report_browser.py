@@ -80,6 +80,11 @@ def test_report_in_chromium(driver, tmp_path):
     _load(driver, index)
     from selenium.webdriver.common.by import By
 
+    dup = driver.execute_script(
+        "const ids = Array.from(document.querySelectorAll('[id]')).map(e => e.id);"
+        "return ids.filter((x, k) => ids.indexOf(x) !== k)")
+    assert dup == []
+
     # every image resolves (thumbnails, plots), every referenced audio file exists
     assert _all_images_loaded(driver) == []
     n_img = driver.execute_script("return document.images.length")
@@ -100,7 +105,7 @@ def test_report_in_chromium(driver, tmp_path):
 
     # t-SNE: one point per validation item
     n_valid = 30 * 2
-    assert len(driver.find_elements(By.CSS_SELECTOR, "#tsne circle.pt")) == n_valid
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#tsne-svg circle.pt")) == n_valid
 
     # clicking a confusion-matrix cell lists its clips in the drawer
     cell = driver.find_element(By.CSS_SELECTOR, "#cm rect.cm-cell.has:not([data-i='0'][data-j='0'])")
@@ -126,7 +131,7 @@ def test_report_in_chromium(driver, tmp_path):
     assert f1 == sorted(f1)
 
     # clicking a t-SNE point shows it (and plays it when its audio is in the report)
-    driver.execute_script("document.querySelector('#tsne circle.pt').dispatchEvent(new MouseEvent('click', {bubbles: true}))")
+    driver.execute_script("document.querySelector('#tsne-svg circle.pt').dispatchEvent(new MouseEvent('click', {bubbles: true}))")
     assert driver.find_elements(By.CSS_SELECTOR, "#tsne-info .card")
 
     driver.execute_script("window.scrollTo(0, 0)")
@@ -145,7 +150,7 @@ def test_multilabel_and_cv_reports_in_chromium(driver, tmp_path):
         _load(driver, index)
         assert _all_images_loaded(driver) == []
         assert all(a.is_file() for a in _audio_files(driver))
-        n = driver.execute_script("return document.querySelectorAll('#tsne circle.pt').length")
+        n = driver.execute_script("return document.querySelectorAll('#tsne-svg circle.pt').length")
         assert n == 20
         driver.save_screenshot(str(tmp_path / f"report_{kind}.png"))
         assert _severe(driver.get_log("browser")) == []

@@ -333,7 +333,7 @@ def _tsne_html(views: dict) -> str:
     options = "".join(f'<option value="{v}">{v}</option>' for v in views)
     return ('<div class="tsne-controls"><label>t-SNE of <select id="tsne-view">' + options + "</select></label>"
             '<span class="hint">filled: correct, ring: wrong prediction; hover for details, click to play</span></div>'
-            '<div class="tsne-wrap"><svg id="tsne" viewBox="-20 -20 1040 1040" xmlns="http://www.w3.org/2000/svg"></svg>'
+            '<div class="tsne-wrap"><svg id="tsne-svg" viewBox="-20 -20 1040 1040" xmlns="http://www.w3.org/2000/svg"></svg>'
             '<div class="tsne-side"><div id="tsne-info" class="cards"><p class="hint">Click a point.</p></div>'
             '<div id="tsne-legend"></div></div></div>')
 

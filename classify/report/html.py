@@ -102,6 +102,8 @@ def _cell(v) -> str:
         return esc(text if len(text) < 200 else text[:197] + "...")
     if isinstance(v, dict):
         return esc(json.dumps(v)[:200])
+    if isinstance(v, float) and not math.isnan(v):
+        return f"{v:g}"
     return fmt(v)
 
 
@@ -148,7 +150,7 @@ def data_table(df: pd.DataFrame, *, table_id: str, sortable: bool = True, row_at
                     style = f' style="--v:{max(0.0, min(1.0, fv)):.3f}" class="bar"'
                 tds.append(f'<td data-v="{dv}"{style}>{fmt(v)}</td>')
             else:
-                tds.append(f"<td>{esc(v)}</td>")
+                tds.append(f'<td class="t">{esc(v)}</td>')
         attrs = row_attrs(r) if row_attrs else ""
         body.append(f"<tr{attrs}>{''.join(tds)}</tr>")
     cls = "data sortable" if sortable else "data"

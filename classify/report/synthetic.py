@@ -13,14 +13,14 @@ from PIL import Image
 
 
 def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, tiles: int = 2,
-                        n_audio: int | None = None, audio_seconds: float = 0.5, audio_sr: int = 8000,
+                        n_audio: int | None = None, audio_seconds: float | None = None, audio_sr: int = 8000,
                         image_size: tuple[int, int] = (32, 40), multilabel: bool = False,
                         folds: int = 0, emb_dim: int = 32, seed: int = 0) -> dict[str, Path]:
     """Write ``root/audio``, ``root/images`` and ``root/run``; return those three paths.
 
     Every validation clip is cut into ``tiles`` windows of 1 s (one image each, offsets 0, 1, ...),
     so there are ``n_clips * tiles`` validation items. Only the first ``n_audio`` clips (default
-    all) get a WAV, so the rest exercise "no audio file". ``folds > 0`` writes a cv run
+    all) get a WAV (``audio_seconds``, default one second per tile), so the rest exercise "no audio file". ``folds > 0`` writes a cv run
     (``fold_k/`` subfolders + ``oof_predictions.csv`` + ``cv_metrics.json``).
     """
     import soundfile as sf
@@ -42,7 +42,7 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
             labs.append(int(rng.integers(n_classes)))
         clip_labels.append(sorted(set(labs)))
     sources = [f"{classes[labs[0]].replace(' ', '_')}/clip {c:04d}.wav" for c, labs in enumerate(clip_labels)]
-    t = np.arange(int(audio_seconds * audio_sr)) / audio_sr
+    t = np.arange(int((audio_seconds or float(tiles)) * audio_sr)) / audio_sr
     for c in range(min(n_audio, n_clips)):
         (audio_dir / sources[c]).parent.mkdir(parents=True, exist_ok=True)
         tone = 0.3 * np.sin(2 * np.pi * (200 + 50 * clip_labels[c][0]) * t) * np.exp(-3 * t)

@@ -160,7 +160,7 @@
 
   /* ------------------------------------------------------------------ t-SNE */
   function drawTsne() {
-    var svg = document.getElementById('tsne');
+    var svg = document.getElementById('tsne-svg');
     if (!svg || !D.tsne) return;
     var views = Object.keys(D.tsne);
     if (!views.length) return;
