@@ -235,7 +235,8 @@ def _summary_html(run: RunData, headline: dict, spread) -> str:
     if m is not None and len(m):
         ok = m[m["status"].astype(str) == "ok"] if "status" in m else m
         dataset["clips in images folder"] = len(ok)
-        dataset["training clips (approx.)"] = max(0, len(ok) - int(sources.nunique()))
+        if len(ok) > sources.nunique():
+            dataset["other (training) clips"] = len(ok) - int(sources.nunique())
         if "manually_verified" in ok:
             mv = pd.to_numeric(ok["manually_verified"], errors="coerce").dropna()
             if len(mv):

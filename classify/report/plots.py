@@ -38,10 +38,13 @@ def lr_find_plot(lrs: np.ndarray, losses: np.ndarray, marks: dict[str, float], p
         ax.axvline(lr, color=c, ls="--", lw=1.2, label=f"{name} = {lr:.2g}")
     if marks:
         ax.legend(fontsize=8)
-    finite = np.asarray(losses, float)[np.isfinite(losses)]
-    if finite.size > 4:  # the diverging tail would flatten the useful part
-        lo, hi = np.percentile(finite, [0, 95])
-        ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.15 * (hi - lo))
+    losses = np.asarray(losses, float)
+    if np.isfinite(losses).sum() > 4:  # the diverging tail would flatten the useful part
+        best = int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan)))
+        head = losses[: best + 1][np.isfinite(losses[: best + 1])]
+        lo, hi = float(losses[best]), float(head.max())
+        pad = 0.1 * (hi - lo) if hi > lo else 0.1 * abs(lo) + 0.1
+        ax.set_ylim(lo - pad, hi + 2 * pad)
     ax.set_title("lr_find")
     ax.grid(alpha=0.3)
     return _save(fig, path)
