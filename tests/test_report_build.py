@@ -1,0 +1,118 @@
+"""build_report / `classify report` against synthetic run folders written to the RUN_DIR contract."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from classify.cli import main
+from classify.errors import ClassifyError, RunFolderError
+from classify.report import ReportConfig, build_report
+from classify.report.synthetic import write_synthetic_run
+
+
+def page_data(index):
+    text = index.read_text()
+    m = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', text, re.S)
+    return json.loads(m.group(1).replace("<\\/", "</"))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return write_synthetic_run(tmp_path_factory.mktemp("syn"), n_classes=6, n_clips=30, tiles=2, n_audio=12)
+
+
+def test_report_contents_and_local_references(run, tmp_path):
+    out = tmp_path / "rep"
+    index = build_report(run["run"], out_dir=out, config=ReportConfig(top_n=10, max_per_cell=3))
+    assert index == out / "index.html"
+    html = index.read_text()
+    for anchor in ("summary", "training", "classes", "confusion", "losses", "tsne", "dataset"):
+        assert f'<section id="{anchor}">' in html
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in html
+    data = page_data(index)
+    assert len(data["items"]["src"]) == 60 and len(data["top"]) == 10
+    assert all(len(v) <= 3 for v in data["cells"].values())
+    assert set(data["tsne"]) == {"embeddings", "probabilities"}
+    assert all(len(data["tsne"]["embeddings"][k]) == 60 for k in (0, 1))
+    for href in [*data["items"]["thumb"].values(), *data["items"]["audio"].values()]:
+        assert (out / href).is_file()
+    # only clips with a WAV get a player; the others are noted, not fatal
+    assert 0 < len(data["items"]["audio"]) <= 24
+    assert "have no audio file" in html
+    for src in re.findall(r'src="([^"]+)"', html):
+        assert (out / src).is_file(), src
+
+
+def test_rebuild_uses_cache_and_prunes(run, tmp_path):
+    out = tmp_path / "rep"
+    build_report(run["run"], out_dir=out, config=ReportConfig(top_n=20))
+    cache = sorted(p.name for p in (out / "cache").iterdir())
+    stale = out / "thumbs" / "stale.png"
+    stale.write_bytes(b"x")
+    build_report(run["run"], out_dir=out, config=ReportConfig(top_n=5, max_per_cell=1))
+    assert sorted(p.name for p in (out / "cache").iterdir()) == cache
+    assert not stale.exists()
+    data = page_data(out / "index.html")
+    assert {f"thumbs/{p.name}" for p in (out / "thumbs").iterdir()} == set(data["items"]["thumb"].values())
+
+
+def test_missing_folders_and_optional_files_degrade_gracefully(tmp_path):
+    paths = write_synthetic_run(tmp_path, n_classes=4, n_clips=8, tiles=1)
+    shutil.rmtree(paths["audio"])
+    for name in ("valid_embeddings.npy", "history.csv", "lr_find.json", "metrics.json"):
+        (paths["run"] / name).unlink()
+    index = build_report(paths["run"], config=ReportConfig(tsne=False))
+    html = index.read_text()
+    assert "no audio players" in html and "t-SNE uses the output probabilities" in html
+    assert page_data(index)["tsne"] == {}
+    assert page_data(index)["items"]["audio"] == {}
+    # images moved: --images-dir finds them again
+    moved = tmp_path / "moved_images"
+    paths["images"].rename(moved)
+    index = build_report(paths["run"], images_dir=moved, audio_dir=tmp_path / "nowhere", config=ReportConfig(tsne=False))
+    assert page_data(index)["items"]["thumb"]
+    assert "not a folder" in index.read_text()
+
+
+def test_multilabel_and_cv(tmp_path):
+    multi = write_synthetic_run(tmp_path / "m", n_classes=5, n_clips=20, tiles=1, multilabel=True)
+    data = page_data(build_report(multi["run"], config=ReportConfig(tsne=False)))
+    assert data["multilabel"] and "cm" not in data
+    assert any(len(y) > 1 for y in data["items"]["y"])
+    cv = write_synthetic_run(tmp_path / "cv", n_classes=5, n_clips=20, tiles=1, folds=3)
+    index = build_report(cv["run"])
+    html = index.read_text()
+    assert "folds: " in html and "±" in html
+    assert list(page_data(index)["tsne"]) == ["probabilities"]
+
+
+def test_errors_name_the_file(tmp_path):
+    with pytest.raises(RunFolderError, match="does not exist"):
+        build_report(tmp_path / "nope")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(RunFolderError, match="classes.json"):
+        build_report(tmp_path / "run")
+    (tmp_path / "run" / "classes.json").write_text('["a", "b"]')
+    with pytest.raises(RunFolderError, match="valid_predictions.csv"):
+        build_report(tmp_path / "run")
+    (tmp_path / "run" / "valid_predictions.csv").write_text("image,labels,p_a\nx.png,a,0.9\n")
+    with pytest.raises(RunFolderError, match="p_b"):
+        build_report(tmp_path / "run")
+    with pytest.raises(ClassifyError, match="audio="):
+        ReportConfig(audio="stream")
+
+
+def test_cli(run, tmp_path, capsys):
+    out = tmp_path / "cli"
+    rc = main(["report", str(run["run"]), "-o", str(out), "--top-n", "5", "--audio", "link", "--no-tsne"])
+    assert rc == 0 and (out / "index.html").is_file()
+    assert not (out / "audio").exists()  # linked, not copied
+    hrefs = page_data(out / "index.html")["items"]["audio"].values()
+    assert hrefs and all(h.startswith("../") for h in hrefs)
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "error: run folder" in capsys.readouterr().err
