@@ -116,3 +116,15 @@ def test_cli(run, tmp_path, capsys):
     assert hrefs and all(h.startswith("../") for h in hrefs)
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "error: run folder" in capsys.readouterr().err
+
+
+def test_dataset_section_uses_spec2img_audit_when_present(tmp_path):
+    paths = write_synthetic_run(tmp_path, n_classes=3, n_clips=6, tiles=1)
+    (paths["images"] / "audit.csv").write_text(
+        "path,duration,samplerate,channels,peak,label\n"
+        "a.wav,1.5,44100,1,0.9,class_01\nb.wav,3.0,44100,2,0.5,Long class name 00\n")
+    (paths["images"] / "audit.html").write_text("<!DOCTYPE html><title>audit</title>")
+    out = build_report(paths["run"], config=ReportConfig(tsne=False)).parent
+    html = (out / "index.html").read_text()
+    assert '<a href="audit.html">' in html and (out / "audit.html").is_file()
+    assert "duration median" in html and (out / "plots" / "classes.png").is_file()
