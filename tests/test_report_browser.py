@@ -125,6 +125,9 @@ def test_report_in_chromium(driver, tmp_path):
     driver.execute_script("document.querySelector('#pairs tr.pair').click()")
     assert drawer.is_displayed() and drawer.find_elements(By.CSS_SELECTOR, ".card")
     driver.find_element(By.ID, "drawer-close").click()
+    driver.execute_script("document.querySelector('#class-table tr.cls').click()")
+    assert drawer.is_displayed() and "misclassified" in driver.find_element(By.ID, "drawer-title").text
+    driver.find_element(By.ID, "drawer-close").click()
     driver.execute_script("document.querySelector('#class-table th[data-col=\"3\"]').click()")
     f1 = driver.execute_script(
         "return Array.from(document.querySelectorAll('#class-table tbody tr td:nth-child(4)')).map(td => +td.dataset.v)")

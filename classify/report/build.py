@@ -99,10 +99,10 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
     if run.audio_dir is not None and cfg.audio == "copy" and len(audio) < len(shown):
         missing = sum(1 for p in audio_of_row.values() if p is None or not p.is_file())
         if missing:
-            notes.append(f"{missing} of {len(shown)} referenced clips have no audio file under {run.audio_dir}")
+            notes.append(f"{missing} of {len(shown)} validation items have no audio file under {run.audio_dir}")
         over = len(shown) - len(audio) - missing
         if over > 0:
-            notes.append(f"{over} clips over the {cfg.max_audio_mb:g} MB audio budget have no player "
+            notes.append(f"{over} items over the {cfg.max_audio_mb:g} MB audio budget have no player "
                          "(raise --max-audio-mb or use --audio link)")
     media.prune(out, set(thumbs.values()) | (set(audio.values()) if cfg.audio == "copy" else set()))
 
@@ -195,6 +195,7 @@ def _items_json(run: RunData, thumbs: dict[int, str], audio: dict[int, str]) -> 
         "y": y,
         "p": run.pred.tolist(),
         "pp": np.round(run.probs[rows, run.pred], 3).tolist(),
+        **({"pl": [np.flatnonzero(p >= 0.5).tolist() for p in run.probs]} if run.multilabel else {}),
         "pt": np.round(p_true, 3).tolist(),
         "loss": np.round(run.loss, 4).tolist(),
         "win": [None if w is None else [round(w[0], 3), round(w[1], 3)] for w in windows],
@@ -300,8 +301,13 @@ def _per_class_html(table: pd.DataFrame, multilabel: bool) -> str:
     headers = {"f1": "F1", "ap": "AP", "confused_with": "most confused with", "confused_count": "clips"}
     hint = ("Click a header to sort. Sorted by F1, worst first." if not multilabel else
             "Click a header to sort. Precision/recall/F1 at score 0.5; AP ranks clips by the class score.")
-    df = table.sort_values("f1", kind="stable").reset_index(drop=True)
-    return f'<p class="hint">{hint}</p>' + H.data_table(df, table_id="class-table", headers=headers, bars=bars)
+    df = table.sort_values("f1", kind="stable")
+    index = df.index.to_numpy()
+    attrs = None if multilabel else (lambda r: f' class="cls" data-i="{int(index[r])}"')
+    if not multilabel:
+        hint += " Click a row to list the class's misclassified clips."
+    return f'<p class="hint">{hint}</p>' + H.data_table(df.reset_index(drop=True), table_id="class-table",
+                                                       headers=headers, bars=bars, row_attrs=attrs)
 
 
 def _confusion_html(run: RunData, pairs, cfg: ReportConfig) -> str:

@@ -92,11 +92,14 @@ def _read_json(path: Path, default=None):
         raise RunFolderError(f"{path} is not valid JSON ({exc}); rerun `classify fit` to rewrite it") from exc
 
 
+TEXT_COLUMNS = {c: str for c in ("image", "source", "labels", "pred", "fold", "label", "path", "status")}
+
+
 def _read_csv(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=TEXT_COLUMNS)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise RunFolderError(f"{path} is not a readable CSV ({exc}); rerun `classify fit`") from exc
 
@@ -229,7 +232,12 @@ def _prediction_arrays(preds: pd.DataFrame, classes: list[str], path: Path, note
             f"{path} lacks probability columns for {len(missing)} classes (e.g. p_{missing[0]}); "
             "is classes.json from the same run?"
         )
-    probs = preds[[f"p_{c}" for c in classes]].to_numpy(dtype=np.float64)
+    try:
+        probs = preds[[f"p_{c}" for c in classes]].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise RunFolderError(f"{path} has non-numeric p_<class> values ({exc}); rerun `classify fit`") from exc
+    if not np.isfinite(probs).all():
+        raise RunFolderError(f"{path} has missing or infinite p_<class> values; rerun `classify fit`")
     index = {c: i for i, c in enumerate(classes)}
     truth = np.zeros(probs.shape, dtype=bool)
     unknown: set[str] = set()

@@ -23,7 +23,13 @@
     var h = (i * 137.508) % 360, l = 42 + (i % 3) * 10;
     return 'hsl(' + h.toFixed(1) + ',65%,' + l + '%)';
   }
-  function wrong(r) { return trueIdx(r).indexOf(I.p[r]) < 0; }
+  function wrong(r) {
+    if (I.pl) {  // multi-label: wrong when the labels scored >= 0.5 differ from the true set
+      var t = trueIdx(r), p = I.pl[r];
+      return t.length !== p.length || t.some(function (i) { return p.indexOf(i) < 0; });
+    }
+    return trueIdx(r).indexOf(I.p[r]) < 0;
+  }
 
   /* ------------------------------------------------------------------ item cards */
   function card(r) {
@@ -33,7 +39,9 @@
                : '<div class="nothumb">no spectrogram thumbnail</div>';
     html += '<div class="file" title="' + esc(I.src[r]) + '">' + esc(baseName(I.src[r])) + '</div>';
     html += '<div>true: <b>' + esc(trueNames(r)) + '</b></div>';
-    html += '<div>pred: <b>' + esc(C[I.p[r]]) + '</b> (p=' + num(I.pp[r], 2) + ')</div>';
+    html += I.pl ? '<div>pred ≥ 0.5: <b>' + esc(I.pl[r].map(function (i) { return C[i]; }).join('; ') || 'none') +
+                   '</b> (top ' + esc(C[I.p[r]]) + ', p=' + num(I.pp[r], 2) + ')</div>'
+                 : '<div>pred: <b>' + esc(C[I.p[r]]) + '</b> (p=' + num(I.pp[r], 2) + ')</div>';
     html += '<div class="small">p(true)=' + num(I.pt[r], 3) + ' · loss=' + num(I.loss[r], 3) +
             (w ? ' · ' + num(w[0], 1) + '–' + num(w[1], 1) + ' s' : '') + '</div>';
     html += au ? '<audio controls preload="none" src="' + au + '"></audio>'
@@ -90,6 +98,21 @@
   });
   Array.prototype.forEach.call(document.querySelectorAll('tr.pair'), function (tr) {
     tr.addEventListener('click', function () { showCell(+tr.dataset.i, +tr.dataset.j); });
+  });
+  function showClassErrors(i) {  // every kept misclassified clip of true class i, highest loss first
+    var rows = [], count = 0;
+    for (var j = 0; j < C.length; j++) {
+      if (j === i || !D.cm) continue;
+      count += D.cm[i][j];
+      rows = rows.concat((D.cells && D.cells[i + ',' + j]) || []);
+    }
+    rows.sort(function (a, b) { return I.loss[b] - I.loss[a]; });
+    openDrawer('true ' + C[i] + ': misclassified (' + count + ')', rows,
+               rows.length < count ? 'showing ' + rows.length + ' of ' + count + ' (the highest-loss clips of each cell)' :
+               rows.length ? '' : 'no misclassified clips');
+  }
+  Array.prototype.forEach.call(document.querySelectorAll('tr.cls'), function (tr) {
+    tr.addEventListener('click', function () { showClassErrors(+tr.dataset.i); });
   });
 
   /* ------------------------------------------------------------------ tooltip */
@@ -177,8 +200,6 @@
     }
     place(select ? select.value : views[0]);
     if (select) select.addEventListener('change', function () { place(select.value); });
-    var player = new Audio();
-    player.preload = 'none';
     svg.addEventListener('mousemove', function (ev) {
       var t = ev.target;
       if (!t.classList || !t.classList.contains('pt')) { hideTip(); return; }
@@ -195,7 +216,6 @@
       t.classList.add('sel');
       renderCards(info, [r]);
       var au = info.querySelector('audio');
-      player.pause();
       if (au) {
         var p = au.play();
         if (p && p.catch) p.catch(function () { /* autoplay refused: the player is shown */ });
