@@ -101,6 +101,9 @@ def time_windows(offset: np.ndarray, window: float | None) -> list[tuple[float, 
     return [None if np.isnan(o) else (float(o), float(o) + float(window)) for o in np.asarray(offset, float)]
 
 
+EXACT_TSNE_MAX = 300  # rows up to which t-SNE uses the exact O(n^2) gradient
+
+
 def tsne_perplexity(n: int) -> float:
     """sklearn's default 30, lowered for small sets (must stay below n; about n/4 works)."""
     return float(max(2.0, min(30.0, (n - 1) / 4)))
@@ -114,6 +117,7 @@ def tsne_2d(x: np.ndarray, *, seed: int = 0, max_iter: int = 500) -> np.ndarray:
     """
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
@@ -127,8 +131,12 @@ def tsne_2d(x: np.ndarray, *, seed: int = 0, max_iter: int = 500) -> np.ndarray:
     x = x / np.where(std > 0, std, 1)
     if x.shape[1] > 50 and n > 50:
         x = PCA(n_components=50, random_state=seed).fit_transform(x)
-    xy = TSNE(n_components=2, perplexity=tsne_perplexity(n), init="pca", random_state=seed,
-              max_iter=max(250, max_iter), learning_rate="auto").fit_transform(x)
+    small = n <= EXACT_TSNE_MAX
+    tsne = TSNE(n_components=2, perplexity=tsne_perplexity(n), init="pca", random_state=seed,
+                max_iter=max(250, max_iter), learning_rate="auto", method="exact" if small else "barnes_hut")
+    # small sets: the exact gradient on one thread beats Barnes-Hut's OpenMP threads on a busy machine
+    with threadpool_limits(1 if small else None):
+        xy = tsne.fit_transform(x)
     lo, hi = xy.min(axis=0), xy.max(axis=0)
     return (xy - lo) / np.where(hi > lo, hi - lo, 1)
 
