@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +15,10 @@ import pandas as pd
 
 from .. import metrics
 from ..errors import ClassifyError
-from . import compute, media, plots
+from . import compute, media
 from . import html as H
-from .load import RunData, load_run, split_labels
+from . import sections as S
+from .load import RunData, load_run, prediction_arrays
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,10 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
 
     notes = list(run.notes)
     data: dict = {"classes": run.classes, "multilabel": run.multilabel}
-    sections: list[tuple[str, str, str]] = []
 
     # ---- compute
     headline = compute.headline_metrics(run.probs, run.truth, run.y, run.multilabel)
-    spread = _fold_spread(run)
+    spread = _fold_spread(run, notes)
     table = compute.per_class_table(run.classes, run.probs, run.truth, run.y, run.pred, run.multilabel)
     top = compute.top_losses(run.loss, cfg.top_n)
     cm = cells = pairs = None
@@ -114,13 +113,15 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
     data["tsne"] = tsne
 
     # ---- plots and sections
-    sections.append(("summary", "Summary", _summary_html(run, headline, spread)))
-    sections.append(("training", "Training", _training_html(run, out)))
-    sections.append(("classes", "Per class", _per_class_html(table, run.multilabel)))
-    sections.append(("confusion", "Confusion", _confusion_html(run, pairs, cfg)))
-    sections.append(("losses", "Top losses", _top_losses_html(len(top))))
-    sections.append(("tsne", "t-SNE", _tsne_html(tsne)))
-    sections.append(("dataset", "Dataset", _dataset_html(run, out)))
+    sections = [
+        ("summary", "Summary", S.summary_html(run, headline, spread)),
+        ("training", "Training", S.training_html(run, out)),
+        ("classes", "Per class", S.per_class_html(table, run.multilabel)),
+        ("confusion", "Confusion", S.confusion_html(run, pairs, cfg.max_per_cell)),
+        ("losses", "Top losses", S.top_losses_html(len(top))),
+        ("tsne", "t-SNE", S.tsne_html(tsne)),
+        ("dataset", "Dataset", S.dataset_html(run, out)),
+    ]
 
     title = f"classify report: {run.run_dir.resolve().name}"
     index = out / "index.html"
@@ -131,25 +132,28 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
 
 
 # ------------------------------------------------------------------------------------- helpers
-def _fold_spread(run: RunData) -> pd.DataFrame | None:
+def _fold_spread(run: RunData, notes: list[str]) -> pd.DataFrame | None:
+    """Headline metrics per fold (from the oof rows of each fold, else the fold's own predictions,
+    else its metrics.json), summarised as mean and std; None for a single run."""
     if not run.is_cv:
         return None
     per_fold = []
     for fd in run.folds:
         if fd.preds is not None and len(fd.preds):
-            sub = run.preds["fold"].astype(str) == fd.name if "fold" in run.preds else None
+            sub = None
+            if "fold" in run.preds:  # oof rows of this fold; the column may hold "fold_k" or k
+                fold = run.preds["fold"].astype(str)
+                sub = ((fold == fd.name) | ("fold_" + fold == fd.name)).to_numpy()
             if sub is not None and sub.any():
                 per_fold.append(compute.headline_metrics(run.probs[sub], run.truth[sub], run.y[sub], run.multilabel))
                 continue
             try:
-                from .load import _prediction_arrays
-
-                probs, truth, _ = _prediction_arrays(fd.preds, run.classes, run.run_dir / fd.name, [])
+                probs, truth, _ = prediction_arrays(fd.preds, run.classes, run.run_dir / fd.name, [])
                 y = np.argmax(truth, axis=1)
                 per_fold.append(compute.headline_metrics(probs, truth, y, run.multilabel))
                 continue
             except ClassifyError as exc:
-                run.notes.append(f"{fd.name}: {exc}")
+                notes.append(f"{fd.name}: {exc}")
         if fd.metrics:
             per_fold.append({k: v for k, v in fd.metrics.items() if isinstance(v, (int, float))})
     return compute.fold_spread(per_fold) if per_fold else None
@@ -225,158 +229,3 @@ def _tsne_views(run: RunData, out: Path, cfg: ReportConfig) -> dict[str, list[li
             np.save(cache, xy)
         views[name] = np.round(xy * 1000).astype(int).T.tolist()
     return views
-
-
-# ------------------------------------------------------------------------------------ sections
-def _summary_html(run: RunData, headline: dict, spread) -> str:
-    sources = run.preds["source"].astype(str)
-    dataset = {"validation items": run.n, "validation clips": int(sources.nunique()),
-               "classes": len(run.classes), "task": "multi-label" if run.multilabel else "single-label"}
-    m = run.manifest
-    if m is not None and len(m):
-        ok = m[m["status"].astype(str) == "ok"] if "status" in m else m
-        dataset["clips in images folder"] = len(ok)
-        if len(ok) > sources.nunique():
-            dataset["other (training) clips"] = len(ok) - int(sources.nunique())
-        if "manually_verified" in ok:
-            mv = pd.to_numeric(ok["manually_verified"], errors="coerce").dropna()
-            if len(mv):
-                dataset["verified share"] = float(mv.mean())
-    for key in ("n_train", "n_valid", "valid_pct", "split", "fold", "valid_fold"):
-        if key in run.train:
-            dataset[key] = run.train[key]
-    if run.is_cv:
-        dataset["folds"] = len(run.folds)
-    spec_keys = ("preset", "feature", "sr", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "mode",
-                 "duration", "crop", "tile", "tile_hop")
-    spec = {k: run.spectrogram[k] for k in spec_keys if k in run.spectrogram}
-    train = {k: v for k, v in run.train.items() if not isinstance(v, (dict,)) or len(str(v)) < 200}
-    recorded = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
-    parts = [H.metrics_table(headline, spread),
-             '<p class="hint">Computed from the validation predictions'
-             + (" (out-of-fold for this cv run; ± is the spread across folds)" if run.is_cv else "") + ".</p>",
-             '<div class="cols">',
-             f"<div><h3>Dataset</h3>{H.key_value_table(dataset)}</div>",
-             f"<div><h3>Spectrogram</h3>{H.key_value_table(spec) if spec else '<p>spectrogram.json missing</p>'}</div>",
-             f"<div><h3>Training</h3>{H.key_value_table(train) if train else '<p>train.json missing</p>'}</div>",
-             "</div>"]
-    if recorded:
-        parts.append(f"<details><summary>metrics.json as written by fit</summary>{H.key_value_table(recorded)}</details>")
-    return "\n".join(parts)
-
-
-def _lr_marks(run: RunData) -> dict[str, float]:
-    lf = run.lr_find or {}
-    marks = {}
-    sugg = lf.get("suggestions") if isinstance(lf.get("suggestions"), dict) else {}
-    for k, v in {**{k: lf.get(k) for k in ("valley", "slide", "steep", "minimum", "lr_min", "suggested")}, **sugg}.items():
-        if isinstance(v, (int, float)) and v > 0:
-            marks[k] = float(v)
-    chosen = lf.get("chosen") or lf.get("lr") or run.train.get("lr") or run.train.get("lr_max")
-    if isinstance(chosen, (int, float)) and chosen > 0:
-        marks["chosen"] = float(chosen)
-    return marks
-
-
-def _training_html(run: RunData, out: Path) -> str:
-    parts = []
-    lf = run.lr_find or {}
-    lrs, losses = lf.get("lrs") or lf.get("lr_values"), lf.get("losses")
-    if isinstance(lrs, list) and isinstance(losses, list) and len(lrs) == len(losses) and lrs:
-        plots.lr_find_plot(np.asarray(lrs, float), np.asarray(losses, float), _lr_marks(run), out / "plots" / "lr_find.png")
-        parts.append(H.figure("plots/lr_find.png", "lr_find curve", "loss against learning rate; dashed: suggestions and the chosen rate"))
-    else:
-        parts.append("<p>No lr_find curve in this run (lr_find.json absent or without lrs/losses).</p>")
-    if run.history is not None and len(run.history):
-        plots.history_plot(run.history, out / "plots" / "history.png")
-        parts.append(H.figure("plots/history.png", "training curves", "loss and metrics per epoch"))
-        parts.append(f"<details><summary>history.csv</summary>{H.data_table(run.history, table_id='history', sortable=False)}</details>")
-    else:
-        parts.append("<p>No history.csv in this run.</p>")
-    return "\n".join(parts)
-
-
-def _per_class_html(table: pd.DataFrame, multilabel: bool) -> str:
-    bars = ("precision", "recall", "f1", "ap", "lwlrap")
-    headers = {"f1": "F1", "ap": "AP", "confused_with": "most confused with", "confused_count": "clips"}
-    hint = ("Click a header to sort. Sorted by F1, worst first." if not multilabel else
-            "Click a header to sort. Precision/recall/F1 at score 0.5; AP ranks clips by the class score.")
-    df = table.sort_values("f1", kind="stable")
-    index = df.index.to_numpy()
-    attrs = None if multilabel else (lambda r: f' class="cls" data-i="{int(index[r])}"')
-    if not multilabel:
-        hint += " Click a row to list the class's misclassified clips."
-    return f'<p class="hint">{hint}</p>' + H.data_table(df.reset_index(drop=True), table_id="class-table",
-                                                       headers=headers, bars=bars, row_attrs=attrs)
-
-
-def _confusion_html(run: RunData, pairs, cfg: ReportConfig) -> str:
-    if run.multilabel:
-        return ("<p>Multi-label run: a confusion matrix is not defined; see lwlrap and per-class AP in the "
-                "per-class table, and the top losses below.</p>")
-    n_cls = len(run.classes)
-    parts = [f'<p class="hint">Rows: true class, columns: predicted class, colour: share of the true class '
-             f'(blue diagonal = correct, red = errors). Click a cell to list its clips (up to {cfg.max_per_cell}, '
-             'highest loss first).</p>',
-             f'<div class="cm-wrap"><svg id="cm" data-n="{n_cls}" xmlns="http://www.w3.org/2000/svg"></svg></div>']
-    if pairs is not None and len(pairs):
-        df = pairs[["true", "pred", "count", "share"]].rename(columns={"share": "share of true"})
-        attrs = lambda r: f' class="pair" data-i="{int(pairs.at[r, "i"])}" data-j="{int(pairs.at[r, "j"])}"'  # noqa: E731
-        parts.append(f"<h3>Most-confused pairs</h3><p class=\"hint\">Click a row to list its clips.</p>"
-                     + H.data_table(df, table_id="pairs", row_attrs=attrs))
-    else:
-        parts.append("<p>No confusions: every validation item is predicted correctly.</p>")
-    return "\n".join(parts)
-
-
-def _top_losses_html(n: int) -> str:
-    return (f'<p class="hint">The {n} validation items with the highest loss, worst first.</p>'
-            '<div id="top-losses" class="cards"></div>')
-
-
-def _tsne_html(views: dict) -> str:
-    if not views:
-        return "<p>t-SNE disabled for this report.</p>"
-    options = "".join(f'<option value="{v}">{v}</option>' for v in views)
-    return ('<div class="tsne-controls"><label>t-SNE of <select id="tsne-view">' + options + "</select></label>"
-            '<span class="hint">filled: correct, ring: wrong prediction; hover for details, click to play</span></div>'
-            '<div class="tsne-wrap"><svg id="tsne-svg" viewBox="-20 -20 1040 1040" xmlns="http://www.w3.org/2000/svg"></svg>'
-            '<div class="tsne-side"><div id="tsne-info" class="cards"><p class="hint">Click a point.</p></div>'
-            '<div id="tsne-legend"></div></div></div>')
-
-
-def _dataset_html(run: RunData, out: Path) -> str:
-    parts = []
-    labels = durations = None
-    if run.audit_csv is not None:
-        audit = pd.read_csv(run.audit_csv, keep_default_na=False, na_values=[""])
-        html_src = run.audit_csv.with_name("audit.html")
-        if html_src.is_file():
-            shutil.copyfile(html_src, out / "audit.html")
-            parts.append('<p><a href="audit.html">spec2img audit (full page)</a></p>')
-        if "label" in audit:
-            labels = [split_labels(v) for v in audit["label"]]
-        durations = audit.get("duration")
-        parts.append(f"<p class=\"hint\">From {H.esc(run.audit_csv)}.</p>")
-    elif run.manifest is not None:
-        m = run.manifest
-        ok = m[m["status"].astype(str) == "ok"] if "status" in m else m
-        labels = [split_labels(v) for v in ok["labels"]] if "labels" in ok else None
-        durations = ok.get("duration")
-        if "status" in m:
-            parts.append(H.key_value_table(m["status"].astype(str).value_counts().to_dict()))
-        parts.append(f"<p class=\"hint\">From {H.esc(run.images_dir / 'manifest.csv')}.</p>")
-    else:
-        return "<p>No audit.csv or manifest.csv found (the images folder is unknown or incomplete).</p>"
-    if labels:
-        counts = compute.class_counts(labels, run.classes)
-        plots.class_distribution_plot(counts, out / "plots" / "classes.png")
-        parts.append(H.figure("plots/classes.png", "class distribution"))
-    if durations is not None:
-        summ = compute.duration_summary(durations)
-        if summ:
-            parts.append(H.key_value_table({f"duration {k}" if k not in ("count", "hours") else k: v
-                                            for k, v in summ.items()}))
-            plots.duration_plot(pd.to_numeric(durations, errors="coerce").dropna().to_numpy(), out / "plots" / "durations.png")
-            parts.append(H.figure("plots/durations.png", "duration histogram"))
-    return "\n".join(parts)

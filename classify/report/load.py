@@ -161,7 +161,7 @@ def load_run(run_dir: Path, *, images_dir: Path | None = None, audio_dir: Path |
         raise RunFolderError(
             f"{run_dir / pred_name} not found; the report needs the validation predictions `classify fit` writes"
         )
-    probs, truth, preds = _prediction_arrays(preds, classes, run_dir / pred_name, notes)
+    probs, truth, preds = prediction_arrays(preds, classes, run_dir / pred_name, notes)
 
     train = _read_json(_first(run_dir, folds, "train.json"), {}) or {}
     multilabel = bool(train.get("multilabel") or train.get("multi_label")) or bool((truth.sum(axis=1) > 1).any())
@@ -222,7 +222,7 @@ def load_run(run_dir: Path, *, images_dir: Path | None = None, audio_dir: Path |
     return run
 
 
-def _prediction_arrays(preds: pd.DataFrame, classes: list[str], path: Path, notes: list[str]):
+def prediction_arrays(preds: pd.DataFrame, classes: list[str], path: Path, notes: list[str]):
     """probs [n, C] from the ``p_<class>`` columns and truth [n, C] from ``labels``."""
     if "labels" not in preds:
         raise RunFolderError(f"{path} has no `labels` column (true labels, ';'-joined); rerun `classify fit`")
