@@ -126,8 +126,9 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
     title = f"classify report: {run.run_dir.resolve().name}"
     index = out / "index.html"
     index.write_text(H.page(title, sections, notes, data), encoding="utf-8")
-    log.info("report: %s (%d items, %d thumbnails, %d clips / %.1f MB audio) in %.1f s",
-             index, run.n, len(thumbs), len(audio), audio_bytes / 2**20, time.perf_counter() - t0)
+    log.info("report: %s (%d items, %d thumbnails, %d audio files / %.1f MB copied, %d items playable) in %.1f s",
+             index, run.n, len(thumbs), len(set(audio.values())), audio_bytes / 2**20, len(audio),
+             time.perf_counter() - t0)
     return index
 
 
