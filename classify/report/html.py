@@ -103,7 +103,7 @@ def _cell(v) -> str:
     if isinstance(v, dict):
         return esc(json.dumps(v)[:200])
     if isinstance(v, float) and not math.isnan(v):
-        return f"{v:g}"
+        return f"{v:.4g}"
     return fmt(v)
 
 

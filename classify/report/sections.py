@@ -152,7 +152,8 @@ def dataset_html(run: RunData, out: Path) -> str:
         labels = [split_labels(v) for v in ok["labels"]] if "labels" in ok else None
         durations = ok.get("duration")
         if "status" in m:
-            parts.append(H.key_value_table(m["status"].astype(str).value_counts().to_dict()))
+            status = m["status"].astype(str).value_counts()
+            parts.append(H.key_value_table({f"clips {k}": int(v) for k, v in status.items()}))
         parts.append(f"<p class=\"hint\">From {H.esc(run.images_dir / 'manifest.csv')}.</p>")
     else:
         return "<p>No audit.csv or manifest.csv found (the images folder is unknown or incomplete).</p>"
