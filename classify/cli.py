@@ -27,6 +27,26 @@ def _cmd_fit(args) -> int:
     raise ClassifyError("classify fit is not available yet in this version")
 
 
+# ------------------------------------------------------------------------------------------ tag
+def _add_tag(sub) -> None:
+    p = sub.add_parser("tag", help="AudioSet tags of audio files from the pretrained EfficientAT model")
+    p.add_argument("audio", nargs="+", help="audio files")
+    p.add_argument("--top-k", type=int, default=5, help="tags per file (default 5)")
+    p.add_argument("--weights", help="EfficientAT checkpoint mn04_as_mAP_432.pt (else "
+                   "$SPEC2IMG_EFFICIENTAT_WEIGHTS, the torch cache, or a download)")
+    p.add_argument("--out", help="write all tags to this CSV (source,rank,label,probability,index,mid)")
+
+
+def _cmd_tag(args) -> int:
+    from .tag import format_tags, tag, write_tags
+
+    df = tag(args.audio, top_k=args.top_k, weights=args.weights)
+    print("\n".join(format_tags(df)))
+    if args.out:
+        write_tags(df, args.out)
+    return 0
+
+
 # --------------------------------------------------------------------------------------- report
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="write RUN_DIR/report/index.html: an interactive interpretation report")
@@ -54,7 +74,11 @@ def _cmd_report(args) -> int:
 
 
 # ----------------------------------------------------------------------------------------- main
-SUBCOMMANDS = {"fit": (_add_fit, _cmd_fit), "report": (_add_report, _cmd_report)}
+SUBCOMMANDS = {
+    "fit": (_add_fit, _cmd_fit),
+    "tag": (_add_tag, _cmd_tag),
+    "report": (_add_report, _cmd_report),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,12 +64,23 @@ def preemphasize(y: np.ndarray, *, coef: float) -> np.ndarray:
 
 
 def power_spectrogram(
-    y: np.ndarray, *, n_fft: int, hop_length: int, win_length: int | None, window: str, center: bool
+    y: np.ndarray,
+    *,
+    n_fft: int,
+    hop_length: int,
+    win_length: int | None,
+    window: str,
+    center: bool,
+    pad_mode: str = "constant",
 ) -> np.ndarray:
-    """``|STFT(y)|**2`` [shape=(1 + n_fft // 2, t)], float32, zero-padded centring like torch.stft."""
+    """``|STFT(y)|**2`` [shape=(1 + n_fft // 2, t)], float32.
+
+    With ``center`` the ends are padded by ``n_fft // 2``: zeros for ``pad_mode="constant"``
+    (librosa's default), mirrored samples for ``"reflect"`` (torch.stft's default).
+    """
     win = window_function(window, win_length or n_fft, n_fft)
     stft = librosa.stft(
-        y, n_fft=n_fft, hop_length=hop_length, window=win, center=center, pad_mode="constant"
+        y, n_fft=n_fft, hop_length=hop_length, window=win, center=center, pad_mode=pad_mode
     )
     return (stft.real**2 + stft.imag**2).astype(np.float32, copy=False)
 
@@ -80,7 +91,7 @@ def mel_power(y: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
         y = preemphasize(y, coef=cfg.preemphasis)
     S = power_spectrogram(
         y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window=cfg.window,
-        center=cfg.center,
+        center=cfg.center, pad_mode=cfg.pad_mode,
     )
     fb = mel_filters(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=float(cfg.fmin),
                      fmax=cfg.fmax_hz, mel_scale=cfg.mel_scale)
@@ -95,6 +106,8 @@ def log_scale(M: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
     """
     if cfg.scale == "ln":
         return ((np.log(M + cfg.amin) + cfg.ln_offset) / cfg.ln_divisor).astype(np.float32)
+    if not np.any(M > cfg.amin):  # digital silence (a silent tile): the floor, not 0 dB everywhere
+        return np.full(M.shape, -cfg.top_db, dtype=np.float32)
     return librosa.power_to_db(M, ref=np.max, amin=cfg.amin, top_db=cfg.top_db).astype(np.float32)
 
 

@@ -1,0 +1,1 @@
+"""Pretrained backbones that are not plain torchvision/timm models (AudioSet: EfficientAT)."""
