@@ -128,3 +128,38 @@ def test_dataset_section_uses_spec2img_audit_when_present(tmp_path):
     html = (out / "index.html").read_text()
     assert '<a href="audit.html">' in html and (out / "audit.html").is_file()
     assert "duration median" in html and (out / "plots" / "classes.png").is_file()
+
+
+def test_report_on_a_real_spec2img_folder(two_class_dir, tmp_path):
+    """IMAGES_DIR from spec2img.convert (real manifest, spectrogram.json, spec2img_run.json) and a run
+    folder shaped like fit's: thumbnails and players resolve from what spec2img records."""
+    import numpy as np
+    import pandas as pd
+
+    from spec2img.config import from_preset
+    from spec2img.convert import convert
+    from spec2img.manifest import image_table, read_manifest
+
+    images = tmp_path / "images"
+    cfg = from_preset("default", sr=22050, n_mels=32, tile=0.5, tile_hop=0.5)
+    convert(two_class_dir, images, cfg, jobs=1)
+    table = image_table(read_manifest(images))
+    classes = ["high", "low"]
+    y = np.array([classes.index(labs[0]) for labs in table["labels"]])
+    probs = np.where((np.arange(len(y)) % 3 == 0)[:, None], 1 - np.eye(2)[y], np.eye(2)[y]) * 0.8 + 0.1
+    run = tmp_path / "run"
+    run.mkdir()
+    df = pd.DataFrame({"image": table["image"], "source": table["source"], "offset": table["offset"],
+                       "labels": [";".join(v) for v in table["labels"]],
+                       "pred": [classes[i] for i in probs.argmax(1)], "loss": -np.log(probs[np.arange(len(y)), y]),
+                       "p_high": probs[:, 0], "p_low": probs[:, 1]})
+    df.to_csv(run / "valid_predictions.csv", index=False)
+    (run / "classes.json").write_text(json.dumps(classes))
+    (run / "train.json").write_text(json.dumps({"images_dir": str(images)}))
+    shutil.copyfile(images / "spectrogram.json", run / "spectrogram.json")
+    index = build_report(run, config=ReportConfig(tsne=False))
+    data = page_data(index)
+    assert len(data["items"]["thumb"]) == len(df) and len(data["items"]["audio"]) == len(df)
+    assert [w for w in data["items"]["win"]] == [[o, o + 0.5] for o in df["offset"]]  # tile windows
+    assert df["offset"].max() > 0
+    assert "no audio" not in index.read_text()

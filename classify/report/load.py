@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spec2img.manifest import RUN_INFO_NAME
+
 from ..errors import RunFolderError
 
 log = logging.getLogger(__name__)
@@ -279,8 +281,9 @@ def _resolve_data_dirs(run: RunData, images_dir: Path | None, audio_dir: Path | 
                 if recorded else "train.json records no images_dir: no thumbnails (pass --images-dir)"
             )
     img_meta = {}
-    if run.images_dir is not None:
-        img_meta = _read_json(run.images_dir / "manifest.json", {}) or {}
+    if run.images_dir is not None:  # spec2img records the audio folder in spec2img_run.json
+        img_meta = (_read_json(run.images_dir / RUN_INFO_NAME, {})
+                    or _read_json(run.images_dir / "manifest.json", {}) or {})
         manifest_path = run.images_dir / "manifest.csv"
         if manifest_path.is_file():
             run.manifest = _read_csv(manifest_path)
@@ -296,7 +299,7 @@ def _resolve_data_dirs(run: RunData, images_dir: Path | None, audio_dir: Path | 
         return
     for source, value, base in (
         ("train.json", t.get("audio_dir"), run.run_dir),
-        ("manifest.json", img_meta.get("audio_dir"), run.images_dir),
+        (RUN_INFO_NAME, img_meta.get("audio_dir"), run.images_dir),
         ("spectrogram.json", run.spectrogram.get("audio_dir"), run.images_dir),
     ):
         if value:

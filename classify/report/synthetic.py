@@ -96,7 +96,9 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
     centroids = rng.normal(0, 3, (n_classes, emb_dim))
     emb = (truth @ centroids) / truth.sum(axis=1, keepdims=True) + rng.normal(0, 1, (n, emb_dim))
 
-    train = {"images_dir": str(images_dir), "audio_dir": str(audio_dir), "arch": "resnet18", "epochs": 3,
+    # the audio folder is recorded where spec2img records it (IMAGES_DIR/spec2img_run.json)
+    (images_dir / "spec2img_run.json").write_text(json.dumps({"audio_dir": str(audio_dir), "labels_csv": None}))
+    train = {"images_dir": str(images_dir), "arch": "resnet18", "epochs": 3,
              "lr": 3e-3, "bs": 32, "seed": seed, "multilabel": multilabel}
     epochs = np.arange(3)
     history = pd.DataFrame({"epoch": epochs, "train_loss": 2.0 / (epochs + 1), "valid_loss": 1.8 / (epochs + 1) + 0.2,
