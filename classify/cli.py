@@ -47,8 +47,38 @@ def _cmd_tag(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- report
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="write RUN_DIR/report/index.html: an interactive interpretation report")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `classify fit` or `cv`")
+    p.add_argument("-o", "--out", help="output folder (default RUN_DIR/report)")
+    p.add_argument("--images-dir", help="spec2img images folder, if not where train.json says")
+    p.add_argument("--audio-dir", help="audio folder the manifest's sources are relative to")
+    p.add_argument("--top-n", type=int, default=50, help="worst validation items listed (default 50)")
+    p.add_argument("--max-per-cell", type=int, default=12, help="clips kept per confusion cell (default 12)")
+    p.add_argument("--audio", choices=("copy", "link", "none"), default="copy",
+                   help="copy referenced clips into the report (default), link them relatively, or none")
+    p.add_argument("--max-audio-mb", type=float, default=100.0, help="budget for copied audio (default 100)")
+    p.add_argument("--no-tsne", action="store_true", help="skip the t-SNE scatter")
+
+
+def _cmd_report(args) -> int:
+    from .report import ReportConfig, build_report
+
+    cfg = ReportConfig(top_n=args.top_n, max_per_cell=args.max_per_cell, audio=args.audio,
+                       max_audio_mb=args.max_audio_mb, tsne=not args.no_tsne)
+    index = build_report(args.run_dir, out_dir=args.out, images_dir=args.images_dir,
+                         audio_dir=args.audio_dir, config=cfg)
+    print(index)
+    return 0
+
+
 # ----------------------------------------------------------------------------------------- main
-SUBCOMMANDS = {"fit": (_add_fit, _cmd_fit), "tag": (_add_tag, _cmd_tag)}
+SUBCOMMANDS = {
+    "fit": (_add_fit, _cmd_fit),
+    "tag": (_add_tag, _cmd_tag),
+    "report": (_add_report, _cmd_report),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,3 +78,56 @@ def single_label_summary(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
         "map3": map_at_k(probs, y, 3),
         "macro_f1": macro_f1(probs, y),
     }
+
+
+def per_class_prf(y: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
+    """Per-class precision, recall, F1 and support, each [shape=(n_classes,)].
+
+    ``y`` and ``pred`` are integer class indices [shape=(n,)]. A class never predicted has
+    precision 0; a class absent from ``y`` has recall 0 and support 0 (sklearn's zero_division=0).
+    """
+    from sklearn.metrics import precision_recall_fscore_support
+
+    p, r, f, s = precision_recall_fscore_support(
+        np.asarray(y), np.asarray(pred), labels=np.arange(n_classes), zero_division=0
+    )
+    return {"precision": p, "recall": r, "f1": f, "support": s.astype(np.int64)}
+
+
+def per_class_multilabel(truth: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict[str, np.ndarray]:
+    """Multi-label per-class metrics, each [shape=(n_classes,)]: precision, recall and F1 of
+    ``scores >= threshold``, support (clips carrying the label), average precision of the
+    ranking of clips by score (NaN for a label no clip carries) and the per-class lwlrap."""
+    from sklearn.metrics import average_precision_score, precision_recall_fscore_support
+
+    truth = np.asarray(truth, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    p, r, f, s = precision_recall_fscore_support(
+        truth.astype(int), (scores >= threshold).astype(int), average=None, zero_division=0
+    )
+    ap = np.full(truth.shape[1], np.nan)
+    for c in range(truth.shape[1]):
+        if truth[:, c].any():
+            ap[c] = average_precision_score(truth[:, c], scores[:, c])
+    return {"precision": p, "recall": r, "f1": f, "support": s.astype(np.int64), "ap": ap,
+            "lwlrap": lwlrap_per_class(truth, scores)}
+
+
+def lwlrap_per_class(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per-class label-ranking average precision [shape=(n_classes,)], NaN where no clip carries
+    the class; their support-weighted mean is :func:`lwlrap`."""
+    truth = np.asarray(truth, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    sums = np.zeros(truth.shape[1])
+    for t, s in zip(truth, scores):
+        pos = np.flatnonzero(t)
+        if pos.size == 0:
+            continue
+        order = np.argsort(-s, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(1, len(s) + 1)
+        hits_at = np.cumsum(t[order])
+        sums[pos] += hits_at[rank[pos] - 1] / rank[pos]
+    support = truth.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, sums / np.maximum(support, 1), np.nan)

@@ -1,0 +1,249 @@
+/* classify report: sortable tables, confusion-matrix clips, top losses, t-SNE scatter.
+   Vanilla JS, no dependencies, no network: all data comes from the JSON in #report-data. */
+(function () {
+  'use strict';
+  var D = JSON.parse(document.getElementById('report-data').textContent);
+  var C = D.classes, I = D.items, SVGNS = 'http://www.w3.org/2000/svg';
+
+  function esc(s) {
+    return String(s).replace(/[&<>"']/g, function (c) {
+      return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c];
+    });
+  }
+  function trueIdx(r) { var y = I.y[r]; return Array.isArray(y) ? y : [y]; }
+  function trueNames(r) { return trueIdx(r).map(function (i) { return C[i]; }).join('; '); }
+  function num(x, d) { return x === null || x === undefined ? '–' : Number(x).toFixed(d); }
+  function baseName(p) { var k = p.lastIndexOf('/'); return k < 0 ? p : p.slice(k + 1); }
+  function audioSrc(r) {
+    var a = I.audio[r], w = I.win[r];
+    if (!a) return null;
+    return w ? a + '#t=' + w[0] + ',' + w[1] : a;
+  }
+  function colour(i) {
+    var h = (i * 137.508) % 360, l = 42 + (i % 3) * 10;
+    return 'hsl(' + h.toFixed(1) + ',65%,' + l + '%)';
+  }
+  function wrong(r) {
+    if (I.pl) {  // multi-label: wrong when the labels scored >= 0.5 differ from the true set
+      var t = trueIdx(r), p = I.pl[r];
+      return t.length !== p.length || t.some(function (i) { return p.indexOf(i) < 0; });
+    }
+    return trueIdx(r).indexOf(I.p[r]) < 0;
+  }
+
+  /* ------------------------------------------------------------------ item cards */
+  function card(r) {
+    var w = I.win[r], th = I.thumb[r], au = audioSrc(r);
+    var html = '<div class="card' + (wrong(r) ? ' wrong' : '') + '" data-r="' + r + '">';
+    html += th ? '<img src="' + th + '" loading="lazy" alt="spectrogram of ' + esc(I.src[r]) + '">'
+               : '<div class="nothumb">no spectrogram thumbnail</div>';
+    html += '<div class="file" title="' + esc(I.src[r]) + '">' + esc(baseName(I.src[r])) + '</div>';
+    html += '<div>true: <b>' + esc(trueNames(r)) + '</b></div>';
+    html += I.pl ? '<div>pred ≥ 0.5: <b>' + esc(I.pl[r].map(function (i) { return C[i]; }).join('; ') || 'none') +
+                   '</b> (top ' + esc(C[I.p[r]]) + ', p=' + num(I.pp[r], 2) + ')</div>'
+                 : '<div>pred: <b>' + esc(C[I.p[r]]) + '</b> (p=' + num(I.pp[r], 2) + ')</div>';
+    html += '<div class="small">p(true)=' + num(I.pt[r], 3) + ' · loss=' + num(I.loss[r], 3) +
+            (w ? ' · ' + num(w[0], 1) + '–' + num(w[1], 1) + ' s' : '') + '</div>';
+    html += au ? '<audio controls preload="none" src="' + au + '"></audio>'
+               : '<div class="noaudio">audio not in report</div>';
+    return html + '</div>';
+  }
+  function renderCards(el, rows) { el.innerHTML = rows.map(card).join(''); }
+
+  /* ------------------------------------------------------------------ drawer */
+  var drawer = document.getElementById('drawer');
+  function openDrawer(title, rows, extra) {
+    document.getElementById('drawer-title').textContent = title;
+    var body = document.getElementById('drawer-body');
+    renderCards(body, rows);
+    if (extra) body.insertAdjacentHTML('afterbegin', '<p class="hint">' + esc(extra) + '</p>');
+    drawer.hidden = false;
+    body.scrollTop = 0;
+  }
+  document.getElementById('drawer-close').addEventListener('click', function () {
+    drawer.hidden = true;
+    Array.prototype.forEach.call(drawer.querySelectorAll('audio'), function (a) { a.pause(); });
+  });
+  function showCell(i, j) {
+    var rows = (D.cells && D.cells[i + ',' + j]) || [];
+    var count = D.cm ? D.cm[i][j] : rows.length;
+    var more = count > rows.length ? 'showing the ' + rows.length + ' with the highest loss of ' + count : '';
+    openDrawer('true ' + C[i] + ' → predicted ' + C[j] + ' (' + count + ')', rows, more);
+  }
+
+  /* ------------------------------------------------------------------ sortable tables */
+  Array.prototype.forEach.call(document.querySelectorAll('table.sortable'), function (table) {
+    var ths = table.querySelectorAll('th');
+    Array.prototype.forEach.call(ths, function (th) {
+      th.addEventListener('click', function () {
+        var col = +th.dataset.col, isNum = th.dataset.num === '1';
+        var asc = th.dataset.dir !== 'asc';
+        Array.prototype.forEach.call(ths, function (t) { delete t.dataset.dir; });
+        th.dataset.dir = asc ? 'asc' : 'desc';
+        var tbody = table.tBodies[0], rows = Array.prototype.slice.call(tbody.rows);
+        rows.sort(function (a, b) {
+          var x = a.cells[col], y = b.cells[col], c;
+          if (isNum) {
+            var u = x.dataset.v === '' ? NaN : +x.dataset.v, v = y.dataset.v === '' ? NaN : +y.dataset.v;
+            if (isNaN(u) || isNaN(v)) return isNaN(u) - isNaN(v);  // blanks last
+            c = u - v;
+          } else {
+            c = x.textContent.localeCompare(y.textContent);
+          }
+          return asc ? c : -c;
+        });
+        rows.forEach(function (r) { tbody.appendChild(r); });
+      });
+    });
+  });
+  Array.prototype.forEach.call(document.querySelectorAll('tr.pair'), function (tr) {
+    tr.addEventListener('click', function () { showCell(+tr.dataset.i, +tr.dataset.j); });
+  });
+  function showClassErrors(i) {  // every kept misclassified clip of true class i, highest loss first
+    var rows = [], count = 0;
+    for (var j = 0; j < C.length; j++) {
+      if (j === i || !D.cm) continue;
+      count += D.cm[i][j];
+      rows = rows.concat((D.cells && D.cells[i + ',' + j]) || []);
+    }
+    rows.sort(function (a, b) { return I.loss[b] - I.loss[a]; });
+    openDrawer('true ' + C[i] + ': misclassified (' + count + ')', rows,
+               rows.length < count ? 'showing ' + rows.length + ' of ' + count + ' (the highest-loss clips of each cell)' :
+               rows.length ? '' : 'no misclassified clips');
+  }
+  Array.prototype.forEach.call(document.querySelectorAll('tr.cls'), function (tr) {
+    tr.addEventListener('click', function () { showClassErrors(+tr.dataset.i); });
+  });
+
+  /* ------------------------------------------------------------------ tooltip */
+  var tip = document.getElementById('tooltip');
+  function showTip(html, ev) {
+    tip.innerHTML = html;
+    tip.hidden = false;
+    var x = ev.clientX + 14, y = ev.clientY + 14;
+    if (x + tip.offsetWidth > window.innerWidth) x = ev.clientX - tip.offsetWidth - 10;
+    if (y + tip.offsetHeight > window.innerHeight) y = ev.clientY - tip.offsetHeight - 10;
+    tip.style.left = x + 'px';
+    tip.style.top = y + 'px';
+  }
+  function hideTip() { tip.hidden = true; }
+
+  /* ------------------------------------------------------------------ confusion matrix */
+  function el(name, attrs, parent) {
+    var e = document.createElementNS(SVGNS, name);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function drawConfusion() {
+    var svg = document.getElementById('cm');
+    if (!svg || !D.cm) return;
+    var n = C.length, cs = Math.max(10, Math.min(30, Math.floor(760 / n)));
+    var font = Math.max(8, Math.min(12, cs - 2));
+    var longest = C.reduce(function (m, c) { return Math.max(m, c.length); }, 1);
+    var margin = Math.min(220, Math.round(longest * font * 0.6) + 10);
+    var size = margin + n * cs + 10;
+    svg.setAttribute('width', size);
+    svg.setAttribute('height', size);
+    svg.setAttribute('viewBox', '0 0 ' + size + ' ' + size);
+    var g = el('g', {transform: 'translate(' + margin + ',' + margin + ')'}, svg);
+    var totals = D.cm.map(function (row) { return row.reduce(function (a, b) { return a + b; }, 0); });
+    for (var i = 0; i < n; i++) {
+      el('text', {x: -4, y: i * cs + cs / 2, 'font-size': font, 'text-anchor': 'end',
+                  'dominant-baseline': 'middle', 'class': 'cm-label'}, g).textContent = C[i];
+      var t = el('text', {'font-size': font, 'text-anchor': 'start', 'dominant-baseline': 'middle',
+                          'class': 'cm-label', transform: 'translate(' + (i * cs + cs / 2) + ',-4) rotate(-90)'}, g);
+      t.textContent = C[i];
+      for (var j = 0; j < n; j++) {
+        var c = D.cm[i][j], v = totals[i] ? c / totals[i] : 0;
+        var fill = c === 0 ? '#fff' : i === j ? 'rgba(37,99,177,' + (0.12 + 0.88 * v).toFixed(3) + ')'
+                                              : 'rgba(200,40,40,' + (0.15 + 0.85 * Math.sqrt(v)).toFixed(3) + ')';
+        var rect = el('rect', {x: j * cs, y: i * cs, width: cs - 1, height: cs - 1, fill: fill,
+                               'class': 'cm-cell' + (c ? ' has' : ''), 'data-i': i, 'data-j': j}, g);
+        if (c && cs >= 18) {
+          el('text', {x: j * cs + cs / 2 - 0.5, y: i * cs + cs / 2, 'font-size': font - 1, 'text-anchor': 'middle',
+                      'dominant-baseline': 'middle', 'class': 'cm-count' + (v > 0.5 ? ' light' : '')}, g).textContent = c;
+        }
+        void rect;
+      }
+    }
+    svg.addEventListener('click', function (ev) {
+      var t = ev.target;
+      if (t.classList && t.classList.contains('has')) showCell(+t.dataset.i, +t.dataset.j);
+    });
+    svg.addEventListener('mousemove', function (ev) {
+      var t = ev.target;
+      if (!t.classList || !t.classList.contains('cm-cell')) { hideTip(); return; }
+      var i = +t.dataset.i, j = +t.dataset.j, c = D.cm[i][j];
+      showTip('true <b>' + esc(C[i]) + '</b><br>pred <b>' + esc(C[j]) + '</b><br>' + c + ' clips (' +
+              (totals[i] ? (100 * c / totals[i]).toFixed(1) : '0') + '% of ' + esc(C[i]) + ')', ev);
+    });
+    svg.addEventListener('mouseleave', hideTip);
+  }
+
+  /* ------------------------------------------------------------------ t-SNE */
+  function drawTsne() {
+    var svg = document.getElementById('tsne-svg');
+    if (!svg || !D.tsne) return;
+    var views = Object.keys(D.tsne);
+    if (!views.length) return;
+    var select = document.getElementById('tsne-view'), n = I.src.length, pts = [];
+    var g = el('g', {}, svg);
+    for (var r = 0; r < n; r++) {
+      var c = colour(trueIdx(r)[0]), bad = wrong(r);
+      pts.push(el('circle', {r: n > 2000 ? 5 : 7, 'class': 'pt' + (bad ? ' bad' : ''), 'data-r': r,
+                             fill: bad ? '#fff' : c, stroke: c}, g));
+    }
+    function place(view) {
+      var xy = D.tsne[view];
+      for (var r = 0; r < n; r++) { pts[r].setAttribute('cx', xy[0][r]); pts[r].setAttribute('cy', 1000 - xy[1][r]); }
+    }
+    place(select ? select.value : views[0]);
+    if (select) select.addEventListener('change', function () { place(select.value); });
+    svg.addEventListener('mousemove', function (ev) {
+      var t = ev.target;
+      if (!t.classList || !t.classList.contains('pt')) { hideTip(); return; }
+      var r = +t.dataset.r;
+      showTip(esc(I.src[r]) + '<br>true <b>' + esc(trueNames(r)) + '</b><br>pred <b>' + esc(C[I.p[r]]) +
+              '</b> (p=' + num(I.pp[r], 2) + ')' + (I.audio[r] ? '' : '<br><i>no audio in report</i>'), ev);
+    });
+    svg.addEventListener('mouseleave', hideTip);
+    svg.addEventListener('click', function (ev) {
+      var t = ev.target;
+      if (!t.classList || !t.classList.contains('pt')) return;
+      var r = +t.dataset.r, info = document.getElementById('tsne-info');
+      Array.prototype.forEach.call(svg.querySelectorAll('.pt.sel'), function (p) { p.classList.remove('sel'); });
+      t.classList.add('sel');
+      renderCards(info, [r]);
+      var au = info.querySelector('audio');
+      if (au) {
+        var p = au.play();
+        if (p && p.catch) p.catch(function () { /* autoplay refused: the player is shown */ });
+      }
+    });
+    var legend = document.getElementById('tsne-legend');
+    var present = {};
+    for (var k = 0; k < n; k++) trueIdx(k).forEach(function (i) { present[i] = true; });
+    legend.innerHTML = C.map(function (name, i) {
+      return present[i] ? '<span class="lg" data-i="' + i + '"><i style="background:' + colour(i) + '"></i>' +
+                          esc(name) + '</span>' : '';
+    }).join('');
+    legend.addEventListener('click', function (ev) {
+      var t = ev.target.closest('.lg');
+      if (!t) return;
+      var on = !t.classList.contains('on');
+      Array.prototype.forEach.call(legend.querySelectorAll('.lg'), function (x) { x.classList.remove('on'); });
+      if (on) t.classList.add('on');
+      var i = +t.dataset.i;
+      svg.classList.toggle('focus', on);
+      pts.forEach(function (p, r) { p.classList.toggle('hi', on && trueIdx(r).indexOf(i) >= 0); });
+    });
+  }
+
+  /* ------------------------------------------------------------------ go */
+  var top = document.getElementById('top-losses');
+  if (top) renderCards(top, D.top || []);
+  drawConfusion();
+  drawTsne();
+  document.documentElement.classList.add('ready');
+})();

@@ -1,0 +1,232 @@
+"""``build_report``: run folder -> ``report/index.html`` + assets. Computes first, plots second,
+assembles last; never trains. t-SNE coordinates are cached in ``report/cache/`` for fast rebuilds."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+
+from .. import metrics
+from ..errors import ClassifyError
+from . import compute, media
+from . import html as H
+from . import sections as S
+from .load import RunData, load_run, prediction_arrays
+
+log = logging.getLogger(__name__)
+
+AUDIO_MODES = ("copy", "link", "none")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """What goes into the page and how big it may get.
+
+    ``top_n`` worst items listed, ``max_per_cell`` clips kept per confusion cell, ``max_pairs``
+    most-confused pairs listed, ``audio`` copy / link / none, ``max_audio_mb`` copy budget (clips
+    beyond it get no player; priority: top losses, confused cells, correct cells, the rest),
+    ``tsne`` on/off, ``seed`` for t-SNE.
+    """
+
+    top_n: int = 50
+    max_per_cell: int = 12
+    max_pairs: int = 30
+    audio: str = "copy"
+    max_audio_mb: float = 100.0
+    tsne: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.audio not in AUDIO_MODES:
+            raise ClassifyError(f"audio={self.audio!r} must be one of {', '.join(AUDIO_MODES)}")
+        for name in ("top_n", "max_per_cell", "max_pairs"):
+            if int(getattr(self, name)) < 1:
+                raise ClassifyError(f"{name}={getattr(self, name)} must be a positive integer")
+        if self.max_audio_mb < 0:
+            raise ClassifyError(f"max_audio_mb={self.max_audio_mb} must be >= 0")
+
+
+def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
+                 config: ReportConfig | None = None) -> Path:
+    """Write the HTML report of ``run_dir`` into ``out_dir`` (default ``run_dir/report``).
+
+    Returns the path of ``index.html``. ``images_dir`` / ``audio_dir`` override the folders the run
+    records (thumbnails and audio players need them; without them the page says so).
+    """
+    cfg = config or ReportConfig()
+    t0 = time.perf_counter()
+    run = load_run(Path(run_dir), images_dir=images_dir, audio_dir=audio_dir)
+    out = Path(out_dir) if out_dir is not None else run.run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "assets").mkdir(exist_ok=True)
+    for name in ("report.js", "report.css"):
+        (out / "assets" / name).write_text(H.asset_text(name), encoding="utf-8")
+
+    notes = list(run.notes)
+    data: dict = {"classes": run.classes, "multilabel": run.multilabel}
+
+    # ---- compute
+    headline = compute.headline_metrics(run.probs, run.truth, run.y, run.multilabel)
+    spread = _fold_spread(run, notes)
+    table = compute.per_class_table(run.classes, run.probs, run.truth, run.y, run.pred, run.multilabel)
+    top = compute.top_losses(run.loss, cfg.top_n)
+    cm = cells = pairs = None
+    if not run.multilabel:
+        cm = metrics.confusion(run.y, run.pred, len(run.classes))
+        cells = compute.cell_items(run.y, run.pred, run.loss, cfg.max_per_cell)
+        pairs = compute.most_confused(cm, run.classes, top=cfg.max_pairs)
+    tsne = _tsne_views(run, out, cfg) if cfg.tsne else {}
+
+    # ---- media for the rows the page references
+    shown = _rows_by_priority(run, top, cells, pairs)
+    thumb_rows = list(dict.fromkeys(list(top) + [r for c in (cells or {}).values() for r in c]))
+    thumbs = media.write_thumbnails({r: _image_path(run, r) for r in thumb_rows}, out)
+    if run.images_dir is not None and thumb_rows and not thumbs:
+        notes.append(f"no spectrogram images found under {run.images_dir}: no thumbnails")
+    audio_of_row = {r: _audio_path(run, r) for r in shown}
+    placed, audio_bytes = media.place_audio(
+        [p for p in audio_of_row.values() if p is not None], out,
+        mode=cfg.audio if run.audio_dir is not None else "none", budget_bytes=int(cfg.max_audio_mb * 2**20))
+    audio = {r: placed[p] for r, p in audio_of_row.items() if p in placed}
+    if run.audio_dir is not None and cfg.audio == "copy" and len(audio) < len(shown):
+        missing = sum(1 for p in audio_of_row.values() if p is None or not p.is_file())
+        if missing:
+            notes.append(f"{missing} of {len(shown)} validation items have no audio file under {run.audio_dir}")
+        over = len(shown) - len(audio) - missing
+        if over > 0:
+            notes.append(f"{over} items over the {cfg.max_audio_mb:g} MB audio budget have no player "
+                         "(raise --max-audio-mb or use --audio link)")
+    media.prune(out, set(thumbs.values()) | (set(audio.values()) if cfg.audio == "copy" else set()))
+
+    data["items"] = _items_json(run, thumbs, audio)
+    data["top"] = [int(r) for r in top]
+    if cm is not None:
+        data["cm"] = cm.tolist()
+        data["cells"] = {f"{i},{j}": rows for (i, j), rows in cells.items()}
+    data["tsne"] = tsne
+
+    # ---- plots and sections
+    sections = [
+        ("summary", "Summary", S.summary_html(run, headline, spread)),
+        ("training", "Training", S.training_html(run, out)),
+        ("classes", "Per class", S.per_class_html(table, run.multilabel)),
+        ("confusion", "Confusion", S.confusion_html(run, pairs, cfg.max_per_cell)),
+        ("losses", "Top losses", S.top_losses_html(len(top))),
+        ("tsne", "t-SNE", S.tsne_html(tsne)),
+        ("dataset", "Dataset", S.dataset_html(run, out)),
+    ]
+
+    title = f"classify report: {run.run_dir.resolve().name}"
+    index = out / "index.html"
+    index.write_text(H.page(title, sections, notes, data), encoding="utf-8")
+    log.info("report: %s (%d items, %d thumbnails, %d audio files / %.1f MB copied, %d items playable) in %.1f s",
+             index, run.n, len(thumbs), len(set(audio.values())), audio_bytes / 2**20, len(audio),
+             time.perf_counter() - t0)
+    return index
+
+
+# ------------------------------------------------------------------------------------- helpers
+def _fold_spread(run: RunData, notes: list[str]) -> pd.DataFrame | None:
+    """Headline metrics per fold (from the oof rows of each fold, else the fold's own predictions,
+    else its metrics.json), summarised as mean and std; None for a single run."""
+    if not run.is_cv:
+        return None
+    per_fold = []
+    for fd in run.folds:
+        if fd.preds is not None and len(fd.preds):
+            sub = None
+            if "fold" in run.preds:  # oof rows of this fold; the column may hold "fold_k" or k
+                fold = run.preds["fold"].astype(str)
+                sub = ((fold == fd.name) | ("fold_" + fold == fd.name)).to_numpy()
+            if sub is not None and sub.any():
+                per_fold.append(compute.headline_metrics(run.probs[sub], run.truth[sub], run.y[sub], run.multilabel))
+                continue
+            try:
+                probs, truth, _ = prediction_arrays(fd.preds, run.classes, run.run_dir / fd.name, [])
+                y = np.argmax(truth, axis=1)
+                per_fold.append(compute.headline_metrics(probs, truth, y, run.multilabel))
+                continue
+            except ClassifyError as exc:
+                notes.append(f"{fd.name}: {exc}")
+        if fd.metrics:
+            per_fold.append({k: v for k, v in fd.metrics.items() if isinstance(v, (int, float))})
+    return compute.fold_spread(per_fold) if per_fold else None
+
+
+def _image_path(run: RunData, row: int) -> Path | None:
+    img = run.preds.at[row, "image"]
+    if run.images_dir is None or not isinstance(img, str) or not img:
+        return None
+    return run.images_dir / img
+
+
+def _audio_path(run: RunData, row: int) -> Path | None:
+    src = run.preds.at[row, "source"]
+    if run.audio_dir is None or not isinstance(src, str) or not src:
+        return None
+    return run.audio_dir / src
+
+
+def _rows_by_priority(run: RunData, top, cells, pairs) -> list[int]:
+    """Rows whose audio the page may play, most useful first (the copy budget cuts the tail)."""
+    rows = [int(r) for r in top]
+    if cells:
+        if pairs is not None:
+            for i, j in zip(pairs["i"], pairs["j"]):
+                rows += cells.get((int(i), int(j)), [])
+        rows += [r for (i, j), rs in cells.items() if i != j for r in rs]
+        rows += [r for (i, j), rs in cells.items() if i == j for r in rs]
+    rows += list(compute.top_losses(run.loss, run.n))  # t-SNE clicks: everything, worst first
+    return list(dict.fromkeys(rows))
+
+
+def _items_json(run: RunData, thumbs: dict[int, str], audio: dict[int, str]) -> dict:
+    windows = compute.time_windows(run.offset, run.window_seconds)
+    if run.multilabel:
+        y = [np.flatnonzero(t).tolist() for t in run.truth]
+    else:
+        y = run.y.tolist()
+    rows = np.arange(run.n)
+    p_true = run.probs[rows, np.maximum(run.y, 0)]
+    return {
+        "src": run.preds["source"].fillna("").astype(str).tolist(),
+        "y": y,
+        "p": run.pred.tolist(),
+        "pp": np.round(run.probs[rows, run.pred], 3).tolist(),
+        **({"pl": [np.flatnonzero(p >= 0.5).tolist() for p in run.probs]} if run.multilabel else {}),
+        "pt": np.round(p_true, 3).tolist(),
+        "loss": np.round(run.loss, 4).tolist(),
+        "win": [None if w is None else [round(w[0], 3), round(w[1], 3)] for w in windows],
+        "thumb": {str(r): quote(h) for r, h in thumbs.items()},
+        "audio": {str(r): quote(h) for r, h in audio.items()},
+    }
+
+
+def _tsne_views(run: RunData, out: Path, cfg: ReportConfig) -> dict[str, list[list[int]]]:
+    """{"embeddings": [xs, ys], "probabilities": [xs, ys]} with coordinates as ints in 0..1000."""
+    views = {}
+    sources = (("embeddings", run.embeddings), ("probabilities", run.probs))
+    for name, x in sources:
+        if x is None:
+            continue
+        key = hashlib.sha1(np.ascontiguousarray(x, dtype=np.float32).tobytes()).hexdigest()[:16]
+        cache = out / "cache" / f"tsne-{name}-{key}-s{cfg.seed}.npy"
+        if cache.is_file():
+            xy = np.load(cache)
+        else:
+            t0 = time.perf_counter()
+            xy = compute.tsne_2d(x, seed=cfg.seed)
+            log.info("t-SNE of %s %s: %.1f s", name, x.shape, time.perf_counter() - t0)
+            cache.parent.mkdir(exist_ok=True)
+            for old in cache.parent.glob(f"tsne-{name}-*.npy"):
+                old.unlink()
+            np.save(cache, xy)
+        views[name] = np.round(xy * 1000).astype(int).T.tolist()
+    return views

@@ -1,0 +1,311 @@
+"""Read a RUN_DIR (the output of ``classify fit`` / ``cv``) into one :class:`RunData` for the report.
+
+Only reads; tolerant of optional files (missing ones become ``None`` plus a note shown on the page).
+Required: ``classes.json`` (or ``fold_0/classes.json``) and ``valid_predictions.csv`` (or
+``oof_predictions.csv`` for cv runs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spec2img.manifest import RUN_INFO_NAME
+
+from ..errors import RunFolderError
+
+log = logging.getLogger(__name__)
+
+FOLD_RE = re.compile(r"^fold_(\d+)$")
+
+
+@dataclass
+class FoldData:
+    """One fold of a cv run: its name, headline metrics file and per-epoch history."""
+
+    name: str
+    metrics: dict
+    history: pd.DataFrame | None
+    preds: pd.DataFrame | None
+
+
+@dataclass
+class RunData:
+    """Everything the report needs, as arrays and tables (row order = predictions file order).
+
+    ``probs`` [shape=(n, n_classes)] scores, ``truth`` [shape=(n, n_classes)] bool,
+    ``y`` [shape=(n,)] true index (first true label; -1 when a row has none), ``pred`` [shape=(n,)]
+    argmax index, ``loss`` [shape=(n,)], ``offset`` [shape=(n,)] seconds (NaN when unknown).
+    """
+
+    run_dir: Path
+    classes: list[str]
+    preds: pd.DataFrame
+    probs: np.ndarray
+    truth: np.ndarray
+    y: np.ndarray
+    pred: np.ndarray
+    loss: np.ndarray
+    offset: np.ndarray
+    multilabel: bool
+    embeddings: np.ndarray | None = None
+    history: pd.DataFrame | None = None
+    lr_find: dict | None = None
+    metrics: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    spectrogram: dict = field(default_factory=dict)
+    images_dir: Path | None = None
+    audio_dir: Path | None = None
+    manifest: pd.DataFrame | None = None
+    audit_csv: Path | None = None
+    folds: list[FoldData] = field(default_factory=list)
+    cv_metrics: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.preds)
+
+    @property
+    def is_cv(self) -> bool:
+        return bool(self.folds)
+
+    @property
+    def window_seconds(self) -> float | None:
+        """Seconds of audio behind one image (``tile`` or ``duration``), None for whole clips."""
+        cfg = self.spectrogram
+        value = cfg.get("tile") or cfg.get("duration")
+        return float(value) if value else None
+
+
+# ------------------------------------------------------------------------------------ small readers
+def _read_json(path: Path, default=None):
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunFolderError(f"{path} is not valid JSON ({exc}); rerun `classify fit` to rewrite it") from exc
+
+
+TEXT_COLUMNS = {c: str for c in ("image", "source", "labels", "pred", "fold", "label", "path", "status")}
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=TEXT_COLUMNS)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise RunFolderError(f"{path} is not a readable CSV ({exc}); rerun `classify fit`") from exc
+
+
+def _first(run_dir: Path, folds: list[Path], name: str) -> Path:
+    """``run_dir/name`` if present, else the first fold's copy (cv runs), else ``run_dir/name``."""
+    path = run_dir / name
+    if path.exists() or not folds:
+        return path
+    return folds[0] / name
+
+
+def split_labels(value) -> list[str]:
+    """';'-joined labels -> list; NaN or empty -> []."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    return [s.strip() for s in str(value).split(";") if s.strip()]
+
+
+def _resolve_dir(value, *bases: Path) -> Path | None:
+    if not value:
+        return None
+    p = Path(str(value)).expanduser()
+    if p.is_absolute():
+        return p if p.is_dir() else None
+    for base in (*bases, Path.cwd()):
+        if (base / p).is_dir():
+            return (base / p).resolve()
+    return None
+
+
+# ------------------------------------------------------------------------------------------ main
+def load_run(run_dir: Path, *, images_dir: Path | None = None, audio_dir: Path | None = None) -> RunData:
+    """Read ``run_dir``; ``images_dir`` / ``audio_dir`` override what the run folder records."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunFolderError(f"run folder {run_dir} does not exist; pass the folder `classify fit` wrote")
+    folds = sorted(
+        (p for p in run_dir.iterdir() if p.is_dir() and FOLD_RE.match(p.name)),
+        key=lambda p: int(FOLD_RE.match(p.name).group(1)),
+    )
+    notes: list[str] = []
+
+    classes_path = _first(run_dir, folds, "classes.json")
+    classes = _read_json(classes_path)
+    if not isinstance(classes, list) or not classes:
+        raise RunFolderError(
+            f"{classes_path} is missing or not a JSON list of class names; is {run_dir} a `classify fit` run folder?"
+        )
+    classes = [str(c) for c in classes]
+
+    pred_name = "oof_predictions.csv" if folds and (run_dir / "oof_predictions.csv").is_file() else "valid_predictions.csv"
+    preds = _read_csv(run_dir / pred_name)
+    if preds is None and folds:  # cv run without an oof file: stack the folds' validation sets
+        parts = [_read_csv(f / "valid_predictions.csv") for f in folds]
+        parts = [p.assign(fold=f.name) for p, f in zip(parts, folds) if p is not None]
+        preds = pd.concat(parts, ignore_index=True) if parts else None
+    if preds is None:
+        raise RunFolderError(
+            f"{run_dir / pred_name} not found; the report needs the validation predictions `classify fit` writes"
+        )
+    probs, truth, preds = prediction_arrays(preds, classes, run_dir / pred_name, notes)
+
+    train = _read_json(_first(run_dir, folds, "train.json"), {}) or {}
+    multilabel = bool(train.get("multilabel") or train.get("multi_label")) or bool((truth.sum(axis=1) > 1).any())
+    y = np.where(truth.any(axis=1), np.argmax(truth, axis=1), -1)
+    pred = np.argmax(probs, axis=1)
+    if "loss" in preds:
+        loss = pd.to_numeric(preds["loss"], errors="coerce").to_numpy(dtype=np.float64)
+    else:
+        loss = np.full(len(preds), np.nan)
+    if np.isnan(loss).any():  # recompute what fit did not write: cross-entropy / BCE of the scores
+        eps = 1e-7
+        if multilabel:
+            p = np.clip(probs, eps, 1 - eps)
+            fallback = -np.mean(truth * np.log(p) + (~truth) * np.log(1 - p), axis=1)
+        else:
+            fallback = -np.log(np.clip(probs[np.arange(len(y)), np.maximum(y, 0)], eps, 1.0))
+        loss = np.where(np.isnan(loss), fallback, loss)
+    offset = (
+        pd.to_numeric(preds["offset"], errors="coerce").to_numpy(dtype=np.float64)
+        if "offset" in preds
+        else np.full(len(preds), np.nan)
+    )
+
+    embeddings = None
+    if not folds:
+        emb_path = run_dir / "valid_embeddings.npy"
+        if emb_path.is_file():
+            emb = np.load(emb_path, allow_pickle=False)
+            if emb.ndim == 2 and emb.shape[0] == len(preds):
+                embeddings = emb.astype(np.float32)
+            else:
+                notes.append(f"{emb_path.name} has shape {emb.shape}, not ({len(preds)}, d): t-SNE uses probabilities")
+        else:
+            notes.append("valid_embeddings.npy is missing: t-SNE uses the output probabilities")
+    else:
+        notes.append("cv run: fold models have different embedding spaces, so t-SNE uses out-of-fold probabilities")
+
+    history = _read_csv(run_dir / "history.csv")
+    fold_data = []
+    for f in folds:
+        fold_data.append(
+            FoldData(f.name, _read_json(f / "metrics.json", {}) or {}, _read_csv(f / "history.csv"),
+                     _read_csv(f / "valid_predictions.csv"))
+        )
+    if history is None and fold_data:
+        hs = [fd.history.assign(fold=fd.name) for fd in fold_data if fd.history is not None]
+        history = pd.concat(hs, ignore_index=True) if hs else None
+
+    spectrogram = _read_json(_first(run_dir, folds, "spectrogram.json"), {}) or {}
+    run = RunData(
+        run_dir=run_dir, classes=classes, preds=preds, probs=probs, truth=truth, y=y, pred=pred,
+        loss=loss, offset=offset, multilabel=multilabel, embeddings=embeddings, history=history,
+        lr_find=_read_json(_first(run_dir, folds, "lr_find.json")),
+        metrics=_read_json(run_dir / "metrics.json", {}) or {}, train=train, spectrogram=spectrogram,
+        folds=fold_data, cv_metrics=_read_json(run_dir / "cv_metrics.json", {}) or {}, notes=notes,
+    )
+    _resolve_data_dirs(run, images_dir, audio_dir)
+    return run
+
+
+def prediction_arrays(preds: pd.DataFrame, classes: list[str], path: Path, notes: list[str]):
+    """probs [n, C] from the ``p_<class>`` columns and truth [n, C] from ``labels``."""
+    if "labels" not in preds:
+        raise RunFolderError(f"{path} has no `labels` column (true labels, ';'-joined); rerun `classify fit`")
+    missing = [c for c in classes if f"p_{c}" not in preds]
+    if missing:
+        raise RunFolderError(
+            f"{path} lacks probability columns for {len(missing)} classes (e.g. p_{missing[0]}); "
+            "is classes.json from the same run?"
+        )
+    try:
+        probs = preds[[f"p_{c}" for c in classes]].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise RunFolderError(f"{path} has non-numeric p_<class> values ({exc}); rerun `classify fit`") from exc
+    if not np.isfinite(probs).all():
+        raise RunFolderError(f"{path} has missing or infinite p_<class> values; rerun `classify fit`")
+    index = {c: i for i, c in enumerate(classes)}
+    truth = np.zeros(probs.shape, dtype=bool)
+    unknown: set[str] = set()
+    for row, value in enumerate(preds["labels"].tolist()):
+        for lab in split_labels(value):
+            if lab in index:
+                truth[row, index[lab]] = True
+            else:
+                unknown.add(lab)
+    if unknown:
+        notes.append(f"{len(unknown)} true labels not in classes.json ignored (e.g. {sorted(unknown)[0]!r})")
+    keep = truth.any(axis=1)
+    if not keep.all():
+        notes.append(f"{int((~keep).sum())} validation rows without a known true label left out")
+        preds, probs, truth = preds[keep].reset_index(drop=True), probs[keep], truth[keep]
+    if not len(preds):
+        raise RunFolderError(f"{path} has no rows with a known true label; nothing to report")
+    if "image" not in preds:
+        preds = preds.assign(image="")
+    if "source" not in preds:
+        preds = preds.assign(source=preds["image"])
+    return probs, truth, preds.reset_index(drop=True)
+
+
+def _resolve_data_dirs(run: RunData, images_dir: Path | None, audio_dir: Path | None) -> None:
+    """Find IMAGES_DIR (thumbnails, manifest, audit) and AUDIO_DIR (players); note what is missing."""
+    t = run.train
+    bases = (run.run_dir,)
+    if images_dir is not None:
+        run.images_dir = Path(images_dir) if Path(images_dir).is_dir() else None
+        if run.images_dir is None:
+            run.notes.append(f"--images-dir {images_dir} is not a folder: no spectrogram thumbnails")
+    else:
+        recorded = t.get("images_dir") or t.get("images")
+        run.images_dir = _resolve_dir(recorded, *bases)
+        if run.images_dir is None:
+            run.notes.append(
+                f"images folder {recorded!r} from train.json not found: no thumbnails (pass --images-dir)"
+                if recorded else "train.json records no images_dir: no thumbnails (pass --images-dir)"
+            )
+    img_meta = {}
+    if run.images_dir is not None:  # spec2img records the audio folder in spec2img_run.json
+        img_meta = (_read_json(run.images_dir / RUN_INFO_NAME, {})
+                    or _read_json(run.images_dir / "manifest.json", {}) or {})
+        manifest_path = run.images_dir / "manifest.csv"
+        if manifest_path.is_file():
+            run.manifest = _read_csv(manifest_path)
+    for cand in (run.run_dir / "audit.csv", run.images_dir / "audit.csv" if run.images_dir else None):
+        if cand is not None and cand.is_file():
+            run.audit_csv = cand
+            break
+
+    if audio_dir is not None:
+        run.audio_dir = Path(audio_dir) if Path(audio_dir).is_dir() else None
+        if run.audio_dir is None:
+            run.notes.append(f"--audio-dir {audio_dir} is not a folder: no audio players")
+        return
+    for source, value, base in (
+        ("train.json", t.get("audio_dir"), run.run_dir),
+        (RUN_INFO_NAME, img_meta.get("audio_dir"), run.images_dir),
+        ("spectrogram.json", run.spectrogram.get("audio_dir"), run.images_dir),
+    ):
+        if value:
+            found = _resolve_dir(value, *(b for b in (base, run.run_dir) if b is not None))
+            if found is not None:
+                run.audio_dir = found
+                return
+            run.notes.append(f"audio folder {value!r} from {source} not found")
+    run.notes.append("no audio folder found: no audio players (pass --audio-dir AUDIO_DIR)")
