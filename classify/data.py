@@ -95,6 +95,9 @@ def load_image_set(images_dir: Path, *, classes: list[str] | None = None) -> Ima
     if table.empty:
         raise ClassifyError(f"{root}/manifest.csv lists no labelled images; nothing to train on")
     table = table.reset_index(drop=True)
+    for col in ("fold", "manually_verified"):
+        table[col] = pd.to_numeric(table[col], errors="coerce").astype("Int64")
+    table["group"] = table["group"].astype(str)
     table["clip"] = pd.factorize(table["source"])[0]
     found = sorted({lab for labs in table["labels"] for lab in labs})
     if classes is None:

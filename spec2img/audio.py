@@ -118,7 +118,7 @@ def _unreadable(path: Path, exc: Exception) -> str:
         return f"{path}: no such file"
     if path.stat().st_size == 0:
         return f"{path}: empty file (0 bytes); record or export it again"
-    reason = str(exc).split(":")[-1].strip() or type(exc).__name__
+    reason = str(exc).split(":")[-1].strip().rstrip(".") or type(exc).__name__
     return (
         f"{path}: not audio that libsndfile can decode ({reason}); "
         "convert it to WAV, FLAC, OGG, MP3 or AIFF"

@@ -1,11 +1,18 @@
-"""``spec2img``: thin CLI over the spec2img library. Parse, build a config, call, map errors."""
+"""``spec2img``: thin CLI over the spec2img library. Parse, build a config, call, map errors.
+
+    spec2img AUDIO_DIR IMAGES_DIR [options]     convert (the default command)
+    spec2img audit AUDIO_DIR [--labels CSV]     per-file statistics and an HTML overview
+    spec2img synth OUT_DIR                      write the synthetic demo data set
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from .errors import Spec2ImgError
 
@@ -32,15 +39,136 @@ def run_main(call: Callable[[], int | None], *, verbose: bool = False, quiet: bo
         return 130
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spec2img", description="Audio clips to log-mel spectrogram images.")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    return parser
+# ------------------------------------------------------------------------------------- convert
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="store_true", help="debug output and tracebacks")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+
+def _add_labels(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("labels (default: the first folder below AUDIO_DIR names the class)")
+    g.add_argument("--labels", type=Path, metavar="CSV",
+                   help="labels CSV; Freesound 2018/2019, ESC-50 and UrbanSound8K layouts are recognised")
+    g.add_argument("--file-col", help="CSV column naming the audio file (other layouts)")
+    g.add_argument("--label-col", help="CSV column holding the label(s), comma-separated for multi-label")
+    g.add_argument("--fold-col", help="CSV column holding a predefined fold number")
+
+
+def convert_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="spec2img",
+        description="Render every audio clip under AUDIO_DIR as a log-mel spectrogram PNG in IMAGES_DIR, "
+        "with manifest.csv and spectrogram.json beside them. Other commands: "
+        "`spec2img audit AUDIO_DIR`, `spec2img synth OUT_DIR`.",
+    )
+    p.add_argument("audio_dir", type=Path, metavar="AUDIO_DIR")
+    p.add_argument("images_dir", type=Path, metavar="IMAGES_DIR")
+    _add_labels(p)
+    s = p.add_argument_group("spectrogram (librosa's names; defaults from --preset)")
+    s.add_argument("--preset", default="default", help="default | mfcc | efficientat (default: %(default)s)")
+    s.add_argument("--feature", choices=["logmel", "mfcc"])
+    s.add_argument("--sr", type=int, help="resample every clip to this rate, Hz (default 44100)")
+    s.add_argument("--n-fft", type=int, help="FFT size, samples (default 2048)")
+    s.add_argument("--hop-length", type=int, help="frame step, samples (default 512)")
+    s.add_argument("--win-length", type=int, help="window length, samples (default n_fft)")
+    s.add_argument("--n-mels", type=int, help="mel bands = image height (default 128)")
+    s.add_argument("--fmin", type=float, help="lowest frequency, Hz (default 20)")
+    s.add_argument("--fmax", type=float, help="highest frequency, Hz (default sr/2)")
+    s.add_argument("--top-db", type=float, help="dynamic range drawn, dB below the image's peak (default 80)")
+    s.add_argument("--n-mfcc", type=int, help="MFCC coefficients with --feature mfcc (default 40)")
+    s.add_argument("--mode", choices=["grey", "deltas", "colormap"],
+                   help="grey: 1 channel; deltas: log-mel + delta + delta-delta as RGB; colormap: --cmap colours")
+    s.add_argument("--cmap", help="matplotlib colormap for --mode colormap (default magma)")
+    w = p.add_argument_group("length")
+    w.add_argument("--duration", type=float, metavar="SECONDS",
+                   help="cut or zero-pad every clip to this length (see --crop)")
+    w.add_argument("--crop", choices=["start", "center", "random"], help="where --duration cuts (default center)")
+    w.add_argument("--tile", type=float, metavar="SECONDS", help="one image per window of this length")
+    w.add_argument("--tile-hop", type=float, metavar="SECONDS", help="step between tiles (default tile/2)")
+    w.add_argument("--seed", type=int, help="seed of --crop random (default 0)")
+    r = p.add_argument_group("run")
+    r.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    r.add_argument("--strict", action="store_true", help="stop at the first clip that fails")
+    _add_common(p)
+    return p
+
+
+def _cmd_convert(args) -> int:
+    from .config import from_preset
+    from .convert import convert
+
+    if args.jobs is not None and args.jobs < 1:
+        raise Spec2ImgError(f"--jobs {args.jobs} must be at least 1")
+    cfg = from_preset(
+        args.preset, feature=args.feature, sr=args.sr, n_fft=args.n_fft, hop_length=args.hop_length,
+        win_length=args.win_length, n_mels=args.n_mels, fmin=args.fmin, fmax=args.fmax, top_db=args.top_db,
+        n_mfcc=args.n_mfcc, mode=args.mode, cmap=args.cmap, duration=args.duration, crop=args.crop,
+        tile=args.tile, tile_hop=args.tile_hop, seed=args.seed,
+    )
+    summary = convert(
+        args.audio_dir, args.images_dir, cfg, labels_csv=args.labels, file_col=args.file_col,
+        label_col=args.label_col, fold_col=args.fold_col, jobs=args.jobs, strict=args.strict,
+        progress=not args.quiet,
+    )
+    log.warning("%s; manifest: %s", summary.line(), summary.manifest)
+    return 1 if summary.failed else 0
+
+
+# ------------------------------------------------------------------------------------- audit
+def audit_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spec2img audit",
+                                description="Per-file duration, rate, channels, peak, silence and clipping, "
+                                "class counts; writes audit.csv, audit_classes.csv and audit.html.")
+    p.add_argument("audio_dir", type=Path, metavar="AUDIO_DIR")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: AUDIO_DIR/../audit)")
+    _add_labels(p)
+    p.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    _add_common(p)
+    return p
+
+
+def _cmd_audit(args) -> int:
+    from .audit import audit
+
+    out = args.out or args.audio_dir.resolve().parent / "audit"
+    result = audit(args.audio_dir, out_dir=out, labels_csv=args.labels, file_col=args.file_col,
+                   label_col=args.label_col, fold_col=args.fold_col, jobs=args.jobs)
+    log.warning("%s", result.line())
+    return 0
+
+
+# ------------------------------------------------------------------------------------- synth
+def synth_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spec2img synth",
+                                description="Write a deterministic labelled set of synthetic clips "
+                                "(folder per class) for demos and tests.")
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    p.add_argument("--per-class", type=int, default=12, help="clips per class (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    _add_common(p)
+    return p
+
+
+def _cmd_synth(args) -> int:
+    from .synth import synth
+
+    if args.per_class < 1:
+        raise Spec2ImgError(f"--per-class {args.per_class} must be at least 1")
+    out = synth(args.out_dir, n_per_class=args.per_class, seed=args.seed)
+    log.warning("wrote synthetic clips to %s", out)
+    return 0
+
+
+COMMANDS = {"audit": (audit_parser, _cmd_audit), "synth": (synth_parser, _cmd_synth)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main(lambda: 0, verbose=args.verbose)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    make, cmd = COMMANDS.get(argv[0], (convert_parser, _cmd_convert)) if argv else (convert_parser, _cmd_convert)
+    if argv and argv[0] in COMMANDS:
+        argv = argv[1:]
+    args = make().parse_args(argv)
+    return run_main(lambda: cmd(args), verbose=args.verbose, quiet=args.quiet)
 
 
 if __name__ == "__main__":

@@ -238,6 +238,9 @@ def from_preset(name: str = "default", **overrides) -> SpectrogramConfig:
         raise ConfigError(f"preset {name!r} is unknown; choose one of {', '.join(PRESETS)}")
     values = {"preset": name, **PRESETS[name]}
     values.update({k: v for k, v in overrides.items() if v is not None})
-    if values.get("feature") == "mfcc" and name != "mfcc" and "vmin" not in overrides:
+    explicit = {k for k, v in overrides.items() if v is not None}
+    if values.get("feature") == "mfcc" and name != "mfcc" and "vmin" not in explicit:
         values.update(vmin=PRESETS["mfcc"]["vmin"], vmax=PRESETS["mfcc"]["vmax"])
+    elif values.get("scale", "db") == "db" and "top_db" in explicit and "vmin" not in explicit:
+        values["vmin"] = -float(values["top_db"])  # the image spans exactly the top_db range
     return SpectrogramConfig(**values)

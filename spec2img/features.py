@@ -95,6 +95,8 @@ def log_scale(M: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
     """
     if cfg.scale == "ln":
         return ((np.log(M + cfg.amin) + cfg.ln_offset) / cfg.ln_divisor).astype(np.float32)
+    if not np.any(M > cfg.amin):  # digital silence (a silent tile): the floor, not 0 dB everywhere
+        return np.full(M.shape, -cfg.top_db, dtype=np.float32)
     return librosa.power_to_db(M, ref=np.max, amin=cfg.amin, top_db=cfg.top_db).astype(np.float32)
 
 

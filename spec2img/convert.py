@@ -1,0 +1,382 @@
+"""Convert a folder of clips into spectrogram images, a manifest and the config beside them.
+
+:func:`render_clip` is the in-memory path (audio file -> list of (offset, image)); prediction uses
+the same windows and features. :func:`convert` adds the folder walk, labels, parallel workers,
+resumability (images stamped with the config digest are skipped when up to date) and the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+import sys
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import audio, features, image, io, window
+from .config import CONFIG_NAME, SpectrogramConfig
+from .errors import AudioError, Spec2ImgError
+from .labels import ClipLabels, folder_labels, read_labels_csv
+from .manifest import write_manifest, write_run_info
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------ one clip, in memory
+def clip_windows(info: audio.AudioInfo, cfg: SpectrogramConfig, *, key: str = "") -> list[tuple[int, int | None]]:
+    """Windows to render for a clip, as (start, size) in samples at ``cfg.sr``.
+
+    ``size=None`` means the whole clip. ``start`` may be negative (zeros padded before the clip,
+    see :mod:`spec2img.window`). ``key`` seeds ``crop="random"`` so reruns pick the same crop.
+    """
+    n = int(round(info.duration * cfg.sr))
+    if cfg.tile is not None:
+        size = int(round(cfg.tile * cfg.sr))
+        hop = max(1, int(round(cfg.hop_seconds * cfg.sr)))
+        return [(s, size) for s in window.tile_starts(n, size=size, hop=hop)]
+    if cfg.duration is not None:
+        size = int(round(cfg.duration * cfg.sr))
+        rng = np.random.default_rng([cfg.seed, zlib.crc32(key.encode())])
+        return [(window.crop_offset(n, size=size, crop=cfg.crop, rng=rng), size)]
+    return [(0, None)]
+
+
+def load_window(path: Path, cfg: SpectrogramConfig, start: int, size: int | None, *, tiled: bool) -> np.ndarray:
+    """Decode just the samples of one window (zero-padded to ``size``), mono at ``cfg.sr``."""
+    if size is None:
+        y, _ = audio.load(path, sr=cfg.sr)
+        return y
+    lo = max(start, 0)
+    y, _ = audio.load(path, sr=cfg.sr, offset=lo / cfg.sr, duration=(start + size - lo) / cfg.sr, check=False)
+    if tiled:
+        if not np.isfinite(y).all():
+            raise AudioError(f"{path}: NaN or infinite samples near {lo / cfg.sr:.2f} s; re-export it as integer PCM")
+    else:
+        audio.check_signal(y, path)
+    return window.take(y, start=min(start, 0), size=size)
+
+
+def iter_images(path: Path, cfg: SpectrogramConfig, *, key: str | None = None,
+                info: audio.AudioInfo | None = None):
+    """Yield ``(offset_seconds, uint8 image)`` for each window of one clip, decoding one window
+    at a time (an hour-long recording in tile mode never sits in memory whole)."""
+    path = Path(path)
+    info = info or audio.probe(path)
+    for start, size in clip_windows(info, cfg, key=key if key is not None else path.name):
+        y = load_window(path, cfg, start, size, tiled=cfg.tile is not None)
+        try:
+            planes = features.feature_planes(y, cfg)
+        except AudioError as exc:
+            raise AudioError(f"{path}: {exc}") from None
+        yield start / cfg.sr, image.render(planes, cfg)
+
+
+def render_clip(path: Path, cfg: SpectrogramConfig, *, key: str | None = None) -> list[tuple[float, np.ndarray]]:
+    """Render one audio file to ``[(offset_seconds, uint8 image), ...]`` entirely in memory."""
+    return list(iter_images(path, cfg, key=key))
+
+
+# ------------------------------------------------------------------------------ the folder job
+@dataclass(frozen=True)
+class ClipJob:
+    source: Path  # absolute
+    rel: str  # relative to the audio folder, posix
+    stem: str  # output path relative to the images folder, without '.png'
+    labels: ClipLabels | None
+
+
+@dataclass
+class ConvertSummary:
+    converted: int = 0
+    up_to_date: int = 0
+    failed: int = 0
+    skipped: int = 0
+    images: int = 0
+    seconds: float = 0.0
+    manifest: Path | None = None
+    rows: list[dict] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.converted + self.up_to_date + self.failed + self.skipped
+
+    def line(self) -> str:
+        rate = self.converted / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"{self.converted} converted, {self.up_to_date} up to date, {self.failed} failed, "
+            f"{self.skipped} skipped ({self.total} clips, {self.images} images, "
+            f"{self.seconds:.1f} s, {rate:.1f} clips/s)"
+        )
+
+
+def plan(audio_dir: Path, *, labels_csv: Path | None = None, file_col=None, label_col=None,
+         fold_col=None) -> tuple[list[ClipJob], list[dict]]:
+    """Decide every output path up front (so names never depend on processing order).
+
+    Returns the jobs and the manifest rows of clips skipped for want of a label.
+    """
+    audio_dir = Path(audio_dir)
+    if not audio_dir.is_dir():
+        raise Spec2ImgError(f"{audio_dir}: not a folder; give the folder that holds your audio clips")
+    files = audio.find_audio(audio_dir)
+    if not files:
+        raise Spec2ImgError(
+            f"{audio_dir}: no audio files found (looked for {', '.join(sorted(audio.AUDIO_EXTENSIONS))})"
+        )
+    if labels_csv is not None:
+        labels = read_labels_csv(labels_csv, audio_dir, files, file_col=file_col, label_col=label_col,
+                                 fold_col=fold_col)
+    else:
+        labels = folder_labels(audio_dir, files)
+
+    jobs, skipped = [], []
+    wanted: dict[str, list[tuple[Path, ClipLabels | None]]] = {}
+    for f in files:
+        rel = f.relative_to(audio_dir)
+        lab = labels.get(rel)
+        if labels_csv is not None and lab is None:
+            skipped.append(_row(rel.as_posix(), None, status="skipped",
+                                error=f"not listed in {Path(labels_csv).name}"))
+            continue
+        folder = _safe(lab.labels[0]) if lab else rel.parent.as_posix()
+        base = f"{folder}/{rel.stem}" if folder not in ("", ".") else rel.stem
+        wanted.setdefault(base, []).append((rel, lab))
+    for base, items in wanted.items():
+        for rel, lab in items:
+            stem = base
+            if len(items) > 1:  # two clips would share a name: spell out the source path
+                stem = f"{Path(base).parent.as_posix()}/{_safe(rel.as_posix()).replace('/', '__')}"
+            jobs.append(ClipJob(audio_dir / rel, rel.as_posix(), stem, lab))
+    jobs.sort(key=lambda j: j.rel)
+    if labels_csv is not None and not jobs:
+        raise Spec2ImgError(f"{labels_csv}: labels none of the {len(files)} audio files under {audio_dir}")
+    return jobs, skipped
+
+
+def image_names(job: ClipJob, n_windows: int, cfg: SpectrogramConfig) -> list[str]:
+    if cfg.tile is None:
+        return [f"{job.stem}.png"]
+    return [f"{job.stem}.t{k:04d}.png" for k in range(n_windows)]
+
+
+def process(job: ClipJob, cfg: SpectrogramConfig, images_dir: Path) -> dict:
+    """Render one clip to PNGs unless they are up to date; return its manifest row."""
+    try:
+        info = audio.probe(job.source)
+        wins = clip_windows(info, cfg, key=job.rel)
+        names = image_names(job, len(wins), cfg)
+        offsets = [s / cfg.sr for s, _ in wins]
+        base = dict(info=info, images=names, offsets=offsets)
+        if _up_to_date(job.source, [images_dir / n for n in names], cfg.digest()):
+            return _row(job.rel, job.labels, status="ok", cached=True, **base)
+        digest = cfg.digest()
+        for (_, img), name in zip(iter_images(job.source, cfg, key=job.rel, info=info), names):
+            io.write_atomic(images_dir / name, io.encode_png(img, digest=digest))
+        return _row(job.rel, job.labels, status="ok", **base)
+    except AudioError as exc:
+        return _row(job.rel, job.labels, status="failed", error=str(exc))
+    except Exception as exc:  # a decoder or resampler choking on one odd file must not sink the run
+        log.debug("unexpected error on %s", job.source, exc_info=True)
+        return _row(job.rel, job.labels, status="failed",
+                    error=f"{job.source}: unexpected {type(exc).__name__}: {exc}")
+
+
+def convert(
+    audio_dir: Path,
+    images_dir: Path,
+    cfg: SpectrogramConfig,
+    *,
+    labels_csv: Path | None = None,
+    file_col: str | None = None,
+    label_col: str | None = None,
+    fold_col: str | None = None,
+    jobs: int | None = None,
+    strict: bool = False,
+    progress: bool | None = None,
+) -> ConvertSummary:
+    """Convert every clip under ``audio_dir`` into ``images_dir``; see the module docstring."""
+    t0 = time.perf_counter()
+    audio_dir, images_dir = Path(audio_dir), Path(images_dir)
+    if images_dir.resolve() == audio_dir.resolve():
+        raise Spec2ImgError("IMAGES_DIR must differ from AUDIO_DIR; give a new folder for the images")
+    todo, skipped_rows = plan(audio_dir, labels_csv=labels_csv, file_col=file_col, label_col=label_col,
+                              fold_col=fold_col)
+    images_dir.mkdir(parents=True, exist_ok=True)
+    for tmp in images_dir.rglob(".*.png.*.tmp"):  # left by a run killed mid-write
+        tmp.unlink(missing_ok=True)
+    _note_config_change(images_dir, cfg)
+    cfg.save(images_dir)
+    write_run_info(images_dir, {"audio_dir": str(audio_dir.resolve()),
+                                "labels_csv": str(Path(labels_csv).resolve()) if labels_csv else None})
+
+    summary = ConvertSummary(skipped=len(skipped_rows))
+    rows = list(skipped_rows)
+    n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+    bar = _Progress(len(todo), enabled=progress)
+    results = _run_jobs(todo, cfg, images_dir, n_jobs)
+    try:
+        for row in results:
+            rows.append(row)
+            bar.update(row)
+            if row["status"] == "failed":
+                summary.failed += 1
+                log.warning("failed: %s", row["error"])
+                if strict:
+                    raise AudioError(row["error"] + " (--strict: stopped at the first failure)")
+            elif row.pop("cached", False):
+                summary.up_to_date += 1
+            else:
+                summary.converted += 1
+            summary.images += len(row["images"])
+    finally:
+        _close(results)
+        bar.close()
+        done = {r["source"] for r in rows}
+        complete = all(j.rel in done for j in todo)
+        rows += [_row(j.rel, j.labels, status="skipped", error="not processed: the run stopped early")
+                 for j in todo if j.rel not in done]
+        for r in rows:
+            r.pop("cached", None)
+        rows.sort(key=lambda r: r["source"])
+        summary.manifest = write_manifest(rows, images_dir)
+        if complete:
+            _remove_stale(images_dir, rows)
+        summary.rows = rows
+        summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+# ------------------------------------------------------------------------------ helpers
+def _run_jobs(todo: list[ClipJob], cfg: SpectrogramConfig, images_dir: Path, n_jobs: int):
+    if n_jobs == 1:
+        return (process(j, cfg, images_dir) for j in todo)
+    ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    pool = ctx.Pool(n_jobs, initializer=_init_worker)
+    it = pool.imap(_Task(cfg, images_dir), todo, chunksize=max(1, min(16, len(todo) // (8 * n_jobs) or 1)))
+    return _PoolIter(pool, it)
+
+
+class _Task:
+    def __init__(self, cfg, images_dir):
+        self.cfg, self.images_dir = cfg, images_dir
+
+    def __call__(self, job):
+        return process(job, self.cfg, self.images_dir)
+
+
+class _PoolIter:
+    def __init__(self, pool, it):
+        self.pool, self.it = pool, it
+
+    def __iter__(self):
+        return iter(self.it)
+
+    def close(self):
+        self.pool.terminate()
+        self.pool.join()
+
+
+def _close(results) -> None:
+    if hasattr(results, "close"):
+        results.close()
+
+
+def _init_worker() -> None:
+    """One BLAS/FFT thread per worker: -j N uses N cores, not N x N."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _up_to_date(source: Path, images: list[Path], digest: str) -> bool:
+    try:
+        src_mtime = source.stat().st_mtime
+        return all(p.stat().st_mtime >= src_mtime and io.png_digest(p) == digest for p in images)
+    except FileNotFoundError:
+        return False
+
+
+def _remove_stale(images_dir: Path, rows: list[dict]) -> None:
+    """Delete PNGs that an earlier run of spec2img made (they carry its stamp) and that the
+    manifest no longer lists, e.g. tiles of a previous --tile setting. Other files are left alone."""
+    keep = {images_dir / img for r in rows for img in r["images"]}
+    stale = [p for p in images_dir.rglob("*.png") if p not in keep and io.png_digest(p) is not None]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d images of earlier settings that the manifest no longer lists", len(stale))
+
+
+def _note_config_change(images_dir: Path, cfg: SpectrogramConfig) -> None:
+    old = images_dir / CONFIG_NAME
+    if old.exists():
+        try:
+            if SpectrogramConfig.load(old) != cfg:
+                log.info("spectrogram settings changed since the last run: re-rendering every image")
+        except Spec2ImgError:
+            log.info("%s unreadable: re-rendering every image", old)
+
+
+def _row(source: str, lab: ClipLabels | None, *, status: str, error: str = "", info=None,
+         images=(), offsets=(), cached: bool = False) -> dict:
+    row = {
+        "source": source,
+        "images": list(images),
+        "offsets": list(offsets),
+        "labels": list(lab.labels) if lab else [],
+        "fold": lab.fold if lab and lab.fold is not None else "",
+        "group": (lab.group if lab and lab.group else source),
+        "manually_verified": "" if not lab or lab.verified is None else int(lab.verified),
+        "duration": round(info.duration, 4) if info else "",
+        "orig_sr": info.samplerate if info else "",
+        "channels": info.channels if info else "",
+        "status": status,
+        "error": error,
+    }
+    if cached:
+        row["cached"] = True
+    return row
+
+
+_UNSAFE = re.compile(r"[^\w.\-+ ()/]")
+
+
+def _safe(name: str) -> str:
+    return _UNSAFE.sub("_", name).strip("/") or "_"
+
+
+class _Progress:
+    """tqdm bar on a terminal; otherwise a plain line every 10 s (for CI logs)."""
+
+    def __init__(self, total: int, enabled: bool | None):
+        self.total, self.done, self.t0, self.last = total, 0, time.perf_counter(), 0.0
+        tty = sys.stderr.isatty()
+        self.enabled = True if enabled is None else enabled
+        self.bar = None
+        if self.enabled and tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="clip", dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, row: dict) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            return
+        now = time.perf_counter()
+        if self.enabled and (now - self.last >= 10 or self.done == self.total):
+            self.last = now
+            rate = self.done / max(now - self.t0, 1e-9)
+            eta = (self.total - self.done) / rate if rate else 0
+            log.info("%d/%d clips, %.1f clips/s, ETA %.0f s", self.done, self.total, rate, eta)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
