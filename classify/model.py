@@ -131,8 +131,8 @@ def predict_windows(model: nn.Module, images: list[torch.Tensor], *, width: int,
     """Probabilities and embeddings of each image, averaged over its time windows.
 
     ``images``: uint8 tensors ``(C, H, W_i)``. Each is cut into windows of ``width`` columns every
-    ``hop`` (default ``width // 2``; the last window aligned to the end; narrower images zero-padded
-    at the end) and the windows' probabilities (softmax, or sigmoid if ``multi_label``) averaged.
+    ``hop`` (default ``width // 2``; the last window aligned to the end; narrower images centred
+    between zeros, as the validation crops in training are) and the windows' probabilities (softmax, or sigmoid if ``multi_label``) averaged.
     Returns ``probs`` ``(n, n_classes)`` and ``emb`` ``(n, hidden)``, float32 on CPU.
     """
     hop = hop or max(1, width // 2)
@@ -159,9 +159,13 @@ def predict_windows(model: nn.Module, images: list[torch.Tensor], *, width: int,
 
 
 def window_starts(n: int, *, width: int, hop: int) -> list[int]:
-    """Starts of windows of ``width`` columns covering ``n`` columns (last one end-aligned)."""
+    """Starts of windows of ``width`` columns covering ``n`` columns (last one end-aligned).
+
+    An image narrower than one window gets one window starting at ``-(width - n) // 2``: the image
+    centred, like :class:`classify.data.CropDataset`'s validation crops.
+    """
     if n <= width:
-        return [0]
+        return [-((width - n) // 2)]
     starts = list(range(0, n - width + 1, hop))
     if starts[-1] + width < n:
         starts.append(n - width)
@@ -169,8 +173,9 @@ def window_starts(n: int, *, width: int, hop: int) -> list[int]:
 
 
 def take_columns(img: torch.Tensor, start: int, width: int) -> torch.Tensor:
-    """``img[..., start:start+width]`` zero-padded at the end to exactly ``width`` columns."""
-    out = img[..., start:start + width]
+    """``img[..., start:start+width]``, zeros where that range lies outside the image."""
+    left = max(0, -start)
+    out = img[..., max(start, 0):start + width]
     if out.shape[-1] < width:
-        out = F.pad(out, (0, width - out.shape[-1]))
+        out = F.pad(out, (left, width - out.shape[-1] - left))
     return out
