@@ -70,5 +70,5 @@ def export_onnx(run_dir: Path, out: Path | None = None) -> Path:
     tmp.replace(out)
     meta = out.with_name(out.name + ".json")
     write_atomic(meta, (json.dumps(onnx_metadata(info), indent=2) + "\n").encode())
-    log.info("wrote %s and %s", out, meta.name)
+    log.debug("wrote %s and %s", out, meta.name)
     return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,9 +128,11 @@ def torch_scorer(run_dir: Path, *, device: str = "cpu") -> Scorer:
     from .runfolder import load_model
 
     try:
-        model, info = load_model(run_dir, device=device)
-    except ClassifyError:
-        raise
+        with warnings.catch_warnings():  # torch's unpickler warns before it fails on a foreign file
+            warnings.simplefilter("ignore", UserWarning)
+            model, info = load_model(run_dir, device=device)
+    except ClassifyError as exc:  # one line, even when torch's message spans several
+        raise type(exc)(" ".join(str(exc).split())) from None
     except Exception as exc:  # a truncated or foreign model.pt: pickle, zip, EOF errors ...
         raise RunFolderError(f"{run_dir}/model.pt cannot be loaded ({type(exc).__name__}: "
                              f"{str(exc)[:120]}); re-copy the run folder or re-run classify fit") from None

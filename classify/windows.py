@@ -107,14 +107,14 @@ def file_windows(path: Path, cfg: SpectrogramConfig, crop_width: int, *, tta: in
     rcfg = render_config(cfg, crop_width, info.duration, chunk_seconds=chunk_seconds)
     hop = max(1, crop_width // 2)
     shifts = [0] + tta_shifts(tta, crop_width)
-    crops, starts, seen = [], [], set()
+    crops, starts, last = [], [], -np.inf
     for offset, img in iter_images(path, rcfg, key=path.name, info=info):
         img = img[None] if img.ndim == 2 else np.moveaxis(img[..., :3], -1, 0)
         for s in window_starts(img.shape[-1], width=crop_width, hop=hop):
             t0 = round(offset + s * cfg.hop_length / cfg.sr, 6)
-            if rcfg is not cfg and t0 in seen:  # overlapping tiles render some windows twice
+            if rcfg.tile is not None and t0 <= last:  # overlapping tiles: keep the first rendering
                 continue
-            seen.add(t0)
+            last = t0
             crops.extend(crop(img, s, crop_width, shift=d) for d in shifts)
             starts.append(max(t0, 0.0))
     start = np.asarray(starts, dtype=np.float64)
