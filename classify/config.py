@@ -1,0 +1,98 @@
+"""The training stage's one configuration object, saved as ``train.json`` in every run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .augment import AugmentConfig
+from .errors import ClassifyError
+
+TRAIN_CONFIG_NAME = "train.json"
+MONITORS = ("valid_loss", "accuracy", "lwlrap")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``classify fit`` needs besides the images.
+
+    Schedule: ``fit_one_cycle(freeze_epochs, lr)`` with the body frozen, then
+    ``fit_one_cycle(epochs, slice(lr / 2 / lr_mult, lr / 2))`` unfrozen, the learning rate spread
+    geometrically over three parameter groups (early body, late body, head), as fastai's
+    ``fine_tune`` does. ``lr=None`` means "run lr_find and use its suggestion" (``--lr auto``).
+    Crops: ``crop_seconds`` of frames (at most the widest image; None = whole width).
+    """
+
+    images: str
+    out: str | None = None
+    arch: str = "efficientnet_lite0"
+    pretrained: bool = True
+    weights: str | None = None
+    epochs: int = 10
+    freeze_epochs: int = 2
+    lr: float | None = 3e-3
+    lr_mult: float = 10.0
+    wd: float = 0.01
+    bs: int = 32
+    crop_seconds: float | None = 5.0
+    input_height: int | None = None
+    dropout: float = 0.5
+    valid_pct: float = 0.2
+    valid_fold: int | None = None
+    valid_csv: str | None = None
+    verified_only: bool = False
+    unverified_weight: float = 1.0
+    valid_unverified: bool = False
+    augment: AugmentConfig = AugmentConfig()
+    patience: int = 5
+    monitor: str = "valid_loss"
+    restore_best: bool = True
+    seed: int | None = 0
+    bf16: bool = False
+    channels_last: bool = True
+    quiet: bool = False
+    export_learner: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):
+            object.__setattr__(self, "augment", AugmentConfig(**self.augment))
+        for name in ("epochs", "bs"):
+            if getattr(self, name) < 1:
+                raise ClassifyError(f"--{name}={getattr(self, name)} must be at least 1")
+        if self.freeze_epochs < 0:
+            raise ClassifyError(f"--freeze-epochs={self.freeze_epochs} must be >= 0")
+        if self.lr is not None and not 0 < self.lr < 10:
+            raise ClassifyError(f"--lr={self.lr} must be a positive learning rate (e.g. 3e-3) or 'auto'")
+        if not 0 <= self.unverified_weight <= 1:
+            raise ClassifyError(f"--unverified-weight={self.unverified_weight} must be in [0, 1]")
+        if self.monitor not in MONITORS:
+            raise ClassifyError(f"--monitor {self.monitor!r}: choose one of {', '.join(MONITORS)}")
+        if not 0 <= self.dropout < 1:
+            raise ClassifyError(f"--dropout={self.dropout} must be in [0, 1)")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, folder: Path) -> Path:
+        from spec2img.io import write_atomic
+
+        path = Path(folder) / TRAIN_CONFIG_NAME
+        write_atomic(path, (json.dumps(self.to_dict(), indent=2) + "\n").encode())
+        return path
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        path = Path(path)
+        if path.is_dir():
+            path = path / TRAIN_CONFIG_NAME
+        return cls.from_dict(json.loads(path.read_text()))
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,176 @@
+"""The network as plain torch: :class:`AudioClassifier` = input adapter + body + head.
+
+The model takes what the images hold: float pixels scaled to [0, 1], ``(B, C, n_rows, frames)``,
+any width. It normalises and adapts channels itself, so prediction and ONNX export need nothing
+but ``model.pt`` and the constructor arguments saved in ``train.json``.
+
+Grey input to an RGB-pretrained backbone: the first convolution's kernels are summed over their
+input channels (timm's ``adapt_input_conv``). A grey image repeated three times gives every
+channel the same values, so ``sum_c w_c * x`` is what the pretrained filter computed on the
+repeated image (normalised with the channel-averaged mean/std) -- the same function, at a third of
+the first layer's cost and without materialising a 3-channel copy of every batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .archs import ArchSpec
+
+
+def adapt_first_conv(body: nn.Module, in_channels: int) -> bool:
+    """Give the first ``Conv2d`` of ``body`` ``in_channels`` inputs; True if it changed.
+
+    1 channel from 3: kernels summed over channels. Other counts: the summed kernel repeated and
+    rescaled by ``3 / in_channels`` (timm's rule).
+    """
+    conv = next((m for m in body.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None or conv.in_channels == in_channels:
+        return False
+    with torch.no_grad():
+        w = conv.weight.sum(dim=1, keepdim=True)
+        if in_channels > 1:
+            w = w.repeat(1, in_channels, 1, 1) * (conv.in_channels / in_channels) / conv.in_channels
+        conv.weight = nn.Parameter(w.contiguous())
+    conv.in_channels = in_channels
+    return True
+
+
+class PoolHead(nn.Module):
+    """Feature map ``(B, F, h, w)`` -> logits ``(B, n_classes)``.
+
+    Mean over frequency (rows), then max and mean over time concatenated ``(B, 2F)``,
+    BatchNorm, dropout, ``Linear(2F, hidden)``, ReLU, BatchNorm (the embedding, ``(B, hidden)``),
+    dropout, ``Linear(hidden, n_classes)``.
+    """
+
+    def __init__(self, n_features: int, n_classes: int, *, hidden: int = 512, dropout: float = 0.5):
+        super().__init__()
+        self.pre = nn.Sequential(nn.BatchNorm1d(2 * n_features), nn.Dropout(dropout / 2),
+                                 nn.Linear(2 * n_features, hidden), nn.ReLU(inplace=True),
+                                 nn.BatchNorm1d(hidden))
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(hidden, n_classes)
+
+    def embed(self, fmap: torch.Tensor) -> torch.Tensor:
+        x = fmap.mean(dim=2)  # (B, F, w)
+        x = torch.cat([x.amax(dim=2), x.mean(dim=2)], dim=1)
+        return self.pre(x)
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(self.embed(fmap)))
+
+
+class AudioClassifier(nn.Module):
+    """``forward(x)``: x float ``(B, C, H, W)`` in [0, 1] -> logits ``(B, n_classes)``.
+
+    Parameters
+    ----------
+    body : backbone returning a feature map
+    head : :class:`PoolHead`
+    mean, std : per-channel normalisation (length ``body_channels``), or None
+    in_channels : channels of the images (1 grey, 3 deltas/colormap)
+    input_height : if set, the whole image height is resized to it (time axis untouched)
+    value_range : ``(vmin, vmax)``; when set, pixels become feature values ``vmin + x*(vmax-vmin)``
+        instead of being normalised (backbones pretrained on raw log-mels)
+    """
+
+    def __init__(self, body: nn.Module, head: PoolHead, *, mean=None, std=None, in_channels: int = 1,
+                 input_height: int | None = None, value_range: tuple[float, float] | None = None):
+        super().__init__()
+        self.body, self.head = body, head
+        self.in_channels = in_channels
+        self.input_height = input_height
+        self.value_range = value_range
+        if mean is not None:
+            mean_t, std_t = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+            if in_channels == 1 and len(mean_t) > 1:  # grey: the channel-averaged statistics
+                mean_t, std_t = mean_t.mean(0, keepdim=True), std_t.mean(0, keepdim=True)
+            self.register_buffer("mean", mean_t.view(1, -1, 1, 1))
+            self.register_buffer("std", std_t.view(1, -1, 1, 1))
+        else:
+            self.mean = self.std = None
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] pixels -> the backbone's input scale, height resized if configured."""
+        if self.input_height is not None and x.shape[2] != self.input_height:
+            x = F.interpolate(x, size=(self.input_height, x.shape[3]), mode="bilinear", align_corners=False)
+        if self.value_range is not None:
+            lo, hi = self.value_range
+            return x * (hi - lo) + lo
+        if self.mean is not None:
+            return (x - self.mean) / self.std
+        return x
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features ``(B, hidden)`` (the report's t-SNE input)."""
+        return self.head.embed(self.body(self.prepare(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.prepare(x)))
+
+
+def build_model(spec: ArchSpec, *, n_classes: int, in_channels: int, pretrained: bool,
+                weights_file=None, input_height: int | None = None, dropout: float = 0.5,
+                hidden: int = 512, value_range: tuple[float, float] | None = None) -> AudioClassifier:
+    """Assemble an :class:`AudioClassifier` from an arch spec (weights loaded per the spec)."""
+    body, n_features = spec.factory(pretrained, weights_file)
+    adapt_first_conv(body, in_channels)
+    head = PoolHead(n_features, n_classes, hidden=hidden, dropout=dropout)
+    return AudioClassifier(body, head, mean=spec.mean, std=spec.std, in_channels=in_channels,
+                           input_height=input_height,
+                           value_range=value_range if spec.raw_values else None)
+
+
+@torch.no_grad()
+def predict_windows(model: nn.Module, images: list[torch.Tensor], *, width: int, hop: int | None = None,
+                    bs: int = 64, device: str | torch.device = "cpu",
+                    multi_label: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilities and embeddings of each image, averaged over its time windows.
+
+    ``images``: uint8 tensors ``(C, H, W_i)``. Each is cut into windows of ``width`` columns every
+    ``hop`` (default ``width // 2``; the last window aligned to the end; narrower images zero-padded
+    at the end) and the windows' probabilities (softmax, or sigmoid if ``multi_label``) averaged.
+    Returns ``probs`` ``(n, n_classes)`` and ``emb`` ``(n, hidden)``, float32 on CPU.
+    """
+    hop = hop or max(1, width // 2)
+    crops, owner = [], []
+    for i, img in enumerate(images):
+        for s in window_starts(img.shape[-1], width=width, hop=hop):
+            crops.append(take_columns(img, s, width))
+            owner.append(i)
+    owner_t = torch.tensor(owner)
+    model.eval()
+    probs, embs = [], []
+    for b in range(0, len(crops), bs):
+        x = torch.stack(crops[b:b + bs]).to(device).float().div_(255)
+        e = model.embed(x)
+        logits = model.head.fc(e)
+        probs.append((torch.sigmoid(logits) if multi_label else logits.softmax(1)).float().cpu())
+        embs.append(e.float().cpu())
+    p, e = torch.cat(probs), torch.cat(embs)
+    n = len(images)
+    counts = torch.bincount(owner_t, minlength=n).clamp_min(1).unsqueeze(1).float()
+    P = torch.zeros(n, p.shape[1]).index_add_(0, owner_t, p) / counts
+    E = torch.zeros(n, e.shape[1]).index_add_(0, owner_t, e) / counts
+    return P, E
+
+
+def window_starts(n: int, *, width: int, hop: int) -> list[int]:
+    """Starts of windows of ``width`` columns covering ``n`` columns (last one end-aligned)."""
+    if n <= width:
+        return [0]
+    starts = list(range(0, n - width + 1, hop))
+    if starts[-1] + width < n:
+        starts.append(n - width)
+    return starts
+
+
+def take_columns(img: torch.Tensor, start: int, width: int) -> torch.Tensor:
+    """``img[..., start:start+width]`` zero-padded at the end to exactly ``width`` columns."""
+    out = img[..., start:start + width]
+    if out.shape[-1] < width:
+        out = F.pad(out, (0, width - out.shape[-1]))
+    return out

@@ -1,0 +1,345 @@
+"""Training with fastai: THE ONLY MODULE THAT IMPORTS FASTAI.
+
+The rest of the package hands this module an :class:`~classify.data.ImageSet`, a
+:class:`~classify.config.TrainConfig` and a run folder path, and gets back paths, arrays and dicts.
+
+Schedule (fastai's ``fine_tune`` shape): ``fit_one_cycle(freeze_epochs, lr)`` with the body frozen,
+then ``fit_one_cycle(epochs, slice(lr / 2 / lr_mult, lr / 2))`` unfrozen over three parameter
+groups (early body, late body, head). Early stopping per phase; the best checkpoint over both
+phases (``monitor``) is restored at the end unless ``restore_best=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.progress import ProgressCallback
+from fastai.callback.schedule import SuggestionMethod  # noqa: F401  (patches lr_find, fit_one_cycle)
+from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
+from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader
+from fastai.learner import Learner
+from fastai.metrics import AccumMetric
+from fastai.torch_core import set_seed
+from torch import nn
+
+from . import metrics as M
+from .augment import augment_batch
+from .config import TrainConfig
+from .data import CropDataset, ImageSet, Selection, crop_width, loss_weights, select
+from .errors import ClassifyError
+from .evaluate import best_threshold, clip_average, per_item_loss, summary
+from .archs import get_arch
+from .model import AudioClassifier, build_model, predict_windows
+from .runfolder import ModelInfo, save_model, versions, write_json, write_predictions
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------ pieces
+class SoftTargetLoss:
+    """Weighted loss on targets ``(B, K + 1)`` (soft labels, then the sample weight).
+
+    Single-label: soft-target cross-entropy; multi-label: binary cross-entropy averaged over
+    classes. Reduction: ``sum(w * loss) / sum(w)``.
+    """
+
+    def __init__(self, multi_label: bool):
+        self.multi_label = multi_label
+
+    def __call__(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        t, w = y[:, :-1].float(), y[:, -1].float()
+        logits = logits.float()
+        if self.multi_label:
+            loss = F.binary_cross_entropy_with_logits(logits, t, reduction="none").mean(1)
+        else:
+            loss = -(t * logits.log_softmax(1)).sum(1)
+        return (loss * w).sum() / w.sum().clamp_min(1e-8)
+
+
+def _accuracy(logits, y):
+    return (logits.argmax(1) == y[:, :-1].argmax(1)).float().mean()
+
+
+def _lwlrap(logits, y):
+    return torch.tensor(M.lwlrap(y[:, :-1].cpu().numpy() > 0.5, logits.float().cpu().numpy()))
+
+
+class BatchPrep(Callback):
+    """uint8 batch -> float [0, 1] (channels_last if asked); training batches augmented."""
+
+    order = -5
+
+    def __init__(self, augment, channels_last: bool):
+        self.augment, self.channels_last = augment, channels_last
+
+    def before_batch(self):
+        x, y = self.xb[0].float().div_(255), self.yb[0]
+        if self.training and self.augment.active:
+            x, y = augment_batch(x, y, self.augment)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        self.learn.xb, self.learn.yb = (x,), (y,)
+
+
+class Autocast(nn.Module):
+    """Runs the wrapped model under bfloat16 autocast (CPU) and returns float32 logits."""
+
+    def __init__(self, model: nn.Module, device_type: str = "cpu"):
+        super().__init__()
+        self.model, self.device_type = model, device_type
+
+    def forward(self, x):
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            return self.model(x).float()
+
+
+class History(Callback):
+    """One row per epoch (both phases) plus the training-phase throughput."""
+
+    order = 60  # after Recorder
+
+    def __init__(self, quiet: bool, plain: bool):
+        self.rows, self.quiet, self.plain = [], quiet, plain
+        self.phase, self.train_seconds, self.train_items = "frozen", 0.0, 0
+
+    def before_train(self):
+        self._t0 = time.perf_counter()
+
+    def after_batch(self):
+        if self.training and not hasattr(self.learn, "lr_finder"):
+            self.train_items += self.x.shape[0]
+
+    def after_train(self):
+        self.train_seconds += time.perf_counter() - self._t0
+
+    def after_epoch(self):
+        if hasattr(self.learn, "lr_finder"):
+            return
+        names = list(self.recorder.metric_names)
+        row = dict(zip(names, self.recorder.log))
+        row.pop("time", None)
+        row["epoch"] = len(self.rows)
+        row["phase"] = self.phase
+        row["lr"] = float(self.opt.hypers[-1]["lr"])
+        self.rows.append(row)
+        if self.plain and not self.quiet:
+            vals = "  ".join(f"{k}={v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "lr")
+            log.info("epoch %d (%s)  %s", row["epoch"], self.phase, vals)
+
+
+class BestCheckpoint(SaveModelCallback):
+    """fastai's SaveModelCallback, kept across the frozen and unfrozen fits, logging not printing."""
+
+    def after_epoch(self):
+        super(SaveModelCallback, self).after_epoch()  # TrackerCallback: updates best/new_best
+        if self.new_best:
+            log.debug("best %s %.4f at epoch %d", self.monitor, self.best, self.epoch)
+            self._save(self.fname)
+
+
+def three_groups(model: AudioClassifier) -> list[list[nn.Parameter]]:
+    """Parameter groups for discriminative rates: body first half, body second half, head."""
+    inner = model.model if isinstance(model, Autocast) else model
+    body = list(inner.body.parameters())
+    half = len(body) // 2
+    return [body[:half], body[half:], list(inner.head.parameters())]
+
+
+# ------------------------------------------------------------------------------------ learner
+def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
+                 device: torch.device) -> tuple[Learner, AudioClassifier, int, History]:
+    """Datasets, loaders, model and Learner for one run."""
+    width = crop_width(ds.cfg, cfg.crop_seconds, ds.max_width)
+    w = loss_weights(ds, unverified_weight=cfg.unverified_weight)
+    tr = CropDataset([ds.images[i] for i in sel.train], ds.targets[sel.train], w[sel.train],
+                     width=width, train=True)
+    va = CropDataset([ds.images[i] for i in sel.valid], ds.targets[sel.valid],
+                     np.ones(len(sel.valid), np.float32), width=width, train=False)
+    drop_last = len(tr) > cfg.bs
+    dls = DataLoaders(DataLoader(tr, bs=cfg.bs, shuffle=True, drop_last=drop_last, num_workers=0),
+                      DataLoader(va, bs=cfg.bs * 2, num_workers=0), device=device)
+    model = build_model(get_arch(cfg.arch), n_classes=len(ds.classes), in_channels=ds.cfg.channels,
+                        pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,
+                        input_height=cfg.input_height, dropout=cfg.dropout,
+                        value_range=(ds.cfg.vmin, ds.cfg.vmax))
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    net: nn.Module = model
+    if cfg.bf16 and device.type == "cpu":
+        net = Autocast(model)
+    metric = (AccumMetric(_lwlrap, flatten=False, name="lwlrap") if ds.multi_label
+              else AccumMetric(_accuracy, flatten=False, name="accuracy"))
+    plain = cfg.quiet or not sys.stderr.isatty()
+    hist = History(cfg.quiet, plain)
+    learn = Learner(dls, net, loss_func=SoftTargetLoss(ds.multi_label), splitter=three_groups,
+                    metrics=[metric], wd=cfg.wd, path=run_dir, model_dir="checkpoints",
+                    cbs=[BatchPrep(cfg.augment, cfg.channels_last), hist])
+    if plain:
+        learn.remove_cb(ProgressCallback)
+        learn.logger = lambda *a, **k: None
+    if device.type == "cuda":
+        learn.to_fp16()
+    return learn, model, width, hist
+
+
+def run_lr_find(learn: Learner, run_dir: Path) -> float:
+    """fastai's lr_find; writes ``lr_find.json`` (suggestion + curve) and ``lr_find.png``."""
+    from .plots import plot_lr_find
+
+    sugg = learn.lr_find(show_plot=False)
+    lrs = [float(v) for v in learn.recorder.lrs]
+    losses = [float(v) for v in learn.recorder.losses]
+    lr = float(sugg.valley)
+    write_json(run_dir / "lr_find.json", {"suggestion": lr, "method": "valley", "lrs": lrs, "losses": losses})
+    plot_lr_find(np.array(lrs), np.array(losses), lr, run_dir / "lr_find.png")
+    log.info("lr_find suggests lr=%.2e (lr_find.png)", lr)
+    return lr
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ------------------------------------------------------------------------------------ fit
+def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
+        clip_valid: np.ndarray | None = None) -> dict:
+    """Train one model and write the run folder; returns the metrics dict (also metrics.json)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.seed is not None:
+        set_seed(cfg.seed, reproducible=True)
+    sel = select(ds, valid_pct=cfg.valid_pct, valid_fold=cfg.valid_fold,
+                 valid_csv=Path(cfg.valid_csv) if cfg.valid_csv else None,
+                 verified_only=cfg.verified_only, valid_unverified=cfg.valid_unverified,
+                 seed=cfg.seed or 0, clip_valid=clip_valid)
+    device = _device()
+    learn, model, width, hist = make_learner(ds, sel, cfg, run_dir, device)
+    log.info("%s: %d training / %d validation images (%d classes%s), crops %d frames, %s",
+             cfg.arch, len(sel.train), len(sel.valid), len(ds.classes),
+             ", multi-label" if ds.multi_label else "", width, device.type)
+
+    lr = cfg.lr if cfg.lr is not None else run_lr_find(learn, run_dir)
+    metric_name = "lwlrap" if ds.multi_label else "accuracy"
+    monitor = cfg.monitor if cfg.monitor in ("valid_loss", metric_name) else "valid_loss"
+    cbs = [EarlyStoppingCallback(monitor=monitor, patience=cfg.patience)] if cfg.patience > 0 else []
+    if cfg.restore_best:
+        learn.add_cb(BestCheckpoint(monitor=monitor, fname="best", reset_on_fit=False))
+    t0 = time.perf_counter()
+    try:
+        if cfg.freeze_epochs:
+            hist.phase = "frozen"
+            learn.freeze()
+            learn.fit_one_cycle(cfg.freeze_epochs, lr, cbs=cbs)
+        hist.phase = "unfrozen"
+        learn.unfreeze()
+        learn.fit_one_cycle(cfg.epochs, slice(lr / 2 / cfg.lr_mult, lr / 2), cbs=cbs)
+    except CancelFitException:
+        pass
+    seconds = time.perf_counter() - t0
+    if cfg.restore_best:
+        best_path = run_dir / "checkpoints" / "best.pth"
+        if best_path.exists():
+            learn.load("best", with_opt=False)
+    model = model.float().to(memory_format=torch.contiguous_format)
+
+    result = evaluate_and_save(ds, sel, cfg, run_dir, model, width, device, history=hist.rows,
+                               extra={"lr": lr, "train_seconds": seconds,
+                                      "train_images_per_second": hist.train_items / max(hist.train_seconds, 1e-9),
+                                      "epochs_run": len(hist.rows), "monitor": monitor})
+    if cfg.export_learner:
+        try:
+            learn.export(run_dir / "learner.pkl")
+        except Exception as exc:  # convenience only; the run folder is complete without it
+            log.warning("learner.pkl not written (%s: %s)", type(exc).__name__, exc)
+    _cleanup(run_dir)
+    _report_hook(run_dir)
+    return result
+
+
+def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
+                      model: AudioClassifier, width: int, device, *, history: list[dict],
+                      extra: dict) -> dict:
+    """Predict validation images (all windows averaged), score per image and per clip, write files."""
+    model.eval()
+    probs_t, emb_t = predict_windows(model, [ds.images[i] for i in sel.valid], width=width,
+                                     device=device, multi_label=ds.multi_label)
+    probs, emb = probs_t.numpy(), emb_t.numpy().astype(np.float32)
+    targets = ds.targets[sel.valid]
+    threshold = best_threshold(probs, targets) if ds.multi_label else None
+    vt = ds.table.iloc[sel.valid].reset_index(drop=True)
+    ids, clip_probs = clip_average(probs, vt["clip"].to_numpy())
+    _, clip_targets = clip_average(targets, vt["clip"].to_numpy())
+    metrics = {
+        **summary(clip_probs, clip_targets, multi_label=ds.multi_label, threshold=threshold),
+        "per_image": summary(probs, targets, multi_label=ds.multi_label, threshold=threshold),
+        "n_train_images": int(len(sel.train)), "n_valid_images": int(len(sel.valid)),
+        "n_valid_clips": int(len(ids)), "multi_label": ds.multi_label, "threshold": threshold,
+        "crop_width": int(width), "unvalidated_classes": list(sel.unvalidated),
+        "dropped_unverified_clips": sel.dropped, **extra,
+    }
+    info = ModelInfo(arch=cfg.arch, n_classes=len(ds.classes), in_channels=ds.cfg.channels,
+                     input_height=cfg.input_height, dropout=cfg.dropout, hidden=model.head.fc.in_features,
+                     crop_width=int(width), multi_label=ds.multi_label, threshold=threshold)
+    save_model(run_dir, model.cpu(), info)
+    ds.cfg.save(run_dir)
+    cfg.save(run_dir)
+    write_json(run_dir / "classes.json", ds.classes)
+    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "versions.json", versions())
+    pd.DataFrame(history).to_csv(run_dir / "history.csv", index=False)
+    losses = per_item_loss(probs, targets, multi_label=ds.multi_label)
+    write_predictions(run_dir, vt, probs, losses, ds.classes, threshold=threshold)
+    np.save(run_dir / "valid_embeddings.npy", emb)
+    head = "lwlrap" if ds.multi_label else "accuracy"
+    log.info("validation %s %.4f over %d clips -> %s", head, metrics.get(head, float("nan")),
+             len(ids), run_dir)
+    return metrics
+
+
+def lr_find(ds: ImageSet, cfg: TrainConfig, run_dir: Path) -> float:
+    """Run only lr_find (body frozen, as for the first phase); writes lr_find.json/png."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.seed is not None:
+        set_seed(cfg.seed, reproducible=True)
+    sel = select(ds, valid_pct=cfg.valid_pct, valid_fold=cfg.valid_fold,
+                 valid_csv=Path(cfg.valid_csv) if cfg.valid_csv else None,
+                 verified_only=cfg.verified_only, valid_unverified=cfg.valid_unverified, seed=cfg.seed or 0)
+    learn, *_ = make_learner(ds, sel, cfg, run_dir, _device())
+    if cfg.freeze_epochs:
+        learn.freeze()
+    lr = run_lr_find(learn, run_dir)
+    _cleanup(run_dir)
+    return lr
+
+
+def _cleanup(run_dir: Path) -> None:
+    ckpt = Path(run_dir) / "checkpoints"
+    if ckpt.is_dir():
+        for p in ckpt.glob("*.pth"):
+            p.unlink()
+        try:
+            ckpt.rmdir()
+        except OSError:
+            pass
+
+
+def _report_hook(run_dir: Path) -> None:
+    """Build the HTML report if classify.report exists (written by the report engineer)."""
+    try:
+        from .report import build_report  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    try:
+        build_report(run_dir)
+    except Exception as exc:  # never lose a finished training run to a report failure
+        log.warning("report not built (%s: %s); run classify report %s", type(exc).__name__, exc, run_dir)
