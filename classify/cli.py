@@ -73,16 +73,16 @@ def _cmd_predict(args) -> int:
 # --------------------------------------------------------------------------------------- export
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export a run's model to ONNX (+ JSON with classes and settings)")
-    p.add_argument("run_dir", type=Path, help="run folder from classify fit")
+    p.add_argument("run_dir", type=Path, help="run folder from classify fit (a cv run: every fold)")
     p.add_argument("--onnx", action="store_true", required=True, help="export to ONNX (the only format)")
     p.add_argument("--out", type=Path, help="output .onnx file (default RUN_DIR/model.onnx)")
 
 
 def _cmd_export(args) -> int:
-    from .export import export_onnx
+    from .export import export_runs
 
-    out = export_onnx(args.run_dir, args.out)
-    print(f"wrote {out} and {out.name}.json")
+    for out in export_runs(args.run_dir, args.out):
+        print(f"wrote {out} and {out.name}.json")
     return 0
 
 

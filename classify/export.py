@@ -51,6 +51,17 @@ def onnx_metadata(info) -> dict:
     }
 
 
+def export_runs(run_dir: Path, out: Path | None = None) -> list[Path]:
+    """Export a run folder, or every ``fold_<k>`` of a cv run folder (each to its own folder)."""
+    from .predict import expand_runs
+
+    runs = expand_runs([run_dir])
+    if len(runs) > 1 and out is not None:
+        raise ClassifyError(f"{run_dir} is a cv run with {len(runs)} folds: drop --out, each fold is "
+                            "exported to its own folder (fold_<k>/model.onnx)")
+    return [export_onnx(r, out) for r in runs]
+
+
 def export_onnx(run_dir: Path, out: Path | None = None) -> Path:
     """Write ``model.onnx`` (default ``RUN_DIR/model.onnx``) and ``<out>.json``; return the path."""
     run_dir = Path(run_dir)

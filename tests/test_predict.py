@@ -192,6 +192,12 @@ def test_onnx_parity(arch, runs, clips, tmp_path):
     assert np.abs(pt.probs - ox.probs).max() < 1e-4
     cols = ["p_high", "p_low", "p_mid"]
     assert np.abs(pt.timeline[cols].to_numpy() - ox.timeline[cols].to_numpy()).max() < 1e-4
+    if arch == "resnet18":  # batch and width are dynamic axes
+        from classify.onnx_predict import onnx_scorer
+        from classify.predict import torch_scorer
+
+        x = np.random.default_rng(0).integers(0, 256, (3, 1, 32, 40), dtype=np.uint8)
+        assert np.abs(onnx_scorer(out).score(x) - torch_scorer(run).score(x)).max() < 1e-4
 
 
 def test_onnx_path_needs_neither_torch_nor_fastai(runs, clips, tmp_path):
@@ -218,6 +224,13 @@ def test_onnx_path_needs_neither_torch_nor_fastai(runs, clips, tmp_path):
 
 
 def test_cli_export_and_predict_onnx(runs, clips, tmp_path, capsys):
+    cv = tmp_path / "cv"
+    import shutil
+
+    shutil.copytree(runs["cv"], cv)
+    assert main(["export", str(cv), "--onnx"]) == 0
+    assert main(["predict", str(cv), str(clips["short"]), "--onnx", "--out", str(tmp_path / "cv.csv")]) == 0
+
     run = tmp_path / "run"
     make_untrained_run(run)
     assert main(["export", str(run), "--onnx"]) == 0
