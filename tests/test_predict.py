@@ -158,7 +158,7 @@ def test_multi_label(runs, clips, tmp_path):
 
 # ----------------------------------------------------------------------------- ensembles
 def test_ensemble_geometric_mean_and_cv(runs, clips):
-    files = [clips["flac"], clips["ogg"]]
+    files = [clips["flac"], clips["short"]]
     pa, pb = (predict([runs[n]], files).probs for n in ("a", "b"))
     both = predict([runs["a"], runs["b"]], files)
     g = np.sqrt(pa * pb)
@@ -312,7 +312,10 @@ def test_user_errors(runs, clips, tmp_path, capsys):
     audio = str(clips["short"])
     assert "--top-k=0" in _one_line_error(capsys, ["predict", str(runs["a"]), audio, "--top-k", "0"])
     assert "--tta=-1" in _one_line_error(capsys, ["predict", str(runs["a"]), audio, "--tta", "-1"])
-    assert "add --onnx" in _one_line_error(capsys, ["predict", str(tmp_path / "x.onnx"), audio, "--run",
-                                                    str(runs["a"])]) or True
+    assert "--bs=0" in _one_line_error(capsys, ["predict", str(runs["a"]), audio, "--bs", "0"])
+    with pytest.raises(ClassifyError, match="add --onnx"):
+        predict([tmp_path / "x.onnx"], [audio])
+    with pytest.raises(ClassifyError, match="--timeline needs runs with the same"):
+        predict([runs["a"], make_untrained_run(tmp_path / "wide", crop_width=40)], [audio], timeline=True)
     with pytest.raises(RunFolderError):
         predict([tmp_path / "nothing"], [audio])
