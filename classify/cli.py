@@ -16,16 +16,131 @@ from spec2img.cli import run_main
 log = logging.getLogger("classify")
 
 
+# ------------------------------------------------------------------------------- shared flags
+def _lr(value: str):
+    if value == "auto":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a learning rate; use e.g. 3e-3 or 'auto'") from None
+
+
+def _seconds(value: str):
+    if value in ("full", "none", "0"):
+        return None
+    return float(value)
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    """Flags shared by fit, cv and lr-find (they all build a TrainConfig)."""
+    from .archs import ARCHS
+
+    p.add_argument("images", help="spec2img output folder (images + manifest.csv + spectrogram.json)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run folder to write (default: a new folder under runs/)")
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", default="efficientnet_lite0",
+                   help=f"backbone: {', '.join(ARCHS)} or timm:<name> (default efficientnet_lite0: "
+                        "ImageNet weights offline, fastest on CPU)")
+    g.add_argument("--weights", metavar="FILE", help="local state dict of the backbone instead of ImageNet weights")
+    g.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random initialisation")
+    g.add_argument("--input-height", type=int, help="resize the whole frequency axis to this many rows")
+    g.add_argument("--dropout", type=float, default=0.5)
+    g = p.add_argument_group("schedule")
+    g.add_argument("--epochs", type=int, default=10, help="unfrozen one-cycle epochs (default 10)")
+    g.add_argument("--freeze-epochs", type=int, default=2, help="frozen-body epochs first (default 2)")
+    g.add_argument("--lr", type=_lr, default=3e-3, help="max learning rate, or 'auto' for lr_find's suggestion (default 3e-3)")
+    g.add_argument("--lr-mult", type=float, default=10.0,
+                   help="unfrozen: early body layers get lr/2/LR_MULT, the head lr/2 (default 10)")
+    g.add_argument("--lr-find-iters", type=int, default=100, help="lr_find mini-batches (default 100)")
+    g.add_argument("--wd", type=float, default=0.01, help="weight decay (default 0.01)")
+    g.add_argument("--bs", type=int, default=32, help="batch size (default 32)")
+    g.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs; 0 disables")
+    g.add_argument("--monitor", default="valid_loss", choices=("valid_loss", "accuracy", "lwlrap"))
+    g.add_argument("--no-restore-best", dest="restore_best", action="store_false",
+                   help="keep the last epoch's weights instead of the best checkpoint")
+    g.add_argument("--seed", type=int, default=0, help="seed for splits, init, crops and augmentation (default 0)")
+    g.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU (see README for when it helps)")
+    g = p.add_argument_group("data")
+    g.add_argument("--crop-seconds", type=_seconds, default=5.0,
+                   help="training crop length in seconds, 'full' for whole images (default 5)")
+    g.add_argument("--valid-pct", type=float, default=0.2, help="validation share, grouped by recording (default 0.2)")
+    g.add_argument("--valid-fold", type=int, help="validate on manifest fold K")
+    g.add_argument("--valid-csv", help="validate on the clips listed in this CSV (column source/filename)")
+    g.add_argument("--verified-only", action="store_true", help="train on manually verified clips only")
+    g.add_argument("--unverified-weight", type=float, default=1.0, help="loss weight of unverified clips (e.g. 0.5)")
+    g.add_argument("--valid-unverified", action="store_true", help="also validate on unverified clips")
+    g = p.add_argument_group("augmentation")
+    g.add_argument("--mixup", type=float, default=0.4, help="mixup Beta(a, a); 0 disables (default 0.4)")
+    g.add_argument("--time-masks", type=int, default=2)
+    g.add_argument("--freq-masks", type=int, default=2)
+    g.add_argument("--mask-frac", type=float, default=0.1, help="longest mask as a share of the axis")
+    g.add_argument("--no-roll", dest="roll", action="store_false", help="no random circular time shift")
+    p.add_argument("--export-learner", action="store_true", help="also write learner.pkl (fastai)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or epoch lines")
+
+
+def _train_config(args):
+    from .augment import AugmentConfig
+    from .config import TrainConfig
+
+    aug = AugmentConfig(time_masks=args.time_masks, time_mask_frac=args.mask_frac, freq_masks=args.freq_masks,
+                        freq_mask_frac=args.mask_frac, roll=args.roll, mixup=args.mixup)
+    return TrainConfig(
+        images=args.images, out=args.out, arch=args.arch, pretrained=args.pretrained, weights=args.weights,
+        epochs=args.epochs, freeze_epochs=args.freeze_epochs, lr=args.lr, lr_mult=args.lr_mult, lr_find_iters=args.lr_find_iters, wd=args.wd,
+        bs=args.bs, crop_seconds=args.crop_seconds, input_height=args.input_height, dropout=args.dropout,
+        valid_pct=args.valid_pct, valid_fold=args.valid_fold, valid_csv=args.valid_csv,
+        verified_only=args.verified_only, unverified_weight=args.unverified_weight,
+        valid_unverified=args.valid_unverified, augment=aug, patience=args.patience, monitor=args.monitor,
+        restore_best=args.restore_best, seed=args.seed, bf16=args.bf16, quiet=args.quiet,
+        export_learner=args.export_learner,
+    )
+
+
 # ------------------------------------------------------------------------------------------ fit
 def _add_fit(sub) -> None:
-    p = sub.add_parser("fit", help="fine-tune a CNN on a spec2img image folder (not yet available)")
-    p.add_argument("images", help="spec2img output folder")
+    p = sub.add_parser("fit", help="fine-tune a CNN on a spec2img image folder")
+    _add_train_flags(p)
 
 
 def _cmd_fit(args) -> int:
-    from .errors import ClassifyError
+    from .commands import fit
 
-    raise ClassifyError("classify fit is not available yet in this version")
+    print(fit(_train_config(args)))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- cv
+def _add_cv(sub) -> None:
+    p = sub.add_parser("cv", help="cross-validate: one run per fold, out-of-fold predictions, fold ensemble")
+    _add_train_flags(p)
+    p.add_argument("--folds", type=int, default=5, help="grouped stratified folds (default 5)")
+    p.add_argument("--predefined-folds", action="store_true", help="use the manifest's fold column")
+    p.add_argument("--holdout-pct", type=float, default=0.0,
+                   help="hold out this share of clips (grouped) to score the fold ensemble (default 0: none)")
+
+
+def _cmd_cv(args) -> int:
+    from .cv import CVConfig, run_cv
+
+    cfg = CVConfig(_train_config(args), folds=args.folds, predefined_folds=args.predefined_folds,
+                   holdout_pct=args.holdout_pct)
+    print(run_cv(cfg))
+    return 0
+
+
+# -------------------------------------------------------------------------------------- lr-find
+def _add_lr_find(sub) -> None:
+    p = sub.add_parser("lr-find", help="fastai lr_find: suggested learning rate + lr_find.png")
+    _add_train_flags(p)
+
+
+def _cmd_lr_find(args) -> int:
+    from .commands import lr_find
+
+    print(f"{lr_find(_train_config(args)):.3g}")
+    return 0
 
 
 # -------------------------------------------------------------------------------------- predict
@@ -87,8 +202,8 @@ def _cmd_export(args) -> int:
 
 
 # ----------------------------------------------------------------------------------------- main
-SUBCOMMANDS = {"fit": (_add_fit, _cmd_fit), "predict": (_add_predict, _cmd_predict),
-               "export": (_add_export, _cmd_export)}
+SUBCOMMANDS = {"fit": (_add_fit, _cmd_fit), "cv": (_add_cv, _cmd_cv), "lr-find": (_add_lr_find, _cmd_lr_find),
+               "predict": (_add_predict, _cmd_predict), "export": (_add_export, _cmd_export)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return run_main(lambda: SUBCOMMANDS[args.command][1](args), verbose=args.verbose)
+    quiet = getattr(args, "quiet", False)
+    return run_main(lambda: SUBCOMMANDS[args.command][1](args), verbose=args.verbose, quiet=quiet)
 
 
 if __name__ == "__main__":

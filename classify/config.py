@@ -34,6 +34,7 @@ class TrainConfig:
     freeze_epochs: int = 2
     lr: float | None = 3e-3
     lr_mult: float = 10.0
+    lr_find_iters: int = 100
     wd: float = 0.01
     bs: int = 32
     crop_seconds: float | None = 5.0

@@ -95,6 +95,9 @@ def load_image_set(images_dir: Path, *, classes: list[str] | None = None) -> Ima
     if table.empty:
         raise ClassifyError(f"{root}/manifest.csv lists no labelled images; nothing to train on")
     table = table.reset_index(drop=True)
+    for col in ("fold", "manually_verified"):
+        table[col] = pd.to_numeric(table[col], errors="coerce").astype("Int64")
+    table["group"] = table["group"].astype(str)
     table["clip"] = pd.factorize(table["source"])[0]
     found = sorted({lab for labs in table["labels"] for lab in labs})
     if classes is None:
@@ -129,10 +132,12 @@ def has_verified(table: pd.DataFrame) -> bool:
 
 def select(ds: ImageSet, *, valid_pct: float = 0.2, valid_fold: int | None = None,
            valid_csv: Path | None = None, verified_only: bool = False,
-           valid_unverified: bool = False, seed: int = 0, clip_valid: np.ndarray | None = None) -> Selection:
+           valid_unverified: bool = False, seed: int = 0, clip_valid: np.ndarray | None = None,
+           exclude: np.ndarray | None = None) -> Selection:
     """Choose training and validation images (clip-level, grouped; see :mod:`classify.splits`).
 
-    ``clip_valid`` (bool per clip) overrides the other rules (cv folds use it).
+    ``clip_valid`` (bool per clip) overrides the other rules (cv folds use it); ``exclude`` (bool
+    per clip) removes clips from both sides (cv's held-out test clips).
     """
     clips = ds.clip_table()
     strata = clips["labels"].map(lambda labs: labs[0]).to_numpy()
@@ -163,6 +168,8 @@ def select(ds: ImageSet, *, valid_pct: float = 0.2, valid_fold: int | None = Non
         dropped = int((~valid & ~train).sum())
     if verified_col and verified_only:
         train = train & verified
+    if exclude is not None:
+        valid, train = valid & ~exclude, train & ~exclude
     if not valid.any():
         raise ClassifyError("the validation set is empty; lower --valid-pct's granularity or check the folds")
     if not train.any():

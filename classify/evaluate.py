@@ -54,9 +54,9 @@ def clip_average(probs: np.ndarray, clip: np.ndarray) -> tuple[np.ndarray, np.nd
     return ids, out
 
 
-def geometric_mean(prob_list: list[np.ndarray], eps: float = 1e-7) -> np.ndarray:
-    """Geometric mean of several models' probabilities ``(n, K)``, renormalised per row
-    (single-label); the Kaggle kernels' fold ensemble."""
+def geometric_mean(prob_list: list[np.ndarray], *, normalise: bool = True, eps: float = 1e-7) -> np.ndarray:
+    """Geometric mean of several models' probabilities ``(n, K)`` (the Kaggle kernels' fold
+    ensemble), renormalised per row when ``normalise`` (single-label; not for sigmoid outputs)."""
     logp = np.mean([np.log(np.clip(p, eps, 1.0)) for p in prob_list], axis=0)
     g = np.exp(logp)
-    return g / g.sum(1, keepdims=True)
+    return g / g.sum(1, keepdims=True) if normalise else g

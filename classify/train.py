@@ -191,11 +191,11 @@ def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
     return learn, model, width, hist
 
 
-def run_lr_find(learn: Learner, run_dir: Path) -> float:
+def run_lr_find(learn: Learner, run_dir: Path, num_it: int = 100) -> float:
     """fastai's lr_find; writes ``lr_find.json`` (suggestion + curve) and ``lr_find.png``."""
     from .plots import plot_lr_find
 
-    sugg = learn.lr_find(show_plot=False)
+    sugg = learn.lr_find(num_it=num_it, show_plot=False)
     lrs = [float(v) for v in learn.recorder.lrs]
     losses = [float(v) for v in learn.recorder.losses]
     lr = float(sugg.valley)
@@ -211,7 +211,7 @@ def _device() -> torch.device:
 
 # ------------------------------------------------------------------------------------ fit
 def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
-        clip_valid: np.ndarray | None = None) -> dict:
+        clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None) -> dict:
     """Train one model and write the run folder; returns the metrics dict (also metrics.json)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -220,14 +220,14 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     sel = select(ds, valid_pct=cfg.valid_pct, valid_fold=cfg.valid_fold,
                  valid_csv=Path(cfg.valid_csv) if cfg.valid_csv else None,
                  verified_only=cfg.verified_only, valid_unverified=cfg.valid_unverified,
-                 seed=cfg.seed or 0, clip_valid=clip_valid)
+                 seed=cfg.seed or 0, clip_valid=clip_valid, exclude=exclude)
     device = _device()
     learn, model, width, hist = make_learner(ds, sel, cfg, run_dir, device)
     log.info("%s: %d training / %d validation images (%d classes%s), crops %d frames, %s",
              cfg.arch, len(sel.train), len(sel.valid), len(ds.classes),
              ", multi-label" if ds.multi_label else "", width, device.type)
 
-    lr = cfg.lr if cfg.lr is not None else run_lr_find(learn, run_dir)
+    lr = cfg.lr if cfg.lr is not None else run_lr_find(learn, run_dir, cfg.lr_find_iters)
     metric_name = "lwlrap" if ds.multi_label else "accuracy"
     monitor = cfg.monitor if cfg.monitor in ("valid_loss", metric_name) else "valid_loss"
     cbs = [EarlyStoppingCallback(monitor=monitor, patience=cfg.patience)] if cfg.patience > 0 else []
@@ -317,7 +317,7 @@ def lr_find(ds: ImageSet, cfg: TrainConfig, run_dir: Path) -> float:
     learn, *_ = make_learner(ds, sel, cfg, run_dir, _device())
     if cfg.freeze_epochs:
         learn.freeze()
-    lr = run_lr_find(learn, run_dir)
+    lr = run_lr_find(learn, run_dir, cfg.lr_find_iters)
     _cleanup(run_dir)
     return lr
 

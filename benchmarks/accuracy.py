@@ -1,0 +1,138 @@
+"""Benchmark 1: accuracy on real audio, project defaults vs the public notebooks' recipe.
+
+Same clips, same folds, same backbone. Folds are computed once from the spec2img manifest:
+ESC-50 dev: 4 folds stratified by class and grouped by ``src_file`` (classify.splits.group_kfold,
+seed 0); FSDD: one fold per speaker (the manifest's fold column, see ``fsdd_labels``).
+
+- ``ours``: ``classify`` defaults (native-height log-mel PNGs from spec2img, random 5 s time crops,
+  SpecAugment + roll + mixup, frozen 2 + unfrozen 10 one-cycle epochs) except that the best
+  checkpoint is NOT restored and early stopping is off, so neither recipe selects epochs on the
+  validation fold it is scored on.
+- ``notebook``: matplotlib ``specshow`` PNGs (benchmarks/notebook_recipe.py, 640x480 at dpi 100),
+  ``Resize(224)`` squash, ``vision_learner``, ``fit_one_cycle(5, slice(1e-2))`` frozen, unfreeze,
+  ``fit_one_cycle(10, lr_max=slice(1e-5, 1e-4))``; scored on the last epoch.
+
+Usage::
+
+    uv run spec2img ../shared/data/esc50-dev/audio /tmp/bench/esc50_img --labels ../shared/data/esc50-dev/esc50.csv
+    uv run python benchmarks/accuracy.py /tmp/bench/esc50_img ../shared/data/esc50-dev/audio \
+        --work /tmp/bench/esc50 --folds 4 --run-folds 1,2,3,4 --archs efficientnet_lite0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from classify import splits
+from classify.config import TrainConfig
+from classify.data import load_image_set
+
+
+def fold_ids(ds, n_folds: int, predefined: bool) -> np.ndarray:
+    clips = ds.clip_table()
+    if predefined:
+        return clips["fold"].to_numpy(dtype=float, na_value=-1).astype(int)
+    strata = clips["labels"].map(lambda l: l[0]).to_numpy().astype(str)
+    return splits.group_kfold(strata, clips["group"].astype(str).to_numpy(), n_splits=n_folds, seed=0) + 1
+
+
+def run_ours(ds, folds, k, arch, work: Path, epochs: int, freeze_epochs: int) -> dict:
+    from classify import train
+
+    cfg = TrainConfig(images=str(ds.root), arch=arch, pretrained=arch != "resnet34", epochs=epochs,
+                      freeze_epochs=freeze_epochs, restore_best=False, patience=0, quiet=True, seed=0)
+    t = time.perf_counter()
+    m = train.fit(ds, cfg, work / f"ours_{arch}_fold{k}", clip_valid=folds == k)
+    return {"accuracy": m["accuracy"], "seconds": time.perf_counter() - t,
+            "train_images_per_second": m["train_images_per_second"]}
+
+
+def render_specshow(ds, audio_dir: Path, out: Path) -> pd.DataFrame:
+    from notebook_recipe import specshow_png
+
+    rows = []
+    for rec in ds.clip_table().itertuples():
+        png = out / (Path(rec.source).with_suffix(".png").as_posix().replace("/", "__"))
+        if not png.exists():
+            specshow_png(audio_dir / rec.source, png)
+        rows.append({"fname": str(png), "label": rec.labels[0]})
+    return pd.DataFrame(rows)
+
+
+def _lite0(pretrained=True):
+    from classify.archs import efficientnet_lite0
+
+    import torch.nn as nn
+
+    return nn.Sequential(efficientnet_lite0(pretrained, None)[0])  # body only; vision_learner adds its head
+
+
+def run_notebook(df: pd.DataFrame, folds, k, arch, bs: int = 64) -> dict:
+    import torchvision
+    from fastai.vision.all import (ImageDataLoaders, Resize, ResizeMethod, accuracy, model_meta,
+                                   set_seed, vision_learner)
+
+    set_seed(0, reproducible=True)
+    d = df.assign(is_valid=folds == k)
+    dls = ImageDataLoaders.from_df(d, path="/", fn_col="fname", label_col="label", valid_col="is_valid",
+                                   item_tfms=Resize(224, method=ResizeMethod.Squash), bs=bs, num_workers=0)
+    if arch == "efficientnet_lite0":
+        model_meta[_lite0] = {"cut": lambda m: m, "split": lambda m: [list(m[0].parameters()), list(m[1].parameters())],
+                              "stats": ([0.5] * 3, [0.5] * 3)}
+        learn = vision_learner(dls, _lite0, metrics=accuracy, pretrained=True)
+    else:
+        learn = vision_learner(dls, getattr(torchvision.models, arch), metrics=accuracy, pretrained=False)
+    t = time.perf_counter()
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(5, slice(1e-2))
+        learn.unfreeze()
+        learn.fit_one_cycle(10, lr_max=slice(1e-5, 1e-4))
+        acc = float(learn.validate()[1])
+    n = len(dls.train_ds) * 15
+    secs = time.perf_counter() - t
+    return {"accuracy": acc, "seconds": secs, "train_images_per_second": n / secs}
+
+
+def main() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("images", type=Path)
+    ap.add_argument("audio", type=Path)
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--folds", type=int, default=4)
+    ap.add_argument("--predefined-folds", action="store_true")
+    ap.add_argument("--run-folds", default="1")
+    ap.add_argument("--archs", default="efficientnet_lite0")
+    ap.add_argument("--recipes", default="ours,notebook")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--freeze-epochs", type=int, default=2)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    args.work.mkdir(parents=True, exist_ok=True)
+    ds = load_image_set(args.images)
+    folds = fold_ids(ds, args.folds, args.predefined_folds)
+    df = render_specshow(ds, args.audio, args.work / "specshow") if "notebook" in args.recipes else None
+    for arch in args.archs.split(","):
+        for k in [int(x) for x in args.run_folds.split(",")]:
+            for recipe in args.recipes.split(","):
+                if recipe == "ours":
+                    r = run_ours(ds, folds, k, arch, args.work, args.epochs, args.freeze_epochs)
+                else:
+                    r = run_notebook(df, folds, k, arch)
+                rec = {"dataset": args.images.name, "arch": arch, "fold": k, "recipe": recipe, **r}
+                print(json.dumps(rec), flush=True)
+                with open(args.work / "results.jsonl", "a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""``classify cv``: one run per fold, out-of-fold predictions, and a geometric-mean fold ensemble.
+
+What each number means (and why):
+
+- ``folds[k]``, ``mean``, ``std``: the metrics of fold ``k``'s model on its own validation fold,
+  and their mean / standard deviation over folds.
+- ``oof``: the pooled out-of-fold score: every clip scored by the one fold model that did not
+  train on it. This is the honest cross-validated estimate of a single model.
+- ``ensemble``: the geometric mean of all fold models' probabilities (the Kaggle kernels' fold
+  ensemble). Every clip of the cv data was in the training set of ``K - 1`` of those models, so an
+  ensemble score on out-of-fold data would be leaked. It is therefore scored only on a held-out
+  test split (``holdout_pct`` > 0: grouped, stratified, never seen by any fold), next to the mean
+  score of the single fold models on the same test clips; with no held-out split it is ``null``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spec2img.io import write_atomic
+
+from . import splits
+from .config import TrainConfig
+from .data import ImageSet, load_image_set
+from .errors import ClassifyError
+from .evaluate import clip_average, geometric_mean, summary
+from .runfolder import load_model, new_run_dir, write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CVConfig:
+    """``folds`` grouped stratified folds, or the manifest's folds if ``predefined_folds``;
+    ``holdout_pct`` of clips held out (grouped) to score the fold ensemble."""
+
+    train: TrainConfig
+    folds: int = 5
+    predefined_folds: bool = False
+    holdout_pct: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def fold_assignment(ds: ImageSet, cfg: CVConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(fold (n_clips,), test (n_clips,) bool)``: fold label per clip (-1 = always trained on)."""
+    clips = ds.clip_table()
+    strata = clips["labels"].map(lambda labs: labs[0]).to_numpy().astype(str)
+    groups = clips["group"].astype(str).to_numpy()
+    seed = cfg.train.seed or 0
+    test = np.zeros(len(clips), dtype=bool)
+    if cfg.holdout_pct:
+        test = splits.valid_pct_split(strata, groups, valid_pct=cfg.holdout_pct, seed=seed + 1).valid
+    folds = np.full(len(clips), -1, dtype=np.int64)
+    if cfg.predefined_folds:
+        f = clips["fold"].to_numpy(dtype=float, na_value=np.nan)
+        if np.isnan(f).all():
+            raise ClassifyError("--predefined-folds needs a 'fold' column in manifest.csv; use --folds K")
+        folds[~np.isnan(f)] = f[~np.isnan(f)].astype(np.int64)
+    else:
+        rest = ~test
+        folds[rest] = splits.group_kfold(strata[rest], groups[rest], n_splits=cfg.folds, seed=seed) + 1
+        for name in splits.single_group_classes(strata[rest], groups[rest]):
+            log.warning("class %r: all its clips come from one recording; trained on in every fold, "
+                        "never validated", name)
+    folds[test] = -1
+    return folds, test
+
+
+def run_cv(cfg: CVConfig) -> Path:
+    """Train every fold; write ``fold_<k>/``, ``oof_predictions.csv``, ``cv_metrics.json``."""
+    from . import train
+
+    tcfg = cfg.train
+    out = Path(tcfg.out) if tcfg.out else new_run_dir(Path("runs"), arch=f"cv-{tcfg.arch}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "cv.json", (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
+    ds = load_image_set(Path(tcfg.images))
+    folds, test = fold_assignment(ds, cfg)
+    fold_ids = sorted(k for k in np.unique(folds) if k >= 0)
+    if len(fold_ids) < 2:
+        raise ClassifyError(f"only {len(fold_ids)} fold(s) to validate on; need at least 2")
+    per_fold, oof = {}, []
+    for k in fold_ids:
+        run_dir = out / f"fold_{k}"
+        log.info("fold %d of %d", fold_ids.index(k) + 1, len(fold_ids))
+        m = train.fit(ds, tcfg.replace(out=str(run_dir), valid_fold=None, valid_csv=None), run_dir,
+                      clip_valid=folds == k, exclude=test)
+        per_fold[int(k)] = m
+        pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)
+        pred.insert(0, "fold", int(k))
+        oof.append(pred)
+    oof_df = pd.concat(oof, ignore_index=True)
+    write_atomic(out / "oof_predictions.csv", oof_df.to_csv(index=False, float_format="%.6g").encode())
+    result = {"folds": per_fold, **_mean_std(per_fold), "oof": _oof_score(oof_df, ds, per_fold)}
+    result["ensemble"] = _ensemble(ds, out, fold_ids, test) if test.any() else None
+    write_json(out / "cv_metrics.json", result)
+    head = "lwlrap" if ds.multi_label else "accuracy"
+    log.info("cv %s: mean %.4f +- %.4f, pooled out-of-fold %.4f", head, result["mean"].get(head, np.nan),
+             result["std"].get(head, np.nan), result["oof"].get(head, np.nan))
+    return out
+
+
+def _mean_std(per_fold: dict) -> dict:
+    keys = [k for k, v in next(iter(per_fold.values())).items() if isinstance(v, float)
+            and k in ("accuracy", "top3_accuracy", "map3", "macro_f1", "lwlrap", "micro_f1")]
+    vals = {k: np.array([m[k] for m in per_fold.values()], dtype=float) for k in keys}
+    return {"mean": {k: float(v.mean()) for k, v in vals.items()},
+            "std": {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in vals.items()}}
+
+
+def _oof_score(oof: pd.DataFrame, ds: ImageSet, per_fold: dict) -> dict:
+    pcols = [f"p_{c}" for c in ds.classes]
+    probs = oof[pcols].to_numpy(dtype=float)
+    index = {c: i for i, c in enumerate(ds.classes)}
+    targets = np.zeros_like(probs)
+    for r, labs in enumerate(oof["labels"]):
+        targets[r, [index[x] for x in str(labs).split(";") if x]] = 1
+    clip = pd.factorize(oof["source"])[0]
+    _, cp = clip_average(probs, clip)
+    _, ct = clip_average(targets, clip)
+    thr = float(np.mean([m["threshold"] for m in per_fold.values()])) if ds.multi_label else None
+    return summary(cp, ct, multi_label=ds.multi_label, threshold=thr)
+
+
+def _ensemble(ds: ImageSet, out: Path, fold_ids: list, test: np.ndarray) -> dict:
+    """Score the geometric-mean fold ensemble and each fold model on the held-out test clips."""
+    from .model import predict_windows
+
+    idx = np.flatnonzero(test[ds.table["clip"].to_numpy()])
+    images = [ds.images[i] for i in idx]
+    clip = ds.table["clip"].to_numpy()[idx]
+    targets = ds.targets[idx]
+    _, ct = clip_average(targets, clip)
+    probs_each = []
+    for k in fold_ids:
+        model, info = load_model(out / f"fold_{k}")
+        p, _ = predict_windows(model, images, width=info.model.crop_width, multi_label=ds.multi_label)
+        probs_each.append(clip_average(p.numpy(), clip)[1])
+    singles = [summary(p, ct, multi_label=ds.multi_label) for p in probs_each]
+    ens = geometric_mean(probs_each, normalise=not ds.multi_label)
+    return {"n_test_clips": int(len(ct)),
+            "ensemble": summary(ens, ct, multi_label=ds.multi_label),
+            "single_fold_mean": {k: float(np.mean([s[k] for s in singles])) for k in singles[0]}}

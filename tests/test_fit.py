@@ -1,0 +1,115 @@
+"""End-to-end fit / cv / lr-find on tiny synthetic image folders (seconds each on CPU)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from classify.cli import main
+from classify.data import load_image_set
+from classify.model import predict_windows
+from classify.runfolder import load_model
+
+TINY = ["--arch", "resnet18", "--no-pretrained", "--bs", "8", "-q"]
+RUN_FILES = {"spectrogram.json", "train.json", "classes.json", "model.json", "model.pt", "metrics.json",
+             "history.csv", "valid_predictions.csv", "valid_embeddings.npy", "versions.json"}
+
+
+@pytest.fixture(scope="module")
+def run(tiny_images, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "run"
+    assert main(["fit", str(tiny_images), "--out", str(out), "--epochs", "2", "--freeze-epochs", "1", *TINY]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_fit_writes_the_run_folder_contract(run, tiny_images):
+    assert RUN_FILES <= {p.name for p in run.iterdir()}
+    assert not (run / "checkpoints").exists()
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("accuracy", "top3_accuracy", "map3", "macro_f1"):
+        assert 0 <= metrics[key] <= 1
+    hist = pd.read_csv(run / "history.csv")
+    assert list(hist["phase"]) == ["frozen", "unfrozen", "unfrozen"]
+    assert {"train_loss", "valid_loss", "accuracy"} <= set(hist.columns)
+    pred = pd.read_csv(run / "valid_predictions.csv")
+    classes = json.loads((run / "classes.json").read_text())
+    assert list(pred.columns[:6]) == ["image", "source", "offset", "labels", "pred", "loss"]
+    assert list(pred.columns[6:]) == [f"p_{c}" for c in classes]
+    emb = np.load(run / "valid_embeddings.npy")
+    assert emb.dtype == np.float32 and emb.shape[0] == len(pred)
+    versions = json.loads((run / "versions.json").read_text())
+    assert {"torch", "fastai", "librosa"} <= set(versions)
+
+
+@pytest.mark.slow
+def test_run_folder_round_trips_without_the_image_folder(run, tiny_images, tmp_path):
+    moved = tmp_path / "moved"
+    run.rename(moved)  # portable: nothing points back at the images
+    try:
+        state = torch.load(moved / "model.pt", weights_only=True)
+        assert all(isinstance(v, torch.Tensor) for v in state.values())
+        model, info = load_model(moved)
+        pred = pd.read_csv(moved / "valid_predictions.csv")
+        ds = load_image_set(tiny_images)
+        index = {im: i for i, im in enumerate(ds.table["image"])}
+        imgs = [ds.images[index[im]] for im in pred["image"]]
+        probs, _ = predict_windows(model, imgs, width=info.model.crop_width)
+        saved = pred[[f"p_{c}" for c in info.classes]].to_numpy()
+        assert np.allclose(probs.numpy(), saved, atol=1e-4)
+    finally:
+        moved.rename(run)
+
+
+@pytest.mark.slow
+def test_seeded_cpu_runs_repeat_exactly(tiny_images, tmp_path):
+    args = ["--epochs", "1", "--freeze-epochs", "1", "--seed", "3", *TINY]
+    assert main(["fit", str(tiny_images), "--out", str(tmp_path / "a"), *args]) == 0
+    assert main(["fit", str(tiny_images), "--out", str(tmp_path / "b"), *args]) == 0
+    ha, hb = (pd.read_csv(tmp_path / r / "history.csv") for r in "ab")
+    pd.testing.assert_frame_equal(ha, hb)
+    pa, pb = (pd.read_csv(tmp_path / r / "valid_predictions.csv") for r in "ab")
+    pd.testing.assert_frame_equal(pa, pb)
+
+
+@pytest.mark.slow
+def test_multi_label_weak_labels_and_lr_auto(multi_images, tmp_path):
+    out = tmp_path / "ml"
+    rc = main(["fit", str(multi_images), "--out", str(out), "--epochs", "1", "--freeze-epochs", "0",
+               "--lr", "auto", "--lr-find-iters", "20", "--unverified-weight", "0.5", *TINY])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["multi_label"] and 0 <= metrics["lwlrap"] <= 1
+    assert 0 < metrics["threshold"] < 1
+    lr = json.loads((out / "lr_find.json").read_text())
+    assert lr["suggestion"] == pytest.approx(metrics["lr"]) and len(lr["lrs"]) == len(lr["losses"])
+    assert (out / "lr_find.png").stat().st_size > 1000
+    # validation on verified clips only
+    pred = pd.read_csv(out / "valid_predictions.csv")
+    man = pd.read_csv(multi_images / "manifest.csv")
+    verified = dict(zip(man["source"], man["manually_verified"]))
+    assert all(verified[s] == 1 for s in pred["source"])
+
+
+@pytest.mark.slow
+def test_cv_writes_folds_oof_and_ensemble(tiny_images, tmp_path):
+    out = tmp_path / "cv"
+    rc = main(["cv", str(tiny_images), "--out", str(out), "--folds", "2", "--holdout-pct", "0.34",
+               "--epochs", "1", "--freeze-epochs", "0", *TINY])
+    assert rc == 0
+    res = json.loads((out / "cv_metrics.json").read_text())
+    assert set(res["folds"]) == {"1", "2"}
+    assert {"accuracy", "map3"} <= set(res["mean"]) and {"accuracy"} <= set(res["std"])
+    assert res["ensemble"]["n_test_clips"] > 0 and 0 <= res["ensemble"]["ensemble"]["accuracy"] <= 1
+    oof = pd.read_csv(out / "oof_predictions.csv")
+    assert oof["source"].is_unique  # every cv clip predicted exactly once
+    assert (out / "fold_1" / "model.pt").exists() and (out / "fold_2" / "model.pt").exists()
+
+
+@pytest.mark.slow
+def test_lr_find_command(tiny_images, tmp_path, capsys):
+    assert main(["lr-find", str(tiny_images), "--out", str(tmp_path / "lr"), "--lr-find-iters", "20", *TINY]) == 0
+    assert float(capsys.readouterr().out.strip()) > 0
+    assert (tmp_path / "lr" / "lr_find.png").exists()
