@@ -30,6 +30,7 @@ from spec2img.errors import AudioError
 from spec2img.io import write_atomic
 
 from .errors import ClassifyError, RunFolderError
+from .evaluate import geometric_mean as _geometric_mean
 from .windows import CHUNK_SECONDS, FileWindows, file_windows
 
 log = logging.getLogger(__name__)
@@ -208,13 +209,11 @@ def aggregate_windows(p: np.ndarray, how: str) -> np.ndarray:
 
 
 def geometric_mean(probs: list[np.ndarray], *, multi_label: bool) -> np.ndarray:
-    """Combine models' probabilities ``[(n, K), ...]``: mean of logs, renormalised if single-label."""
+    """Combine models' probabilities ``[(n, K), ...]``: mean of logs, renormalised if single-label
+    (:func:`classify.evaluate.geometric_mean`, the rule ``classify cv`` scores its ensemble with)."""
     if len(probs) == 1:
         return probs[0]
-    g = np.exp(np.mean([np.log(np.clip(p, EPS, 1.0)) for p in probs], axis=0))
-    if not multi_label:
-        g = g / g.sum(-1, keepdims=True)
-    return g.astype(np.float32)
+    return _geometric_mean(probs, normalise=not multi_label, eps=EPS).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------ predict
