@@ -153,7 +153,9 @@ def _add_predict(sub) -> None:
                     "Only load run folders you trust (model.pt is loaded with weights_only=True; "
                     "ONNX exports, --onnx, are the safe format to share).")
     p.add_argument("run_dir", type=Path, help="run folder (or cv run folder, or model.onnx with --onnx)")
-    p.add_argument("audio", type=Path, nargs="+", help="audio files and/or folders (searched recursively)")
+    p.add_argument("audio", type=Path, nargs="+",
+                   help="audio files and/or folders (searched recursively); run folders listed before "
+                        "the audio are ensembled with RUN_DIR")
     p.add_argument("--run", type=Path, action="append", default=[], metavar="RUN_DIR",
                    help="another run to ensemble with (repeatable)")
     p.add_argument("--out", type=Path, default=Path("predictions.csv"),
@@ -171,10 +173,14 @@ def _add_predict(sub) -> None:
 
 
 def _cmd_predict(args) -> int:
-    from .predict import predict, write_csv, write_kaggle, write_timeline
+    from .errors import ClassifyError
+    from .predict import predict, split_runs, write_csv, write_kaggle, write_timeline
 
     backend = "onnx" if args.onnx or args.run_dir.suffix == ".onnx" else "torch"
-    result = predict([args.run_dir, *args.run], args.audio, top_k=args.top_k, aggregate=args.aggregate,
+    more_runs, audio = split_runs(args.audio)  # RUN_A RUN_B AUDIO...: leading run folders ensemble
+    if not audio:
+        raise ClassifyError("no audio given after the run folder(s); usage: classify predict RUN_DIR AUDIO...")
+    result = predict([args.run_dir, *more_runs, *args.run], audio, top_k=args.top_k, aggregate=args.aggregate,
                      tta=args.tta, timeline=args.timeline is not None, batch_size=args.bs, backend=backend)
     written = [write_csv(result, args.out)]
     if args.kaggle:

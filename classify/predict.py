@@ -122,6 +122,23 @@ def expand_runs(run_dirs: Iterable[Path]) -> list[Path]:
     return out
 
 
+def is_run_dir(path: Path) -> bool:
+    """A run folder (``model.json``), an ONNX export, or a cv run folder (``fold_*/model.json``)."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return path.is_file()
+    return path.is_dir() and ((path / "model.json").is_file() or (path / "model.onnx").is_file()
+                              or any(path.glob("fold_*/model.json")))
+
+
+def split_runs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """``RUN_DIR [RUN_DIR ...] AUDIO...``: the leading run folders and the audio inputs after them."""
+    k = 0
+    while k < len(paths) and is_run_dir(paths[k]):
+        k += 1
+    return list(paths[:k]), list(paths[k:])
+
+
 def torch_scorer(run_dir: Path, *, device: str = "cpu") -> Scorer:
     """A run folder's ``model.pt`` (``torch.load(weights_only=True)``) as a :class:`Scorer`."""
     import torch

@@ -169,6 +169,16 @@ def test_ensemble_geometric_mean_and_cv(runs, clips):
     np.testing.assert_allclose(cv.probs, both.probs, atol=1e-5)
 
 
+def test_cli_ensemble_positional_or_run(runs, clips, tmp_path):
+    a, b = tmp_path / "pos.csv", tmp_path / "flag.csv"
+    audio = str(clips["flac"])
+    assert main(["predict", str(runs["a"]), str(runs["b"]), audio, "--out", str(a)]) == 0
+    assert main(["predict", str(runs["a"]), audio, "--run", str(runs["b"]), "--out", str(b)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(a), pd.read_csv(b))
+    expected = predict([runs["a"], runs["b"]], [clips["flac"]]).probs[0].max()
+    assert pd.read_csv(a)["prob_1"][0] == pytest.approx(expected, abs=1e-5)
+
+
 def test_ensemble_needs_same_classes(runs, clips):
     with pytest.raises(ClassifyError, match="cannot be ensembled: classes differ"):
         predict([runs["a"], runs["other"]], [clips["short"]])
