@@ -155,10 +155,12 @@ def torch_scorer(run_dir: Path, *, device: str = "cpu") -> Scorer:
         raise RunFolderError(f"{run_dir}/model.pt cannot be loaded ({type(exc).__name__}: "
                              f"{str(exc)[:120]}); re-copy the run folder or re-run classify fit") from None
     multi = bool(info.model.multi_label)
+    model = model.to(memory_format=torch.channels_last)  # ~1.8x faster on CPU (oneDNN) for lite0
 
     def score(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            logits = model(torch.from_numpy(x).to(device).float().div_(255))
+            xt = torch.from_numpy(x).to(device).float().div_(255)
+            logits = model(xt.contiguous(memory_format=torch.channels_last))
             p = torch.sigmoid(logits) if multi else logits.softmax(1)
         return p.float().cpu().numpy()
 
