@@ -19,7 +19,7 @@ class DemoResult:
     images_dir: Path
     run_dir: Path
     report: Path
-    predictions: Path | None
+    predictions: Path
     metrics: dict
 
 
@@ -47,13 +47,12 @@ def run_demo(out_dir: Path, *, epochs: int = 8, per_class: int = 12, quiet: bool
     return DemoResult(audio_dir, images_dir, run_dir, run_dir / "report" / "index.html", predictions, metrics)
 
 
-def _predict_new_clips(run_dir: Path, out_dir: Path) -> Path | None:
-    try:
-        from .predict import predict_to_csv
-    except ImportError:  # predict not installed in this build
-        return None
+def _predict_new_clips(run_dir: Path, out_dir: Path) -> Path:
     from spec2img.synth import synth
 
-    new = synth(out_dir / "new_clips", n_per_class=2, seed=1)
+    from .predict import predict, write_csv
+
+    new = synth(out_dir / "new_clips", n_per_class=2, seed=1)  # another seed: clips never seen
     log.info("4/4 predicting %s -> %s", new, out_dir / "predictions.csv")
-    return predict_to_csv([run_dir], [new], out_dir / "predictions.csv")
+    result = predict([run_dir], [new])
+    return write_csv(result, out_dir / "predictions.csv")
