@@ -20,7 +20,7 @@ RUN_FILES = {"spectrogram.json", "train.json", "classes.json", "model.json", "mo
 @pytest.fixture(scope="module")
 def run(tiny_images, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "run"
-    assert main(["fit", str(tiny_images), "--out", str(out), "--epochs", "2", "--freeze-epochs", "1", *TINY]) == 0
+    assert main(["fit", str(tiny_images), "--out", str(out), "--epochs", "2", "--freeze-epochs", "1", "--export-learner", *TINY]) == 0
     return out
 
 
@@ -28,6 +28,7 @@ def run(tiny_images, tmp_path_factory):
 def test_fit_writes_the_run_folder_contract(run, tiny_images):
     assert RUN_FILES <= {p.name for p in run.iterdir()}
     assert not (run / "checkpoints").exists()
+    assert (run / "learner.pkl").stat().st_size > 0
     metrics = json.loads((run / "metrics.json").read_text())
     for key in ("accuracy", "top3_accuracy", "map3", "macro_f1"):
         assert 0 <= metrics[key] <= 1
