@@ -82,11 +82,14 @@ def run_notebook(df: pd.DataFrame, folds, k, arch, bs: int = 64) -> dict:
     set_seed(0, reproducible=True)
     d = df.assign(is_valid=folds == k)
     dls = ImageDataLoaders.from_df(d, path="/", fn_col="fname", label_col="label", valid_col="is_valid",
-                                   item_tfms=Resize(224, method=ResizeMethod.Squash), bs=bs, num_workers=0)
+                                   item_tfms=Resize(224, method=ResizeMethod.Squish), bs=bs, num_workers=0)
     if arch == "efficientnet_lite0":
         model_meta[_lite0] = {"cut": lambda m: m, "split": lambda m: [list(m[0].parameters()), list(m[1].parameters())],
                               "stats": ([0.5] * 3, [0.5] * 3)}
-        learn = vision_learner(dls, _lite0, metrics=accuracy, pretrained=True)
+        from fastai.vision.all import create_head
+
+        # fastai cannot infer lite0's width (its padded convs have children): give it the default head
+        learn = vision_learner(dls, _lite0, metrics=accuracy, pretrained=True, custom_head=create_head(1280, dls.c))
     else:
         learn = vision_learner(dls, getattr(torchvision.models, arch), metrics=accuracy, pretrained=False)
     t = time.perf_counter()

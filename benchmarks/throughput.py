@@ -31,6 +31,10 @@ class _Count:
         self.n, self.t = 0, 0.0
 
 
+def _pick(ds, m: int) -> np.ndarray:
+    return np.random.default_rng(0).permutation(len(ds.images))[:m]
+
+
 def time_classify(ds, arch: str, n: int, *, bf16: bool, channels_last: bool) -> dict:
     from fastai.callback.core import Callback
 
@@ -38,7 +42,7 @@ def time_classify(ds, arch: str, n: int, *, bf16: bool, channels_last: bool) -> 
     from classify.data import Selection
     from classify.train import make_learner
 
-    idx = np.arange(len(ds.images))
+    idx = _pick(ds, n + 32)
     sel = Selection(train=idx[:n], valid=idx[n:n + 32])
     cfg = TrainConfig(images=str(ds.root), arch=arch, pretrained=arch != "resnet34", bs=32, quiet=True,
                       bf16=bf16, channels_last=channels_last)
@@ -67,8 +71,9 @@ def time_fastai(ds, arch: str, n: int) -> dict:
 
     from accuracy import _lite0
 
-    df = pd.DataFrame({"fname": [str(ds.root / p) for p in ds.table["image"][: n + 32]],
-                       "label": [l[0] for l in ds.table["labels"][: n + 32]]})
+    pick = np.concatenate([_pick(ds, n), _pick(ds, 32)])  # validation repeats training images: labels known
+    df = pd.DataFrame({"fname": [str(ds.root / ds.table["image"][i]) for i in pick],
+                       "label": [ds.table["labels"][i][0] for i in pick]})
     df["is_valid"] = np.arange(len(df)) >= n
     dls = ImageDataLoaders.from_df(df, path="/", fn_col="fname", label_col="label", valid_col="is_valid",
                                    item_tfms=Resize(224), batch_tfms=aug_transforms(), bs=32, num_workers=0)
@@ -87,7 +92,9 @@ def time_fastai(ds, arch: str, n: int) -> dict:
     if arch == "efficientnet_lite0":
         model_meta[_lite0] = {"cut": lambda m: m, "split": lambda m: [list(m[0].parameters()), list(m[1].parameters())],
                               "stats": ([0.5] * 3, [0.5] * 3)}
-        learn = vision_learner(dls, _lite0, pretrained=True)
+        from fastai.vision.all import create_head
+
+        learn = vision_learner(dls, _lite0, pretrained=True, custom_head=create_head(1280, dls.c))
     else:
         learn = vision_learner(dls, getattr(torchvision.models, arch), pretrained=False)
     learn.unfreeze()

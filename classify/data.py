@@ -234,6 +234,12 @@ class CropDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
+    def new_empty(self) -> CropDataset:
+        """An empty copy (fastai's ``Learner.export`` drops the data this way)."""
+        k = self.y.shape[1] - 1
+        return CropDataset([], np.zeros((0, k), np.float32), np.zeros(0, np.float32), width=self.width,
+                           train=self.train)
+
     def __getitem__(self, i: int):
         img = self.images[i]
         w, width = img.shape[-1], self.width

@@ -20,7 +20,7 @@ RUN_FILES = {"spectrogram.json", "train.json", "classes.json", "model.json", "mo
 @pytest.fixture(scope="module")
 def run(tiny_images, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "run"
-    assert main(["fit", str(tiny_images), "--out", str(out), "--epochs", "2", "--freeze-epochs", "1", *TINY]) == 0
+    assert main(["fit", str(tiny_images), "--out", str(out), "--epochs", "2", "--freeze-epochs", "1", "--export-learner", *TINY]) == 0
     return out
 
 
@@ -28,6 +28,7 @@ def run(tiny_images, tmp_path_factory):
 def test_fit_writes_the_run_folder_contract(run, tiny_images):
     assert RUN_FILES <= {p.name for p in run.iterdir()}
     assert not (run / "checkpoints").exists()
+    assert (run / "learner.pkl").stat().st_size > 0
     metrics = json.loads((run / "metrics.json").read_text())
     for key in ("accuracy", "top3_accuracy", "map3", "macro_f1"):
         assert 0 <= metrics[key] <= 1
@@ -78,7 +79,7 @@ def test_seeded_cpu_runs_repeat_exactly(tiny_images, tmp_path):
 def test_multi_label_weak_labels_and_lr_auto(multi_images, tmp_path):
     out = tmp_path / "ml"
     rc = main(["fit", str(multi_images), "--out", str(out), "--epochs", "1", "--freeze-epochs", "0",
-               "--lr", "auto", "--lr-find-iters", "20", "--unverified-weight", "0.5", *TINY])
+               "--lr", "auto", "--lr-find-iters", "12", "--unverified-weight", "0.5", *TINY])
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["multi_label"] and 0 <= metrics["lwlrap"] <= 1
@@ -110,6 +111,6 @@ def test_cv_writes_folds_oof_and_ensemble(tiny_images, tmp_path):
 
 @pytest.mark.slow
 def test_lr_find_command(tiny_images, tmp_path, capsys):
-    assert main(["lr-find", str(tiny_images), "--out", str(tmp_path / "lr"), "--lr-find-iters", "20", *TINY]) == 0
+    assert main(["lr-find", str(tiny_images), "--out", str(tmp_path / "lr"), "--lr-find-iters", "12", *TINY]) == 0
     assert float(capsys.readouterr().out.strip()) > 0
     assert (tmp_path / "lr" / "lr_find.png").exists()
