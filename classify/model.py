@@ -38,6 +38,20 @@ def adapt_first_conv(body: nn.Module, in_channels: int) -> bool:
     return True
 
 
+# TF-ported backbones (EfficientNet-Lite, EfficientAT) carry BatchNorm momentum 0.01, tuned for a
+# million pretraining steps. Fine-tuning runs a few hundred: at 0.01 the running statistics lag the
+# batch statistics the weights adapt to, and evaluation-mode outputs collapse (esc50-dev,
+# efficientnet_lite0: validation loss rising from epoch 1 while training loss fell). torchvision
+# and fastai use 0.1; so do we, for every backbone.
+FINE_TUNE_BN_MOMENTUM = 0.1
+
+
+def set_bn_momentum(module: nn.Module, momentum: float) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
+
+
 class PoolHead(nn.Module):
     """Feature map ``(B, F, h, w)`` -> logits ``(B, n_classes)``.
 
@@ -118,6 +132,7 @@ def build_model(spec: ArchSpec, *, n_classes: int, in_channels: int, pretrained:
     """Assemble an :class:`AudioClassifier` from an arch spec (weights loaded per the spec)."""
     body, n_features = spec.factory(pretrained, weights_file)
     adapt_first_conv(body, in_channels)
+    set_bn_momentum(body, FINE_TUNE_BN_MOMENTUM)
     head = PoolHead(n_features, n_classes, hidden=hidden, dropout=dropout)
     return AudioClassifier(body, head, mean=spec.mean, std=spec.std, in_channels=in_channels,
                            input_height=input_height,
