@@ -63,13 +63,42 @@ class PoolHead(nn.Module):
         return self.fc(self.drop(self.embed(fmap)))
 
 
+class LinearHead(nn.Module):
+    """Feature map ``(B, F, h, w)`` -> time-frequency mean ``(B, F)`` -> standardised with fixed
+    ``shift``/``scale`` buffers (the embedding) -> ``Linear(F, n_classes)``.
+
+    The ``--head-only`` head: a fitted ``StandardScaler -> LogisticRegression`` folded into torch,
+    so a head-only run folder loads and predicts like any other.
+    """
+
+    def __init__(self, n_features: int, n_classes: int, **_unused):
+        super().__init__()
+        self.register_buffer("shift", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        self.fc = nn.Linear(n_features, n_classes)
+
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        """``(B, F)``: the time-frequency mean (EfficientAT's embedding), before standardising."""
+        return fmap.mean(dim=(2, 3))
+
+    def embed(self, fmap: torch.Tensor) -> torch.Tensor:
+        return (self.pool(fmap) - self.shift) / self.scale
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.embed(fmap))
+
+
+# Head kinds by name (recorded as ``head`` in model.json).
+HEADS = {"pool": PoolHead, "linear": LinearHead}
+
+
 class AudioClassifier(nn.Module):
     """``forward(x)``: x float ``(B, C, H, W)`` in [0, 1] -> logits ``(B, n_classes)``.
 
     Parameters
     ----------
     body : backbone returning a feature map
-    head : :class:`PoolHead`
+    head : a head of :data:`HEADS` (``embed(fmap)`` and ``fc``)
     mean, std : per-channel normalisation (length ``body_channels``), or None
     in_channels : channels of the images (1 grey, 3 deltas/colormap)
     input_height : if set, the whole image height is resized to it (time axis untouched)
@@ -77,7 +106,7 @@ class AudioClassifier(nn.Module):
         instead of being normalised (backbones pretrained on raw log-mels)
     """
 
-    def __init__(self, body: nn.Module, head: PoolHead, *, mean=None, std=None, in_channels: int = 1,
+    def __init__(self, body: nn.Module, head: nn.Module, *, mean=None, std=None, in_channels: int = 1,
                  input_height: int | None = None, value_range: tuple[float, float] | None = None):
         super().__init__()
         self.body, self.head = body, head
@@ -114,12 +143,16 @@ class AudioClassifier(nn.Module):
 
 def build_model(spec: ArchSpec, *, n_classes: int, in_channels: int, pretrained: bool,
                 weights_file=None, input_height: int | None = None, dropout: float = 0.5,
-                hidden: int = 512, value_range: tuple[float, float] | None = None) -> AudioClassifier:
-    """Assemble an :class:`AudioClassifier` from an arch spec (weights loaded per the spec)."""
+                hidden: int = 512, value_range: tuple[float, float] | None = None,
+                head: str | None = None) -> AudioClassifier:
+    """Assemble an :class:`AudioClassifier` from an arch spec (weights loaded per the spec).
+
+    ``head``: a key of :data:`HEADS`; None takes the spec's (``"pool"`` for most backbones).
+    """
     body, n_features = spec.factory(pretrained, weights_file)
     adapt_first_conv(body, in_channels)
-    head = PoolHead(n_features, n_classes, hidden=hidden, dropout=dropout)
-    return AudioClassifier(body, head, mean=spec.mean, std=spec.std, in_channels=in_channels,
+    head_module = HEADS[head or spec.head](n_features, n_classes, hidden=hidden, dropout=dropout)
+    return AudioClassifier(body, head_module, mean=spec.mean, std=spec.std, in_channels=in_channels,
                            input_height=input_height,
                            value_range=value_range if spec.raw_values else None)
 
