@@ -66,14 +66,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--freeze-epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--head", help="fine-tuning head kind of classify.model.HEADS (default: the arch's)")
     args = ap.parse_args()
-    if args.head:
-        import dataclasses
-
-        from classify import archs
-
-        archs.ARCHS["efficientat_mn04"] = dataclasses.replace(archs.ARCHS["efficientat_mn04"], head=args.head)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -84,7 +77,6 @@ def main() -> None:
             load_before = os.getloadavg()[0]
             r = run(ds, folds, k, recipe, args.work, epochs=args.epochs, freeze_epochs=args.freeze_epochs)
             rec = {"dataset": args.images.name, "arch": "efficientat_mn04", "recipe": recipe, "fold": k, **r,
-                   "head": "linear" if recipe == "head_only" else args.head or "default",
                    "torch_threads": torch.get_num_threads(),
                    "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
             print(json.dumps(rec), flush=True)

@@ -43,10 +43,6 @@ class ArchSpec:
         log-mel) instead of [0, 1] pixels
     pretrained_default : whether ImageNet/AudioSet weights are used unless ``--no-pretrained``
     note : one line for ``--help`` / docs
-    head : the fine-tuning head of :data:`classify.model.HEADS` ("pool", or "audioset" to start
-        from a pretrained hidden layer)
-    init_head : ``(head, weights_file)``: start a new head from pretrained weights where it can
-        (called only when pretrained weights are used)
     front_end : raises :class:`ClassifyError` for a ``SpectrogramConfig`` the backbone was not
         pretrained on (None: any images)
     """
@@ -58,8 +54,6 @@ class ArchSpec:
     raw_values: bool = False
     pretrained_default: bool = True
     note: str = ""
-    head: str = "pool"
-    init_head: Callable[[nn.Module, Path | None], None] | None = None
     front_end: Callable[[SpectrogramConfig], None] | None = None
 
     def check_images(self, cfg: SpectrogramConfig) -> None:
@@ -199,20 +193,6 @@ def efficientat_mn04(pretrained: bool, weights_file: Path | None) -> tuple[nn.Mo
     return efficientat_body(pretrained, weights_file)
 
 
-def efficientat_init_head(head: nn.Module, weights_file: Path | None) -> None:
-    """An ``audioset`` head starts from the checkpoint's hidden layer ``Linear(384, 512)``."""
-    from .backbones.efficientat import load_efficientat_state_dict
-    from .backbones.weights import resolve_weights
-    from .model import AudioSetHead
-
-    if not isinstance(head, AudioSetHead) or head.hidden.weight.shape != (512, 384):
-        return
-    state = load_efficientat_state_dict(resolve_weights(weights_file))
-    with torch.no_grad():
-        head.hidden.weight.copy_(state["classifier.0.weight"])
-        head.hidden.bias.copy_(state["classifier.0.bias"])
-
-
 def efficientat_front_end(cfg: SpectrogramConfig) -> None:
     """Grey images of the ``efficientat`` preset's log-mel, or a one-line ClassifyError."""
     from .backbones.embed_head import check_front_end
@@ -239,7 +219,7 @@ ARCHS: dict[str, ArchSpec] = {
     # EfficientAT-scaled log-mels (spec2img --preset efficientat), no normalisation; its body
     # flips the image rows back to band order itself.
     "efficientat_mn04": ArchSpec(efficientat_mn04, in_channels=1, mean=None, std=None, raw_values=True,
-                                 init_head=efficientat_init_head, front_end=efficientat_front_end,
+                                 front_end=efficientat_front_end,
                                  note="AudioSet-pretrained, 1M params (needs spec2img --preset efficientat)"),
 }
 

@@ -88,30 +88,8 @@ class LinearHead(nn.Module):
         return self.fc(self.embed(fmap))
 
 
-class AudioSetHead(nn.Module):
-    """Feature map ``(B, F, h, w)`` -> time-frequency mean ``(B, F)`` -> ``Linear(F, hidden)``,
-    Hardswish (the embedding, ``(B, hidden)``) -> dropout -> ``Linear(hidden, n_classes)``.
-
-    EfficientAT's own classifier layout, so its pretrained hidden layer (``Linear(384, 512)``) can
-    start the head (:attr:`classify.archs.ArchSpec.init_head`).
-    """
-
-    def __init__(self, n_features: int, n_classes: int, *, hidden: int = 512, dropout: float = 0.5):
-        super().__init__()
-        self.hidden = nn.Linear(n_features, hidden)
-        self.act = nn.Hardswish()
-        self.drop = nn.Dropout(dropout)
-        self.fc = nn.Linear(hidden, n_classes)
-
-    def embed(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self.act(self.hidden(fmap.mean(dim=(2, 3))))
-
-    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.drop(self.embed(fmap)))
-
-
 # Head kinds by name (recorded as ``head`` in model.json).
-HEADS = {"pool": PoolHead, "linear": LinearHead, "audioset": AudioSetHead}
+HEADS = {"pool": PoolHead, "linear": LinearHead}
 
 
 class AudioClassifier(nn.Module):
@@ -166,16 +144,14 @@ class AudioClassifier(nn.Module):
 def build_model(spec: ArchSpec, *, n_classes: int, in_channels: int, pretrained: bool,
                 weights_file=None, input_height: int | None = None, dropout: float = 0.5,
                 hidden: int = 512, value_range: tuple[float, float] | None = None,
-                head: str | None = None) -> AudioClassifier:
+                head: str = "pool") -> AudioClassifier:
     """Assemble an :class:`AudioClassifier` from an arch spec (weights loaded per the spec).
 
-    ``head``: a key of :data:`HEADS`; None takes the spec's (``"pool"`` for most backbones).
+    ``head``: a key of :data:`HEADS` (``"linear"`` for ``--head-only``).
     """
     body, n_features = spec.factory(pretrained, weights_file)
     adapt_first_conv(body, in_channels)
-    head_module = HEADS[head or spec.head](n_features, n_classes, hidden=hidden, dropout=dropout)
-    if spec.init_head is not None and (pretrained or weights_file is not None):
-        spec.init_head(head_module, weights_file)
+    head_module = HEADS[head](n_features, n_classes, hidden=hidden, dropout=dropout)
     return AudioClassifier(body, head_module, mean=spec.mean, std=spec.std, in_channels=in_channels,
                            input_height=input_height,
                            value_range=value_range if spec.raw_values else None)

@@ -20,7 +20,7 @@ from classify.cli import main
 from classify.config import TrainConfig
 from classify.data import load_image_set, select
 from classify.headonly import fit_logistic, probabilities
-from classify.model import AudioSetHead, LinearHead, build_model, predict_windows
+from classify.model import LinearHead, build_model, predict_windows
 from classify.runfolder import load_model
 from conftest import SHARED_WEIGHTS, require
 from imageset import make_image_set
@@ -75,6 +75,7 @@ def test_images_reach_the_network_as_efficientat_log_mels(eat_images):
     assert torch.allclose(ours, ref, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_freeze_trains_only_the_head_and_unfreeze_uses_three_rates(eat_images, tmp_path):
     from classify.train import make_learner
 
@@ -193,15 +194,3 @@ def test_audioset_weights_fine_tune_and_head_only(eat_images, tmp_path):
     assert main(["fit", str(eat_images), "--out", str(ft), "--arch", "efficientat_mn04", "--weights", weights,
                  "--epochs", "1", "--freeze-epochs", "1", "--bs", "4", "-q"]) == 0
     assert_run_predicts_its_csv(ft, eat_images)
-
-
-@pytest.mark.realdata
-def test_audioset_head_starts_from_the_pretrained_hidden_layer():
-    from classify.backbones.efficientat import load_efficientat_state_dict
-
-    state = load_efficientat_state_dict(require(CHECKPOINT))
-    model = build_model(archs.get_arch("efficientat_mn04"), n_classes=5, in_channels=1, pretrained=True,
-                        weights_file=CHECKPOINT, value_range=(-1.5, 3.5), head="audioset")
-    assert isinstance(model.head, AudioSetHead)
-    assert torch.equal(model.head.hidden.weight, state["classifier.0.weight"])
-    assert torch.equal(model.body[1][0][0].weight, state["features.0.0.weight"])
