@@ -4,6 +4,7 @@ Files: ``spectrogram.json``, ``train.json``, ``classes.json``, ``model.json`` (h
 network and use it: arch, input channels, height, crop width, multi-label, threshold), ``model.pt``
 (``AudioClassifier.state_dict()``), ``metrics.json``, ``history.csv``, ``valid_predictions.csv``,
 ``valid_embeddings.npy``, ``versions.json``; optionally ``learner.pkl``, ``lr_find.json/.png``.
+:func:`evaluate_and_save` writes them all for fine-tuned and head-only models alike.
 """
 
 from __future__ import annotations
