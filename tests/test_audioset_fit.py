@@ -67,6 +67,8 @@ def test_images_reach_the_network_as_efficientat_log_mels(eat_images):
     model = build_model(archs.get_arch("efficientat_mn04"), n_classes=3, in_channels=1, pretrained=False,
                         value_range=(ds.cfg.vmin, ds.cfg.vmax)).eval()
     assert isinstance(model.body[0], FlipFrequency) and model.mean is None
+    bns = [m for m in model.body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(m.momentum == archs.FINE_TUNE_BN_MOMENTUM for m in bns)
     img = ds.images[0]
     logmel = unrender(img.numpy().transpose(1, 2, 0)[..., 0], ds.cfg)[0]  # band 0 first, as EfficientAT
     with torch.no_grad():
