@@ -44,6 +44,11 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
                         "ImageNet weights offline, fastest on CPU)")
     g.add_argument("--weights", metavar="FILE", help="local state dict of the backbone instead of ImageNet weights")
     g.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random initialisation")
+    g.add_argument("--head-only", action="store_true",
+                   help="no fine-tuning: logistic regression on the frozen backbone's pooled features "
+                        "(seconds on CPU; best with --arch efficientat_mn04)")
+    g.add_argument("--head-c", type=float, default=1.0,
+                   help="--head-only: inverse L2 strength of the logistic regression (default 1.0)")
     g.add_argument("--input-height", type=int, help="resize the whole frequency axis to this many rows")
     g.add_argument("--dropout", type=float, default=0.5)
     g = p.add_argument_group("schedule")
@@ -94,7 +99,7 @@ def _train_config(args):
         verified_only=args.verified_only, unverified_weight=args.unverified_weight,
         valid_unverified=args.valid_unverified, augment=aug, patience=args.patience, monitor=args.monitor,
         restore_best=args.restore_best, seed=args.seed, bf16=args.bf16, quiet=args.quiet,
-        export_learner=args.export_learner,
+        export_learner=args.export_learner, head_only=args.head_only, head_c=args.head_c,
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .data import load_image_set
+from .errors import ClassifyError
 from .runfolder import new_run_dir
 
 log = logging.getLogger(__name__)
@@ -18,17 +19,28 @@ def run_dir_for(cfg: TrainConfig) -> Path:
 
 
 def fit(cfg: TrainConfig) -> Path:
-    """Train on ``cfg.images`` and write a run folder; returns its path."""
-    from . import train  # fastai is imported only when training
-
+    """Train on ``cfg.images`` (fine-tune, or ``head_only``) and write a run folder; returns its path."""
     ds = load_image_set(Path(cfg.images))
     run_dir = run_dir_for(cfg)
-    train.fit(ds, cfg.replace(out=str(run_dir)), run_dir)
+    fit_function(cfg)(ds, cfg.replace(out=str(run_dir)), run_dir)
     return run_dir
+
+
+def fit_function(cfg: TrainConfig):
+    """``classify.headonly.fit`` for ``--head-only`` (no fastai), else ``classify.train.fit``."""
+    if cfg.head_only:
+        from . import headonly
+
+        return headonly.fit
+    from . import train  # fastai is imported only when training
+
+    return train.fit
 
 
 def lr_find(cfg: TrainConfig) -> float:
     """Run fastai's lr_find on ``cfg.images``; writes lr_find.json/png into the run folder."""
+    if cfg.head_only:
+        raise ClassifyError("--head-only fits a logistic regression and has no learning rate to find")
     from . import train
 
     ds = load_image_set(Path(cfg.images))

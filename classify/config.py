@@ -23,6 +23,8 @@ class TrainConfig:
     geometrically over three parameter groups (early body, late body, head), as fastai's
     ``fine_tune`` does. ``lr=None`` means "run lr_find and use its suggestion" (``--lr auto``).
     Crops: ``crop_seconds`` of frames (at most the widest image; None = whole width).
+    ``head_only``: no fine-tuning; a logistic-regression head on the frozen backbone's pooled
+    features (:mod:`classify.headonly`), ``head_c`` its inverse L2 strength.
     """
 
     images: str
@@ -55,6 +57,8 @@ class TrainConfig:
     channels_last: bool = True
     quiet: bool = False
     export_learner: bool = False
+    head_only: bool = False
+    head_c: float = 1.0
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
@@ -70,6 +74,8 @@ class TrainConfig:
             raise ClassifyError(f"--unverified-weight={self.unverified_weight} must be in [0, 1]")
         if self.monitor not in MONITORS:
             raise ClassifyError(f"--monitor {self.monitor!r}: choose one of {', '.join(MONITORS)}")
+        if not self.head_c > 0:
+            raise ClassifyError(f"--head-c={self.head_c} must be > 0 (e.g. 1.0; smaller = stronger L2)")
         if not 0 <= self.dropout < 1:
             raise ClassifyError(f"--dropout={self.dropout} must be in [0, 1)")
 

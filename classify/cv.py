@@ -77,9 +77,10 @@ def fold_assignment(ds: ImageSet, cfg: CVConfig) -> tuple[np.ndarray, np.ndarray
 
 def run_cv(cfg: CVConfig) -> Path:
     """Train every fold; write ``fold_<k>/``, ``oof_predictions.csv``, ``cv_metrics.json``."""
-    from . import train
+    from .commands import fit_function
 
     tcfg = cfg.train
+    fit = fit_function(tcfg)
     out = Path(tcfg.out) if tcfg.out else new_run_dir(Path("runs"), arch=f"cv-{tcfg.arch}")
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "cv.json", (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
@@ -92,8 +93,8 @@ def run_cv(cfg: CVConfig) -> Path:
     for k in fold_ids:
         run_dir = out / f"fold_{k}"
         log.info("fold %d of %d", fold_ids.index(k) + 1, len(fold_ids))
-        m = train.fit(ds, tcfg.replace(out=str(run_dir), valid_fold=None, valid_csv=None), run_dir,
-                      clip_valid=folds == k, exclude=test)
+        m = fit(ds, tcfg.replace(out=str(run_dir), valid_fold=None, valid_csv=None), run_dir,
+                clip_valid=folds == k, exclude=test)
         per_fold[int(k)] = m
         pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)
         pred.insert(0, "fold", int(k))

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .archs import ArchSpec
+from .windows import window_starts  # noqa: F401  (torch-free, shared with the ONNX path)
 
 
 def adapt_first_conv(body: nn.Module, in_channels: int) -> bool:
@@ -77,13 +78,42 @@ class PoolHead(nn.Module):
         return self.fc(self.drop(self.embed(fmap)))
 
 
+class LinearHead(nn.Module):
+    """Feature map ``(B, F, h, w)`` -> time-frequency mean ``(B, F)`` -> standardised with fixed
+    ``shift``/``scale`` buffers (the embedding) -> ``Linear(F, n_classes)``.
+
+    The ``--head-only`` head: a fitted ``StandardScaler -> LogisticRegression`` folded into torch,
+    so a head-only run folder loads and predicts like any other.
+    """
+
+    def __init__(self, n_features: int, n_classes: int, **_unused):
+        super().__init__()
+        self.register_buffer("shift", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        self.fc = nn.Linear(n_features, n_classes)
+
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        """``(B, F)``: the time-frequency mean (EfficientAT's embedding), before standardising."""
+        return fmap.mean(dim=(2, 3))
+
+    def embed(self, fmap: torch.Tensor) -> torch.Tensor:
+        return (self.pool(fmap) - self.shift) / self.scale
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.embed(fmap))
+
+
+# Head kinds by name (recorded as ``head`` in model.json).
+HEADS = {"pool": PoolHead, "linear": LinearHead}
+
+
 class AudioClassifier(nn.Module):
     """``forward(x)``: x float ``(B, C, H, W)`` in [0, 1] -> logits ``(B, n_classes)``.
 
     Parameters
     ----------
     body : backbone returning a feature map
-    head : :class:`PoolHead`
+    head : a head of :data:`HEADS` (``embed(fmap)`` and ``fc``)
     mean, std : per-channel normalisation (length ``body_channels``), or None
     in_channels : channels of the images (1 grey, 3 deltas/colormap)
     input_height : if set, the whole image height is resized to it (time axis untouched)
@@ -91,7 +121,7 @@ class AudioClassifier(nn.Module):
         instead of being normalised (backbones pretrained on raw log-mels)
     """
 
-    def __init__(self, body: nn.Module, head: PoolHead, *, mean=None, std=None, in_channels: int = 1,
+    def __init__(self, body: nn.Module, head: nn.Module, *, mean=None, std=None, in_channels: int = 1,
                  input_height: int | None = None, value_range: tuple[float, float] | None = None):
         super().__init__()
         self.body, self.head = body, head
@@ -128,13 +158,17 @@ class AudioClassifier(nn.Module):
 
 def build_model(spec: ArchSpec, *, n_classes: int, in_channels: int, pretrained: bool,
                 weights_file=None, input_height: int | None = None, dropout: float = 0.5,
-                hidden: int = 512, value_range: tuple[float, float] | None = None) -> AudioClassifier:
-    """Assemble an :class:`AudioClassifier` from an arch spec (weights loaded per the spec)."""
+                hidden: int = 512, value_range: tuple[float, float] | None = None,
+                head: str = "pool") -> AudioClassifier:
+    """Assemble an :class:`AudioClassifier` from an arch spec (weights loaded per the spec).
+
+    ``head``: a key of :data:`HEADS` (``"linear"`` for ``--head-only``).
+    """
     body, n_features = spec.factory(pretrained, weights_file)
     adapt_first_conv(body, in_channels)
     set_bn_momentum(body, FINE_TUNE_BN_MOMENTUM)
-    head = PoolHead(n_features, n_classes, hidden=hidden, dropout=dropout)
-    return AudioClassifier(body, head, mean=spec.mean, std=spec.std, in_channels=in_channels,
+    head_module = HEADS[head](n_features, n_classes, hidden=hidden, dropout=dropout)
+    return AudioClassifier(body, head_module, mean=spec.mean, std=spec.std, in_channels=in_channels,
                            input_height=input_height,
                            value_range=value_range if spec.raw_values else None)
 
@@ -173,24 +207,12 @@ def predict_windows(model: nn.Module, images: list[torch.Tensor], *, width: int,
     return P, E
 
 
-def window_starts(n: int, *, width: int, hop: int) -> list[int]:
-    """Starts of windows of ``width`` columns covering ``n`` columns (last one end-aligned).
-
-    An image narrower than one window gets one window starting at ``-(width - n) // 2``: the image
-    centred, like :class:`classify.data.CropDataset`'s validation crops.
-    """
-    if n <= width:
-        return [-((width - n) // 2)]
-    starts = list(range(0, n - width + 1, hop))
-    if starts[-1] + width < n:
-        starts.append(n - width)
-    return starts
-
-
 def take_columns(img: torch.Tensor, start: int, width: int) -> torch.Tensor:
-    """``img[..., start:start+width]``, zeros where that range lies outside the image."""
-    left = max(0, -start)
-    out = img[..., max(start, 0):start + width]
-    if out.shape[-1] < width:
-        out = F.pad(out, (left, width - out.shape[-1] - left))
+    """``img[..., start:start+width]``, zero-padded on both sides (centred) to exactly ``width``
+    columns when shorter, as :class:`classify.data.CropDataset` centres validation images and
+    :func:`classify.windows.crop` centres prediction windows."""
+    out = img[..., start:start + width]
+    pad = width - out.shape[-1]
+    if pad > 0:
+        out = F.pad(out, (pad // 2, pad - pad // 2))
     return out

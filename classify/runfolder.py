@@ -4,11 +4,13 @@ Files: ``spectrogram.json``, ``train.json``, ``classes.json``, ``model.json`` (h
 network and use it: arch, input channels, height, crop width, multi-label, threshold), ``model.pt``
 (``AudioClassifier.state_dict()``), ``metrics.json``, ``history.csv``, ``valid_predictions.csv``,
 ``valid_embeddings.npy``, ``versions.json``; optionally ``learner.pkl``, ``lr_find.json/.png``.
+:func:`evaluate_and_save` writes them all for fine-tuned and head-only models alike.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import platform
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -23,8 +25,12 @@ from spec2img.io import write_atomic
 
 from .archs import get_arch
 from .config import TrainConfig
+from .data import ImageSet, Selection
 from .errors import RunFolderError
-from .model import AudioClassifier, build_model
+from .evaluate import best_threshold, clip_average, per_item_loss, summary
+from .model import HEADS, AudioClassifier, build_model, predict_windows
+
+log = logging.getLogger(__name__)
 
 REQUIRED = ("spectrogram.json", "train.json", "classes.json", "model.json", "model.pt")
 
@@ -42,6 +48,7 @@ class ModelInfo:
     crop_width: int
     multi_label: bool
     threshold: float | None = None
+    head: str = "pool"
 
 
 @dataclass(frozen=True)
@@ -148,7 +155,7 @@ def rebuild(info: RunInfo) -> AudioClassifier:
     m, cfg = info.model, info.spectrogram
     return build_model(get_arch(m.arch), n_classes=m.n_classes, in_channels=m.in_channels,
                        pretrained=False, input_height=m.input_height, dropout=m.dropout,
-                       hidden=m.hidden, value_range=(cfg.vmin, cfg.vmax))
+                       hidden=m.hidden, value_range=(cfg.vmin, cfg.vmax), head=m.head)
 
 
 def load_model(run_dir: Path, *, device: str = "cpu") -> tuple[AudioClassifier, RunInfo]:
@@ -164,3 +171,48 @@ def load_model(run_dir: Path, *, device: str = "cpu") -> tuple[AudioClassifier, 
     except (RuntimeError, OSError) as exc:
         raise RunFolderError(f"{run_dir}/model.pt does not fit its model.json ({str(exc)[:120]})") from None
     return model.to(device).eval(), info
+
+
+def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
+                      model: AudioClassifier, width: int, device="cpu", *, history: list[dict],
+                      extra: dict) -> dict:
+    """Predict validation images (all windows averaged), score per image and per clip, write the
+    run folder (model, configs, metrics, history, predictions, embeddings); returns the metrics.
+
+    Shared by fine-tuning (:mod:`classify.train`) and ``--head-only`` (:mod:`classify.headonly`).
+    """
+    model.eval()
+    probs_t, emb_t = predict_windows(model, [ds.images[i] for i in sel.valid], width=width,
+                                     device=device, multi_label=ds.multi_label)
+    probs, emb = probs_t.numpy(), emb_t.numpy().astype(np.float32)
+    targets = ds.targets[sel.valid]
+    threshold = best_threshold(probs, targets) if ds.multi_label else None
+    vt = ds.table.iloc[sel.valid].reset_index(drop=True)
+    ids, clip_probs = clip_average(probs, vt["clip"].to_numpy())
+    _, clip_targets = clip_average(targets, vt["clip"].to_numpy())
+    metrics = {
+        **summary(clip_probs, clip_targets, multi_label=ds.multi_label, threshold=threshold),
+        "per_image": summary(probs, targets, multi_label=ds.multi_label, threshold=threshold),
+        "n_train_images": int(len(sel.train)), "n_valid_images": int(len(sel.valid)),
+        "n_valid_clips": int(len(ids)), "multi_label": ds.multi_label, "threshold": threshold,
+        "crop_width": int(width), "unvalidated_classes": list(sel.unvalidated),
+        "dropped_unverified_clips": sel.dropped, **extra,
+    }
+    head = next(name for name, kind in HEADS.items() if isinstance(model.head, kind))
+    info = ModelInfo(arch=cfg.arch, n_classes=len(ds.classes), in_channels=ds.cfg.channels,
+                     input_height=cfg.input_height, dropout=cfg.dropout, hidden=model.head.fc.in_features,
+                     crop_width=int(width), multi_label=ds.multi_label, threshold=threshold, head=head)
+    save_model(run_dir, model.cpu(), info)
+    ds.cfg.save(run_dir)
+    cfg.save(run_dir)
+    write_json(run_dir / "classes.json", ds.classes)
+    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "versions.json", versions())
+    pd.DataFrame(history).to_csv(run_dir / "history.csv", index=False)
+    losses = per_item_loss(probs, targets, multi_label=ds.multi_label)
+    write_predictions(run_dir, vt, probs, losses, ds.classes, threshold=threshold)
+    np.save(run_dir / "valid_embeddings.npy", emb)
+    head = "lwlrap" if ds.multi_label else "accuracy"
+    log.info("validation %s %.4f over %d clips -> %s", head, metrics.get(head, float("nan")),
+             len(ids), run_dir)
+    return metrics

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback, CancelFitException
@@ -36,10 +35,9 @@ from .augment import augment_batch
 from .config import TrainConfig
 from .data import CropDataset, ImageSet, Selection, crop_width, loss_weights, select
 from .errors import ClassifyError
-from .evaluate import best_threshold, clip_average, per_item_loss, summary
 from .archs import get_arch
-from .model import AudioClassifier, build_model, predict_windows
-from .runfolder import ModelInfo, save_model, versions, write_json, write_predictions
+from .model import AudioClassifier, build_model
+from .runfolder import evaluate_and_save, write_json
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +156,7 @@ def three_groups(model: AudioClassifier) -> list[list[nn.Parameter]]:
 def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
                  device: torch.device) -> tuple[Learner, AudioClassifier, int, History]:
     """Datasets, loaders, model and Learner for one run."""
+    get_arch(cfg.arch).check_images(ds.cfg)
     width = crop_width(ds.cfg, cfg.crop_seconds, ds.max_width)
     w = loss_weights(ds, unverified_weight=cfg.unverified_weight)
     tr = CropDataset([ds.images[i] for i in sel.train], ds.targets[sel.train], w[sel.train],
@@ -263,46 +262,6 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     _cleanup(run_dir)
     _report_hook(run_dir)
     return result
-
-
-def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
-                      model: AudioClassifier, width: int, device, *, history: list[dict],
-                      extra: dict) -> dict:
-    """Predict validation images (all windows averaged), score per image and per clip, write files."""
-    model.eval()
-    probs_t, emb_t = predict_windows(model, [ds.images[i] for i in sel.valid], width=width,
-                                     device=device, multi_label=ds.multi_label)
-    probs, emb = probs_t.numpy(), emb_t.numpy().astype(np.float32)
-    targets = ds.targets[sel.valid]
-    threshold = best_threshold(probs, targets) if ds.multi_label else None
-    vt = ds.table.iloc[sel.valid].reset_index(drop=True)
-    ids, clip_probs = clip_average(probs, vt["clip"].to_numpy())
-    _, clip_targets = clip_average(targets, vt["clip"].to_numpy())
-    metrics = {
-        **summary(clip_probs, clip_targets, multi_label=ds.multi_label, threshold=threshold),
-        "per_image": summary(probs, targets, multi_label=ds.multi_label, threshold=threshold),
-        "n_train_images": int(len(sel.train)), "n_valid_images": int(len(sel.valid)),
-        "n_valid_clips": int(len(ids)), "multi_label": ds.multi_label, "threshold": threshold,
-        "crop_width": int(width), "unvalidated_classes": list(sel.unvalidated),
-        "dropped_unverified_clips": sel.dropped, **extra,
-    }
-    info = ModelInfo(arch=cfg.arch, n_classes=len(ds.classes), in_channels=ds.cfg.channels,
-                     input_height=cfg.input_height, dropout=cfg.dropout, hidden=model.head.fc.in_features,
-                     crop_width=int(width), multi_label=ds.multi_label, threshold=threshold)
-    save_model(run_dir, model.cpu(), info)
-    ds.cfg.save(run_dir)
-    cfg.save(run_dir)
-    write_json(run_dir / "classes.json", ds.classes)
-    write_json(run_dir / "metrics.json", metrics)
-    write_json(run_dir / "versions.json", versions())
-    pd.DataFrame(history).to_csv(run_dir / "history.csv", index=False)
-    losses = per_item_loss(probs, targets, multi_label=ds.multi_label)
-    write_predictions(run_dir, vt, probs, losses, ds.classes, threshold=threshold)
-    np.save(run_dir / "valid_embeddings.npy", emb)
-    head = "lwlrap" if ds.multi_label else "accuracy"
-    log.info("validation %s %.4f over %d clips -> %s", head, metrics.get(head, float("nan")),
-             len(ids), run_dir)
-    return metrics
 
 
 def lr_find(ds: ImageSet, cfg: TrainConfig, run_dir: Path) -> float:

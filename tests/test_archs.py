@@ -1,4 +1,5 @@
 import urllib.error
+from pathlib import Path
 
 import pytest
 import torch
@@ -72,5 +73,5 @@ def test_efficientnet_lite0_ships_imagenet_weights():
 def test_unknown_arch_lists_the_choices():
     with pytest.raises(ClassifyError, match="efficientnet_lite0"):
         archs.get_arch("resnet9000")
-    with pytest.raises(ClassifyError, match="not available yet"):
-        archs.get_arch("efficientat_mn04").factory(True, None)
+    with pytest.raises(WeightsError, match="no such weights file"):  # the AudioSet slot is filled
+        archs.get_arch("efficientat_mn04").factory(True, Path("/nonexistent/mn04_as_mAP_432.pt"))

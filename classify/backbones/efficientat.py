@@ -212,6 +212,7 @@ def efficientat_body(pretrained: bool, weights_file: Path | None = None) -> tupl
     ``body`` maps log-mel **values** in image row order, ``(B, 1, 128, T)`` with the highest band
     in row 0 (what ``vmin + pixels / 255 * (vmax - vmin)`` of a spec2img image gives), to the last
     feature map ``(B, 384, 4, ceil(T / 32))``. It flips the rows back to band order itself.
+    ``weights_file`` is loaded even when ``pretrained`` is False (as for the other backbones).
     """
-    model = pretrained_mn04(weights_file) if pretrained else EfficientATMN()
+    model = pretrained_mn04(weights_file) if pretrained or weights_file is not None else EfficientATMN()
     return nn.Sequential(FlipFrequency(), model.features), model.embed_dim

@@ -1,0 +1,167 @@
+"""``classify fit --head-only``: a logistic-regression head on a frozen backbone, in seconds on CPU.
+
+No fastai and no gradient steps through the network: every training image is cut into the same
+time windows prediction uses (``crop_seconds`` wide, half-overlapping), each window's feature map
+is averaged over time and frequency (for ``efficientat_mn04`` that is its 384-value AudioSet
+embedding), and scikit-learn fits ``StandardScaler -> LogisticRegression`` on those vectors
+(multinomial for single-label data, one binary regression per class for multi-label data, loss
+weights of unverified clips as sample weights). The scaler and the regression are then folded
+into the model's :class:`~classify.model.LinearHead` (``(x - shift) / scale``, then ``Linear``),
+so the run folder is an ordinary one: ``load_model``, ``report`` and ``predict`` need nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from .archs import get_arch
+from .config import TrainConfig
+from .data import ImageSet, crop_width, loss_weights, select
+from .evaluate import per_item_loss
+from .model import AudioClassifier, build_model, take_columns, window_starts
+from .runfolder import evaluate_and_save
+
+log = logging.getLogger(__name__)
+
+# Logit given to a class that is always (or never) present in the training windows.
+LOGIT_CAP = 30.0
+
+
+@torch.no_grad()
+def window_features(model: AudioClassifier, images: list[torch.Tensor], *, width: int,
+                    bs: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled backbone features of every window: ``(X [shape=(n_windows, F)], owner (n_windows,))``.
+
+    ``images``: uint8 ``(C, H, W_i)``; windows as :func:`classify.model.predict_windows` cuts them.
+    """
+    crops, owner = [], []
+    for i, img in enumerate(images):
+        for s in window_starts(img.shape[-1], width=width, hop=max(1, width // 2)):
+            crops.append(take_columns(img, s, width))
+            owner.append(i)
+    model.eval()
+    out = []
+    for b in range(0, len(crops), bs):
+        x = torch.stack(crops[b:b + bs]).float().div_(255)
+        out.append(model.head.pool(model.body(model.prepare(x))).numpy())
+    return np.concatenate(out).astype(np.float64), np.asarray(owner)
+
+
+def fit_logistic(X: np.ndarray, Y: np.ndarray, *, multi_label: bool, C: float = 1.0, seed: int = 0,
+                 sample_weight: np.ndarray | None = None):
+    """Standardise ``X`` [shape=(n, d)] and fit a logistic regression to targets ``Y`` [shape=(n, K)].
+
+    Returns ``(shift (d,), scale (d,), weight (K, d), bias (K,))`` such that
+    ``softmax`` (single-label) or ``sigmoid`` (multi-label) of ``((X - shift) / scale) @ weight.T
+    + bias`` is scikit-learn's ``predict_proba``. Classes absent from ``Y`` get logit
+    ``-LOGIT_CAP``; multi-label classes present in every row ``+LOGIT_CAP``.
+    """
+    scaler = StandardScaler().fit(X)
+    Z = scaler.transform(X)
+    K, d = Y.shape[1], X.shape[1]
+    W, b = np.zeros((K, d)), np.full(K, -LOGIT_CAP)
+
+    def logreg(y):
+        clf = LogisticRegression(C=C, max_iter=5000, random_state=seed)
+        return clf.fit(Z, y, sample_weight=sample_weight)
+
+    if multi_label:
+        for j in range(K):
+            yj = Y[:, j] > 0.5
+            if yj.all() or not yj.any():
+                b[j] = LOGIT_CAP if yj.all() else -LOGIT_CAP
+                continue
+            clf = logreg(yj.astype(int))
+            W[j], b[j] = clf.coef_[0], clf.intercept_[0]
+    else:
+        y = Y.argmax(1)
+        present = np.unique(y)
+        if len(present) == 1:
+            b[present[0]] = 0.0
+        else:
+            clf = logreg(y)
+            if len(present) == 2:  # binary: sigmoid(z) == softmax([0, z])
+                b[present] = 0.0
+                W[present[1]], b[present[1]] = clf.coef_[0], clf.intercept_[0]
+            else:
+                W[clf.classes_], b[clf.classes_] = clf.coef_, clf.intercept_
+    return scaler.mean_, scaler.scale_, W, b
+
+
+def probabilities(Z: np.ndarray, W: np.ndarray, b: np.ndarray, *, multi_label: bool) -> np.ndarray:
+    """``softmax`` / ``sigmoid`` of ``Z @ W.T + b`` [shape=(n, K)]."""
+    logits = Z @ W.T + b
+    if multi_label:
+        return 1.0 / (1.0 + np.exp(-logits))
+    logits -= logits.max(1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(1, keepdims=True)
+
+
+def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
+        clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None) -> dict:
+    """Fit the head-only model and write the run folder; returns the metrics (also metrics.json).
+
+    Same signature, splits and run-folder files as :func:`classify.train.fit`; ``history.csv``
+    has one row (phase ``head-only``).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec = get_arch(cfg.arch)
+    spec.check_images(ds.cfg)
+    seed = cfg.seed or 0
+    torch.manual_seed(seed)
+    sel = select(ds, valid_pct=cfg.valid_pct, valid_fold=cfg.valid_fold,
+                 valid_csv=Path(cfg.valid_csv) if cfg.valid_csv else None,
+                 verified_only=cfg.verified_only, valid_unverified=cfg.valid_unverified,
+                 seed=seed, clip_valid=clip_valid, exclude=exclude)
+    width = crop_width(ds.cfg, cfg.crop_seconds, ds.max_width)
+    model = build_model(spec, n_classes=len(ds.classes), in_channels=ds.cfg.channels,
+                        pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,
+                        input_height=cfg.input_height, value_range=(ds.cfg.vmin, ds.cfg.vmax),
+                        head="linear").eval()
+    log.info("%s head-only: %d training / %d validation images (%d classes%s), windows %d frames",
+             cfg.arch, len(sel.train), len(sel.valid), len(ds.classes),
+             ", multi-label" if ds.multi_label else "", width)
+
+    t0 = time.perf_counter()
+    X, owner = window_features(model, [ds.images[i] for i in sel.train], width=width, bs=cfg.bs)
+    embed_seconds = time.perf_counter() - t0
+    Y = ds.targets[sel.train][owner]
+    w = loss_weights(ds, unverified_weight=cfg.unverified_weight)[sel.train][owner]
+    t1 = time.perf_counter()
+    shift, scale, W, b = fit_logistic(X, Y, multi_label=ds.multi_label, C=cfg.head_c, seed=seed,
+                                      sample_weight=w if (w != 1).any() else None)
+    head_seconds = time.perf_counter() - t1
+    with torch.no_grad():
+        head = model.head
+        head.shift.copy_(torch.from_numpy(shift))
+        head.scale.copy_(torch.from_numpy(scale))
+        head.fc.weight.copy_(torch.from_numpy(W))
+        head.fc.bias.copy_(torch.from_numpy(b))
+    seconds = time.perf_counter() - t0
+    P = probabilities((X - shift) / scale, W, b, multi_label=ds.multi_label)
+    train_loss = float(np.average(per_item_loss(P, Y, multi_label=ds.multi_label), weights=w))
+
+    history = [{"train_loss": train_loss, "epoch": 0, "phase": "head-only"}]
+    metrics = evaluate_and_save(ds, sel, cfg, run_dir, model, width, history=history, extra={
+        "head_only": True, "head_c": cfg.head_c, "train_seconds": seconds,
+        "embed_seconds": embed_seconds, "head_fit_seconds": head_seconds,
+        "train_images_per_second": len(sel.train) / max(seconds, 1e-9), "train_windows": int(len(X)),
+        "epochs_run": 1,
+    })
+    # history.csv's validation columns, as fit's (per-image loss and metric over validation images)
+    name = "lwlrap" if ds.multi_label else "accuracy"
+    pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)
+    history[0].update({"valid_loss": float(pred["loss"].mean()), name: metrics["per_image"].get(name)})
+    pd.DataFrame(history)[["train_loss", "valid_loss", name, "epoch", "phase"]].to_csv(
+        run_dir / "history.csv", index=False)
+    return metrics
