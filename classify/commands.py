@@ -23,7 +23,18 @@ def fit(cfg: TrainConfig) -> Path:
     ds = load_image_set(Path(cfg.images))
     run_dir = run_dir_for(cfg)
     fit_function(cfg)(ds, cfg.replace(out=str(run_dir)), run_dir)
+    if cfg.head_only:  # train.fit builds the report itself; the fastai-free head-only path here
+        _build_report(run_dir)
     return run_dir
+
+
+def _build_report(run_dir: Path) -> None:
+    from .report import build_report
+
+    try:
+        build_report(run_dir)
+    except Exception as exc:  # never lose a finished run to a report failure
+        log.warning("report not built (%s: %s); run classify report %s", type(exc).__name__, exc, run_dir)
 
 
 def fit_function(cfg: TrainConfig):
