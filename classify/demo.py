@@ -23,7 +23,7 @@ class DemoResult:
     metrics: dict
 
 
-def run_demo(out_dir: Path, *, epochs: int = 8, per_class: int = 12, quiet: bool = False) -> DemoResult:
+def run_demo(out_dir: Path, *, epochs: int = 8, per_class: int = 24, quiet: bool = False) -> DemoResult:
     """Run every stage into ``out_dir`` (audio/, images/, run/, new_clips/, predictions.csv)."""
     from spec2img.config import from_preset
     from spec2img.convert import convert
