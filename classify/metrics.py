@@ -44,23 +44,15 @@ def lwlrap(truth: np.ndarray, scores: np.ndarray) -> float:
     """Label-weighted label-ranking average precision (the Freesound 2019 metric).
 
     For each (clip, true label): the fraction of labels ranked at or above it that are true,
-    averaged with every true label weighted equally.
+    averaged with every true label weighted equally, i.e. :func:`lwlrap_per_class` weighted by
+    each class's number of positive clips.
     """
     truth = np.asarray(truth, dtype=bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    precisions, n_pos = [], 0
-    for t, s in zip(truth, scores):
-        pos = np.flatnonzero(t)
-        if pos.size == 0:
-            continue
-        order = np.argsort(-s, kind="stable")
-        rank = np.empty_like(order)
-        rank[order] = np.arange(1, len(s) + 1)
-        hits_at = np.cumsum(t[order])  # true labels among the top r
-        for c in pos:
-            precisions.append(hits_at[rank[c] - 1] / rank[c])
-        n_pos += pos.size
-    return float(np.mean(precisions)) if n_pos else float("nan")
+    support = truth.sum(axis=0)
+    if not support.any():
+        return float("nan")
+    per_class = np.nan_to_num(lwlrap_per_class(truth, scores))
+    return float((per_class * support).sum() / support.sum())
 
 
 def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:

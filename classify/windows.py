@@ -26,6 +26,7 @@ import numpy as np
 from spec2img import audio
 from spec2img.config import SpectrogramConfig
 from spec2img.convert import iter_images
+from spec2img.window import tile_starts
 
 CHUNK_SECONDS = 120.0
 
@@ -41,13 +42,9 @@ class FileWindows:
 
 
 def window_starts(n: int, *, width: int, hop: int) -> list[int]:
-    """Starts of windows of ``width`` columns covering ``n`` columns (last one end-aligned)."""
-    if n <= width:
-        return [0]
-    starts = list(range(0, n - width + 1, hop))
-    if starts[-1] + width < n:
-        starts.append(n - width)
-    return starts
+    """Starts of windows of ``width`` columns covering ``n`` columns (last one end-aligned; one
+    window when the image is narrower): spec2img's tile rule, in columns instead of samples."""
+    return tile_starts(n, size=width, hop=hop)
 
 
 def crop(img: np.ndarray, start: int, width: int, *, shift: int = 0) -> np.ndarray:

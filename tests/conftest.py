@@ -65,3 +65,14 @@ def multi_images(tmp_path_factory) -> Path:
     """Multi-label with a manually_verified column (every fourth clip unverified)."""
     return make_image_set(tmp_path_factory.mktemp("multi"), n_classes=3, per_class=6, groups_per_class=3,
                           multi_label=True, verified=True)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small inputs: one intra-op thread is fastest, and immune to a busy shared CPU; restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

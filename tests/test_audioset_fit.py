@@ -30,14 +30,9 @@ from spec2img.image import unrender
 CHECKPOINT = SHARED_WEIGHTS / "efficientat" / "mn04_as_mAP_432.pt"
 RANDOM = ["--arch", "efficientat_mn04", "--no-pretrained", "--bs", "4", "-q"]
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small inputs: one intra-op thread is fastest, and immune to a busy shared CPU; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
 
 
 @pytest.fixture(scope="module")

@@ -41,15 +41,10 @@ needs_weights = pytest.mark.skipif(
 )
 needs_esc50 = pytest.mark.skipif(not ESC50_AUDIO.is_dir(), reason=f"no ESC-50 clips in {ESC50_AUDIO}")
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small inputs: one intra-op thread is fastest, and immune to a busy shared CPU; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
 
 def original_style(state: dict) -> dict:
     """The inverse of convert_state_dict: EfficientAT's own key names and SE weight shapes."""

@@ -22,15 +22,10 @@ from spec2img.convert import convert
 from spec2img.image import render
 from spec2img.io import encode_png
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small inputs: one intra-op thread is fastest, and immune to a busy shared CPU; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
 
 def tones(folder, *, n: int = 6, sr: int = 16000):
     """n low (300-400 Hz) and n high (3-4 kHz) noisy 1 s tones; returns paths and labels."""

@@ -20,15 +20,10 @@ WEIGHTS_DIR = SHARED / "weights" / "efficientat"
 CHECKPOINT = WEIGHTS_DIR / "mn04_as_mAP_432.pt"
 ESC50_AUDIO = SHARED / "data" / "esc50-dev" / "audio"
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small inputs: one intra-op thread is fastest, and immune to a busy shared CPU; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
 
 def tone(path: Path, *, seconds: float, sr: int = 8000, freq: float = 440.0) -> Path:
     t = np.arange(int(seconds * sr)) / sr
