@@ -23,12 +23,12 @@ def fit(cfg: TrainConfig) -> Path:
     ds = load_image_set(Path(cfg.images))
     run_dir = run_dir_for(cfg)
     fit_function(cfg)(ds, cfg.replace(out=str(run_dir)), run_dir)
-    if cfg.head_only:  # train.fit builds the report itself; the fastai-free head-only path here
-        _build_report(run_dir)
+    build_report_quietly(run_dir)
     return run_dir
 
 
-def _build_report(run_dir: Path) -> None:
+def build_report_quietly(run_dir: Path) -> None:
+    """The HTML report of a finished fit or cv run; a report failure never loses the run."""
     from .report import build_report
 
     try:

@@ -77,7 +77,7 @@ def fold_assignment(ds: ImageSet, cfg: CVConfig) -> tuple[np.ndarray, np.ndarray
 
 def run_cv(cfg: CVConfig) -> Path:
     """Train every fold; write ``fold_<k>/``, ``oof_predictions.csv``, ``cv_metrics.json``."""
-    from .commands import fit_function
+    from .commands import build_report_quietly, fit_function
 
     tcfg = cfg.train
     fit = fit_function(tcfg)
@@ -107,6 +107,7 @@ def run_cv(cfg: CVConfig) -> Path:
     head = "lwlrap" if ds.multi_label else "accuracy"
     log.info("cv %s: mean %.4f +- %.4f, pooled out-of-fold %.4f", head, result["mean"].get(head, np.nan),
              result["std"].get(head, np.nan), result["oof"].get(head, np.nan))
+    build_report_quietly(out)
     return out
 
 

@@ -130,6 +130,15 @@ def has_verified(table: pd.DataFrame) -> bool:
     return "manually_verified" in table and table["manually_verified"].notna().any()
 
 
+def select_for(ds: ImageSet, cfg, *, clip_valid: np.ndarray | None = None,
+               exclude: np.ndarray | None = None) -> "Selection":
+    """:func:`select` with the validation rules of a :class:`classify.config.TrainConfig`."""
+    return select(ds, valid_pct=cfg.valid_pct, valid_fold=cfg.valid_fold,
+                  valid_csv=Path(cfg.valid_csv) if cfg.valid_csv else None,
+                  verified_only=cfg.verified_only, valid_unverified=cfg.valid_unverified,
+                  seed=cfg.seed or 0, clip_valid=clip_valid, exclude=exclude)
+
+
 def select(ds: ImageSet, *, valid_pct: float = 0.2, valid_fold: int | None = None,
            valid_csv: Path | None = None, verified_only: bool = False,
            valid_unverified: bool = False, seed: int = 0, clip_valid: np.ndarray | None = None,

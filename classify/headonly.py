@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .archs import get_arch
 from .config import TrainConfig
-from .data import ImageSet, crop_width, loss_weights, select
+from .data import ImageSet, crop_width, loss_weights, select_for
 from .evaluate import per_item_loss
 from .model import AudioClassifier, build_model, take_columns, window_starts
 from .runfolder import evaluate_and_save
@@ -119,10 +119,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     spec.check_images(ds.cfg)
     seed = cfg.seed or 0
     torch.manual_seed(seed)
-    sel = select(ds, valid_pct=cfg.valid_pct, valid_fold=cfg.valid_fold,
-                 valid_csv=Path(cfg.valid_csv) if cfg.valid_csv else None,
-                 verified_only=cfg.verified_only, valid_unverified=cfg.valid_unverified,
-                 seed=seed, clip_valid=clip_valid, exclude=exclude)
+    sel = select_for(ds, cfg, clip_valid=clip_valid, exclude=exclude)
     width = crop_width(ds.cfg, cfg.crop_seconds, ds.max_width)
     model = build_model(spec, n_classes=len(ds.classes), in_channels=ds.cfg.channels,
                         pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,

@@ -33,8 +33,7 @@ from torch import nn
 from . import metrics as M
 from .augment import augment_batch
 from .config import TrainConfig
-from .data import CropDataset, ImageSet, Selection, crop_width, loss_weights, select
-from .errors import ClassifyError
+from .data import CropDataset, ImageSet, Selection, crop_width, loss_weights, select_for
 from .archs import get_arch
 from .model import AudioClassifier, build_model
 from .runfolder import evaluate_and_save, write_json
@@ -216,10 +215,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.seed is not None:
         set_seed(cfg.seed, reproducible=True)
-    sel = select(ds, valid_pct=cfg.valid_pct, valid_fold=cfg.valid_fold,
-                 valid_csv=Path(cfg.valid_csv) if cfg.valid_csv else None,
-                 verified_only=cfg.verified_only, valid_unverified=cfg.valid_unverified,
-                 seed=cfg.seed or 0, clip_valid=clip_valid, exclude=exclude)
+    sel = select_for(ds, cfg, clip_valid=clip_valid, exclude=exclude)
     device = _device()
     learn, model, width, hist = make_learner(ds, sel, cfg, run_dir, device)
     log.info("%s: %d training / %d validation images (%d classes%s), crops %d frames, %s",
@@ -260,7 +256,6 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         except Exception as exc:  # convenience only; the run folder is complete without it
             log.warning("learner.pkl not written (%s: %s)", type(exc).__name__, exc)
     _cleanup(run_dir)
-    _report_hook(run_dir)
     return result
 
 
@@ -270,9 +265,7 @@ def lr_find(ds: ImageSet, cfg: TrainConfig, run_dir: Path) -> float:
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.seed is not None:
         set_seed(cfg.seed, reproducible=True)
-    sel = select(ds, valid_pct=cfg.valid_pct, valid_fold=cfg.valid_fold,
-                 valid_csv=Path(cfg.valid_csv) if cfg.valid_csv else None,
-                 verified_only=cfg.verified_only, valid_unverified=cfg.valid_unverified, seed=cfg.seed or 0)
+    sel = select_for(ds, cfg)
     learn, *_ = make_learner(ds, sel, cfg, run_dir, _device())
     if cfg.freeze_epochs:
         learn.freeze()
@@ -291,14 +284,3 @@ def _cleanup(run_dir: Path) -> None:
         except OSError:
             pass
 
-
-def _report_hook(run_dir: Path) -> None:
-    """Build the HTML report if classify.report exists (written by the report engineer)."""
-    try:
-        from .report import build_report  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    try:
-        build_report(run_dir)
-    except Exception as exc:  # never lose a finished training run to a report failure
-        log.warning("report not built (%s: %s); run classify report %s", type(exc).__name__, exc, run_dir)

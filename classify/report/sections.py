@@ -110,7 +110,7 @@ def confusion_html(run: RunData, pairs, max_per_cell: int) -> str:
     if pairs is not None and len(pairs):
         df = pairs[["true", "pred", "count", "share"]].rename(columns={"share": "share of true"})
         attrs = lambda r: f' class="pair" data-i="{int(pairs.at[r, "i"])}" data-j="{int(pairs.at[r, "j"])}"'  # noqa: E731
-        parts.append(f"<h3>Most-confused pairs</h3><p class=\"hint\">Click a row to list its clips.</p>"
+        parts.append("<h3>Most-confused pairs</h3><p class=\"hint\">Click a row to list its clips.</p>"
                      + H.data_table(df, table_id="pairs", row_attrs=attrs))
     else:
         parts.append("<p>No confusions: every validation item is predicted correctly.</p>")
