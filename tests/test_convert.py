@@ -43,6 +43,25 @@ def test_every_format_depth_and_channel_count_converts(tmp_path, name, sr, subty
     assert img.mean(axis=1).argmax() > 64
 
 
+@pytest.mark.parametrize("subtype, channels", [("PCM_U8", 1), ("PCM_S8", 2), ("PCM_16", 1), ("PCM_16", 3),
+                                               ("PCM_24", 1), ("PCM_32", 2), ("FLOAT", 1)])
+def test_integer_pcm_scaled_by_hand_equals_libsndfile_floats(tmp_path, subtype, channels):
+    """audio.load reads integer PCM as integers and scales it itself (3.5x faster); the samples
+    must be exactly libsndfile's own float conversion, mixed down the same way."""
+    import soundfile as sf
+
+    from spec2img import audio
+
+    rng = np.random.default_rng(3)
+    y = np.clip(rng.standard_normal((8000, channels)) * 0.3, -1, 1).astype(np.float32)
+    path = tmp_path / ("x.aiff" if subtype == "PCM_S8" else "x.wav")
+    sf.write(path, y, 8000, subtype=subtype)
+    ref = sf.read(path, dtype="float32", always_2d=True)[0].mean(axis=1, dtype=np.float32)
+    got, sr = audio.load(path, offset=0.25, duration=0.5)
+    assert sr == 8000 and got.dtype == np.float32
+    np.testing.assert_allclose(got, ref[2000:6000], rtol=0, atol=1e-7)
+
+
 def test_manifest_accounts_for_every_input_and_images_are_deterministic(two_class_dir, tmp_path):
     (two_class_dir / "high" / "broken.wav").write_bytes(b"RIFF....garbage")
     (two_class_dir / "low" / "empty.wav").write_bytes(b"")
@@ -195,8 +214,9 @@ def test_strict_stops_at_first_failure_and_keeps_the_manifest(two_class_dir, tmp
 
 def test_killed_run_resumes_to_identical_output(tmp_path):
     audio = tmp_path / "audio"
-    for i in range(40):
-        write(audio / "c" / f"n{i:02d}.wav", tone(200 + 37 * i, duration=2.0, noise=0.02, seed=i), 22050)
+    n = 150  # enough that the kill lands mid-run: a clip takes only a few ms
+    for i in range(n):
+        write(audio / "c" / f"n{i:03d}.wav", tone(200 + 37 * i, duration=2.0, noise=0.02, seed=i), 22050)
     ref = tmp_path / "ref"
     conv.convert(audio, ref, CFG, jobs=1)
     out = tmp_path / "out"
@@ -204,13 +224,13 @@ def test_killed_run_resumes_to_identical_output(tmp_path):
     proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.rglob("*.png"))) < 5:
-        time.sleep(0.05)
+        time.sleep(0.005)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     made = len(list(out.rglob("*.png")))
-    assert 5 <= made < 40, "the run must be killed part-way"
+    assert 5 <= made < n, "the run must be killed part-way"
     resumed = conv.convert(audio, out, CFG, jobs=1)
-    assert resumed.up_to_date >= 5 and resumed.converted + resumed.up_to_date == 40
+    assert resumed.up_to_date >= 5 and resumed.converted + resumed.up_to_date == n
     assert not list(out.rglob("*.tmp"))
     for p in ref.rglob("*.png"):
         assert (out / p.relative_to(ref)).read_bytes() == p.read_bytes()
