@@ -74,7 +74,7 @@ def _lite0(pretrained=True):
     return nn.Sequential(efficientnet_lite0(pretrained, None)[0])  # body only; vision_learner adds its head
 
 
-def run_notebook(df: pd.DataFrame, folds, k, arch, bs: int = 64) -> dict:
+def run_notebook(df: pd.DataFrame, folds, k, arch, bs: int = 64, bn_momentum: float | None = None) -> dict:
     import torchvision
     from fastai.vision.all import (ImageDataLoaders, Resize, ResizeMethod, accuracy, model_meta,
                                    set_seed, vision_learner)
@@ -92,6 +92,12 @@ def run_notebook(df: pd.DataFrame, folds, k, arch, bs: int = 64) -> dict:
         learn = vision_learner(dls, _lite0, metrics=accuracy, pretrained=True, custom_head=create_head(1280, dls.c))
     else:
         learn = vision_learner(dls, getattr(torchvision.models, arch), metrics=accuracy, pretrained=False)
+    if bn_momentum is not None:  # e.g. 0.1, classify's setting, instead of lite0's stock 0.01
+        import torch.nn as nn
+
+        for m in learn.model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.momentum = bn_momentum
     t = time.perf_counter()
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(5, slice(1e-2))
@@ -118,6 +124,9 @@ def main() -> None:
     ap.add_argument("--recipes", default="ours,notebook")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--freeze-epochs", type=int, default=2)
+    ap.add_argument("--notebook-bs", type=int, default=64)
+    ap.add_argument("--notebook-bn-momentum", type=float, default=None,
+                    help="set every BatchNorm's momentum in the notebook recipe (default: the backbone's own)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -130,7 +139,8 @@ def main() -> None:
                 if recipe == "ours":
                     r = run_ours(ds, folds, k, arch, args.work, args.epochs, args.freeze_epochs)
                 else:
-                    r = run_notebook(df, folds, k, arch)
+                    r = run_notebook(df, folds, k, arch, bs=args.notebook_bs, bn_momentum=args.notebook_bn_momentum)
+                    r.update(bs=args.notebook_bs, bn_momentum=args.notebook_bn_momentum)
                 rec = {"dataset": args.images.name, "arch": arch, "fold": k, "recipe": recipe, **r}
                 print(json.dumps(rec), flush=True)
                 with open(args.work / "results.jsonl", "a") as fh:
