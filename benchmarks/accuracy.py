@@ -43,13 +43,14 @@ def fold_ids(ds, n_folds: int, predefined: bool) -> np.ndarray:
     return splits.group_kfold(strata, clips["group"].astype(str).to_numpy(), n_splits=n_folds, seed=0) + 1
 
 
-def run_ours(ds, folds, k, arch, work: Path, epochs: int, freeze_epochs: int) -> dict:
+def run_ours(ds, folds, k, arch, work: Path, epochs: int, freeze_epochs: int, bf16: bool = False) -> dict:
     from classify import train
 
     cfg = TrainConfig(images=str(ds.root), arch=arch, pretrained=arch != "resnet34", epochs=epochs,
-                      freeze_epochs=freeze_epochs, restore_best=False, patience=0, quiet=True, seed=0)
+                      freeze_epochs=freeze_epochs, restore_best=False, patience=0, quiet=True, seed=0,
+                      bf16=bf16)
     t = time.perf_counter()
-    m = train.fit(ds, cfg, work / f"ours_{arch}_fold{k}", clip_valid=folds == k)
+    m = train.fit(ds, cfg, work / f"ours_{arch}{'_bf16' if bf16 else ''}_e{epochs}_fold{k}", clip_valid=folds == k)
     return {"accuracy": m["accuracy"], "seconds": time.perf_counter() - t,
             "train_images_per_second": m["train_images_per_second"]}
 
@@ -124,6 +125,7 @@ def main() -> None:
     ap.add_argument("--recipes", default="ours,notebook")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--freeze-epochs", type=int, default=2)
+    ap.add_argument("--bf16", action="store_true", help="ours: bfloat16 autocast (classify fit --bf16)")
     ap.add_argument("--notebook-bs", type=int, default=64)
     ap.add_argument("--notebook-bn-momentum", type=float, default=None,
                     help="set every BatchNorm's momentum in the notebook recipe (default: the backbone's own)")
@@ -137,7 +139,8 @@ def main() -> None:
         for k in [int(x) for x in args.run_folds.split(",")]:
             for recipe in args.recipes.split(","):
                 if recipe == "ours":
-                    r = run_ours(ds, folds, k, arch, args.work, args.epochs, args.freeze_epochs)
+                    r = run_ours(ds, folds, k, arch, args.work, args.epochs, args.freeze_epochs, args.bf16)
+                    r.update(epochs=args.epochs, freeze_epochs=args.freeze_epochs, bf16=args.bf16)
                 else:
                     r = run_notebook(df, folds, k, arch, bs=args.notebook_bs, bn_momentum=args.notebook_bn_momentum)
                     r.update(bs=args.notebook_bs, bn_momentum=args.notebook_bn_momentum)

@@ -8,8 +8,8 @@ Numerics match librosa (``stft``, ``filters.mel``, ``power_to_db``, ``feature.mf
 never imports librosa: librosa's ``util`` module JIT-compiles numba ufuncs when it is imported, which
 costs every fresh process 2 s with a warm numba cache and ~15 s with a cold or unwritable one
 (a new venv, a read-only install, a container). Here a clip is framed with a strided view,
-windowed and transformed in float32 with ``scipy.fft`` (single thread), and projected with a cached
-mel matrix.
+windowed and transformed in float32 with ``scipy.fft`` (single thread) a block of frames at a time,
+and projected onto cached, banded mel filters.
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ def _band_groups(**kwargs) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
     and ``w`` [shape=(2 * (hi - lo), m1 - m0)] is their weights with every row repeated, so that
     ``squares[:, 2 lo:2 hi] @ w`` projects the interleaved (re**2, im**2) of a complex spectrum
     straight onto the bands. Triangular filters touch few bins, so this is far fewer
-    multiply-adds than a dense projection (groups of 16 bands: 13% of the dense work), with the same float32 result up to rounding.
+    multiply-adds than a dense projection (default bands: 13% of the dense work), with the same
+    float32 result up to rounding.
     """
     fb = mel_filters(**kwargs)
     groups = []
