@@ -65,7 +65,9 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-restore-best", dest="restore_best", action="store_false",
                    help="keep the last epoch's weights instead of the best checkpoint")
     g.add_argument("--seed", type=int, default=0, help="seed for splits, init, crops and augmentation (default 0)")
-    g.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU (see README for when it helps)")
+    g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="bfloat16 autocast for CPU training (default: on when the CPU has native bfloat16, "
+                        "AVX512-BF16 or AMX)")
     g = p.add_argument_group("data")
     g.add_argument("--crop-seconds", type=_seconds, default=5.0,
                    help="training crop length in seconds, 'full' for whole images (default 5)")

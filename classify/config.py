@@ -25,6 +25,7 @@ class TrainConfig:
     Crops: ``crop_seconds`` of frames (at most the widest image; None = whole width).
     ``head_only``: no fine-tuning; a logistic-regression head on the frozen backbone's pooled
     features (:mod:`classify.headonly`), ``head_c`` its inverse L2 strength.
+    ``bf16``: bfloat16 autocast for CPU training; None = on where the CPU has native bfloat16.
     """
 
     images: str
@@ -53,7 +54,7 @@ class TrainConfig:
     monitor: str = "valid_loss"
     restore_best: bool = True
     seed: int | None = 0
-    bf16: bool = False
+    bf16: bool | None = None
     channels_last: bool = True
     quiet: bool = False
     export_learner: bool = False

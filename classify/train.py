@@ -172,7 +172,7 @@ def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     net: nn.Module = model
-    if cfg.bf16 and device.type == "cpu":
+    if use_bf16(cfg, device):
         net = Autocast(model)
     metric = (AccumMetric(_lwlrap, flatten=False, name="lwlrap") if ds.multi_label
               else AccumMetric(_accuracy, flatten=False, name="accuracy"))
@@ -201,6 +201,24 @@ def run_lr_find(learn: Learner, run_dir: Path, num_it: int = 100) -> float:
     plot_lr_find(np.array(lrs), np.array(losses), lr, run_dir / "lr_find.png")
     log.info("lr_find suggests lr=%.2e (lr_find.png)", lr)
     return lr
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (x86 AVX512-BF16 or AMX), where autocast
+    roughly doubles training speed. Elsewhere it is emulated and gains nothing."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
+    """bfloat16 autocast for CPU training: ``cfg.bf16`` when set, else :func:`cpu_has_bf16`."""
+    if device.type != "cpu":
+        return False
+    return cpu_has_bf16() if cfg.bf16 is None else cfg.bf16
 
 
 def _device() -> torch.device:
@@ -249,7 +267,8 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     result = evaluate_and_save(ds, sel, cfg, run_dir, model, width, device, history=hist.rows,
                                extra={"lr": lr, "train_seconds": seconds,
                                       "train_images_per_second": hist.train_items / max(hist.train_seconds, 1e-9),
-                                      "epochs_run": len(hist.rows), "monitor": monitor})
+                                      "epochs_run": len(hist.rows), "monitor": monitor,
+                                      "bf16": use_bf16(cfg, device)})
     if cfg.export_learner:
         try:
             learn.export(run_dir / "learner.pkl")

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
+from classify import train
 from classify.cli import main
+from classify.config import TrainConfig
 from classify.data import load_image_set
 from classify.model import predict_windows
 from classify.runfolder import load_model
@@ -43,6 +45,25 @@ def test_fit_writes_the_run_folder_contract(run, tiny_images):
     assert emb.dtype == np.float32 and emb.shape[0] == len(pred)
     versions = json.loads((run / "versions.json").read_text())
     assert {"torch", "fastai", "librosa"} <= set(versions)
+    assert metrics["bf16"] is train.cpu_has_bf16()  # the default: autocast where the CPU has bfloat16
+
+
+@pytest.mark.parametrize("flag, native, device, expected", [
+    (None, True, "cpu", True), (None, False, "cpu", False), (True, False, "cpu", True),
+    (False, True, "cpu", False), (None, True, "cuda", False), (True, True, "cuda", False)])
+def test_bf16_is_on_where_the_cpu_has_it_unless_told(monkeypatch, flag, native, device, expected):
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: native)
+    cfg = TrainConfig(images="x", bf16=flag)
+    assert train.use_bf16(cfg, torch.device(device)) is expected
+
+
+def test_bf16_flags_parse():
+    from classify.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["fit", "imgs"]).bf16 is None
+    assert p.parse_args(["fit", "imgs", "--bf16"]).bf16 is True
+    assert p.parse_args(["fit", "imgs", "--no-bf16"]).bf16 is False
 
 
 @pytest.mark.slow
