@@ -55,8 +55,10 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, default=10, help="unfrozen one-cycle epochs (default 10)")
     g.add_argument("--freeze-epochs", type=int, default=2, help="frozen-body epochs first (default 2)")
     g.add_argument("--lr", type=_lr, default=3e-3, help="max learning rate, or 'auto' for lr_find's suggestion (default 3e-3)")
+    g.add_argument("--unfrozen-lr", type=float, default=None,
+                   help="max learning rate of the unfrozen epochs (the head's; default: lr/2)")
     g.add_argument("--lr-mult", type=float, default=10.0,
-                   help="unfrozen: early body layers get lr/2/LR_MULT, the head lr/2 (default 10)")
+                   help="unfrozen: early body layers get UNFROZEN_LR/LR_MULT (default 10)")
     g.add_argument("--lr-find-iters", type=int, default=100, help="lr_find mini-batches (default 100)")
     g.add_argument("--wd", type=float, default=0.01, help="weight decay (default 0.01)")
     g.add_argument("--bs", type=int, default=32, help="batch size (default 32)")
@@ -95,7 +97,7 @@ def _train_config(args):
                         freq_mask_frac=args.mask_frac, roll=args.roll, mixup=args.mixup)
     return TrainConfig(
         images=args.images, out=args.out, arch=args.arch, pretrained=args.pretrained, weights=args.weights,
-        epochs=args.epochs, freeze_epochs=args.freeze_epochs, lr=args.lr, lr_mult=args.lr_mult, lr_find_iters=args.lr_find_iters, wd=args.wd,
+        epochs=args.epochs, freeze_epochs=args.freeze_epochs, lr=args.lr, lr_mult=args.lr_mult, unfrozen_lr=args.unfrozen_lr, lr_find_iters=args.lr_find_iters, wd=args.wd,
         bs=args.bs, crop_seconds=args.crop_seconds, input_height=args.input_height, dropout=args.dropout,
         valid_pct=args.valid_pct, valid_fold=args.valid_fold, valid_csv=args.valid_csv,
         verified_only=args.verified_only, unverified_weight=args.unverified_weight,

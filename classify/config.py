@@ -19,7 +19,8 @@ class TrainConfig:
     """Everything ``classify fit`` needs besides the images.
 
     Schedule: ``fit_one_cycle(freeze_epochs, lr)`` with the body frozen, then
-    ``fit_one_cycle(epochs, slice(lr / 2 / lr_mult, lr / 2))`` unfrozen, the learning rate spread
+    ``fit_one_cycle(epochs, slice(u / lr_mult, u))`` unfrozen with ``u = unfrozen_lr`` (default
+    ``lr / 2``), the learning rate spread
     geometrically over three parameter groups (early body, late body, head), as fastai's
     ``fine_tune`` does. ``lr=None`` means "run lr_find and use its suggestion" (``--lr auto``).
     Crops: ``crop_seconds`` of frames (at most the widest image; None = whole width).
@@ -37,6 +38,7 @@ class TrainConfig:
     freeze_epochs: int = 2
     lr: float | None = 3e-3
     lr_mult: float = 10.0
+    unfrozen_lr: float | None = None
     lr_find_iters: int = 100
     wd: float = 0.01
     bs: int = 32
@@ -75,6 +77,8 @@ class TrainConfig:
             raise ClassifyError(f"--unverified-weight={self.unverified_weight} must be in [0, 1]")
         if self.monitor not in MONITORS:
             raise ClassifyError(f"--monitor {self.monitor!r}: choose one of {', '.join(MONITORS)}")
+        if self.unfrozen_lr is not None and not 0 < self.unfrozen_lr < 10:
+            raise ClassifyError(f"--unfrozen-lr={self.unfrozen_lr} must be a positive learning rate (e.g. 1e-4)")
         if not self.head_c > 0:
             raise ClassifyError(f"--head-c={self.head_c} must be > 0 (e.g. 1.0; smaller = stronger L2)")
         if not 0 <= self.dropout < 1:

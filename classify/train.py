@@ -254,7 +254,8 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
             learn.fit_one_cycle(cfg.freeze_epochs, lr, cbs=cbs)
         hist.phase = "unfrozen"
         learn.unfreeze()
-        learn.fit_one_cycle(cfg.epochs, slice(lr / 2 / cfg.lr_mult, lr / 2), cbs=cbs)
+        top = cfg.unfrozen_lr if cfg.unfrozen_lr is not None else lr / 2
+        learn.fit_one_cycle(cfg.epochs, slice(top / cfg.lr_mult, top), cbs=cbs)
     except CancelFitException:
         pass
     seconds = time.perf_counter() - t0

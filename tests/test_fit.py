@@ -135,3 +135,19 @@ def test_lr_find_command(tiny_images, tmp_path, capsys):
     assert main(["lr-find", str(tiny_images), "--out", str(tmp_path / "lr"), "--lr-find-iters", "12", *TINY]) == 0
     assert float(capsys.readouterr().out.strip()) > 0
     assert (tmp_path / "lr" / "lr_find.png").exists()
+
+
+@pytest.mark.parametrize("changes, flag", [({"epochs": 0}, "--epochs=0"), ({"lr": -1.0}, "--lr=-1.0"),
+                                           ({"unfrozen_lr": 0.0}, "--unfrozen-lr=0.0"), ({"dropout": 1.0}, "--dropout=1.0")])
+def test_bad_training_settings_name_the_flag(changes, flag):
+    from classify.errors import ClassifyError
+
+    with pytest.raises(ClassifyError, match=flag):
+        TrainConfig(images="x", **changes)
+
+
+def test_bad_setting_through_the_cli_is_one_line_and_exit_2(tiny_images, tmp_path, capsys):
+    rc = main(["fit", str(tiny_images), "--out", str(tmp_path / "r"), "--unfrozen-lr", "-1", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "--unfrozen-lr=-1.0" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "r" / "model.pt").exists()
