@@ -85,6 +85,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--freq-masks", type=int, default=2)
     g.add_argument("--mask-frac", type=float, default=0.1, help="longest mask as a share of the axis")
     g.add_argument("--no-roll", dest="roll", action="store_false", help="no random circular time shift")
+    g.add_argument("--no-augment", action="store_true", help="no masks, roll or mixup (overrides the above)")
     p.add_argument("--export-learner", action="store_true", help="also write learner.pkl (fastai)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or epoch lines")
 
@@ -95,6 +96,8 @@ def _train_config(args):
 
     aug = AugmentConfig(time_masks=args.time_masks, time_mask_frac=args.mask_frac, freq_masks=args.freq_masks,
                         freq_mask_frac=args.mask_frac, roll=args.roll, mixup=args.mixup)
+    if args.no_augment:
+        aug = AugmentConfig(time_masks=0, freq_masks=0, roll=False, mixup=0.0)
     return TrainConfig(
         images=args.images, out=args.out, arch=args.arch, pretrained=args.pretrained, weights=args.weights,
         epochs=args.epochs, freeze_epochs=args.freeze_epochs, lr=args.lr, lr_mult=args.lr_mult, unfrozen_lr=args.unfrozen_lr, lr_find_iters=args.lr_find_iters, wd=args.wd,

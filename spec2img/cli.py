@@ -64,7 +64,7 @@ def convert_parser() -> argparse.ArgumentParser:
     p.add_argument("images_dir", type=Path, metavar="IMAGES_DIR")
     _add_labels(p)
     s = p.add_argument_group("spectrogram (librosa's names; defaults from --preset)")
-    s.add_argument("--preset", default="default", help="default | mfcc | efficientat (default: %(default)s)")
+    s.add_argument("--preset", default="default", help="default | imagenet | mfcc | efficientat (default: %(default)s)")
     s.add_argument("--feature", choices=["logmel", "mfcc"])
     s.add_argument("--sr", type=int, help="resample every clip to this rate, Hz (default 44100)")
     s.add_argument("--n-fft", type=int, help="FFT size, samples (default 2048)")

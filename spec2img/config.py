@@ -212,6 +212,10 @@ class SpectrogramConfig:
 
 PRESETS: dict[str, dict] = {
     "default": {},
+    # For ImageNet backbones on small sets: magma colours (what ImageNet filters respond to) and a
+    # 23 ms hop, so a 5 s clip is 216 frames and, with `classify fit --input-height 224`, the
+    # network sees the public notebooks' 224 x ~224 geometry without squashing (see README).
+    "imagenet": {"mode": "colormap", "cmap": "magma", "hop_length": 1024},
     # The public Kaggle kernels' feature: 40 MFCCs (their images were also squashed to 224x224).
     "mfcc": {"feature": "mfcc", "n_mfcc": 40, "vmin": -250.0, "vmax": 250.0},
     # EfficientAT (Schmid et al. 2023) AudioSet models: 32 kHz, pre-emphasis 0.97, 25 ms Hann window

@@ -42,7 +42,8 @@ def test_power_to_db_equals_librosa(clip):
                                   librosa.power_to_db(S, ref=np.max, amin=1e-10, top_db=80.0))
 
 
-@pytest.mark.parametrize("preset,extra", [("default", {}), ("default", {"mode": "deltas"}), ("mfcc", {}), ("efficientat", {})])
+@pytest.mark.parametrize("preset,extra", [("default", {}), ("default", {"mode": "deltas"}), ("mfcc", {}), ("efficientat", {}),
+                                          ("imagenet", {"mode": "grey"})])
 def test_images_within_one_grey_level_of_librosa(clip, preset, extra):
     cfg = from_preset(preset, **extra)
     y = clip if cfg.sr == 44100 else librosa.resample(clip, orig_sr=44100, target_sr=cfg.sr)
@@ -83,3 +84,15 @@ def test_feature_path_never_imports_librosa_or_numba():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_imagenet_preset_is_the_magma_picture_of_a_1024_hop_log_mel(clip):
+    import matplotlib
+
+    cfg = from_preset("imagenet")
+    grey_cfg = cfg.replace(mode="grey")
+    grey = image.render(features.feature_planes(clip, grey_cfg), grey_cfg)
+    rgb = image.render(features.feature_planes(clip, cfg), cfg)
+    assert rgb.shape == (128, 1 + clip.size // 1024, 3)
+    lut = (matplotlib.colormaps["magma"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(rgb, lut[grey])

@@ -57,10 +57,13 @@ def test_bf16_is_on_where_the_cpu_has_it_unless_told(monkeypatch, flag, native, 
     assert train.use_bf16(cfg, torch.device(device)) is expected
 
 
-def test_bf16_flags_parse():
-    from classify.cli import build_parser
+def test_bf16_and_no_augment_flags_parse():
+    from classify.cli import _train_config, build_parser
 
     p = build_parser()
+    assert _train_config(p.parse_args(["fit", "imgs"])).augment.active
+    quiet = _train_config(p.parse_args(["fit", "imgs", "--no-augment", "--mixup", "0.2"])).augment
+    assert not quiet.active and quiet.mixup == 0
     assert p.parse_args(["fit", "imgs"]).bf16 is None
     assert p.parse_args(["fit", "imgs", "--bf16"]).bf16 is True
     assert p.parse_args(["fit", "imgs", "--no-bf16"]).bf16 is False
