@@ -17,6 +17,14 @@ Usage::
     uv run spec2img ../shared/data/esc50-dev/audio /tmp/bench/esc50_img --labels ../shared/data/esc50-dev/esc50.csv
     uv run python benchmarks/accuracy.py /tmp/bench/esc50_img ../shared/data/esc50-dev/audio \
         --work /tmp/bench/esc50 --folds 4 --run-folds 1,2,3,4 --archs efficientnet_lite0
+
+    # the ImageNet recipe for small sets (README): magma images at a 1024 hop, 224 rows, the
+    # notebooks' schedule, no augmentation
+    uv run spec2img ../shared/data/esc50-dev/audio /tmp/bench/esc50_imagenet --labels ../shared/data/esc50-dev/esc50.csv --preset imagenet
+    uv run python benchmarks/accuracy.py /tmp/bench/esc50_imagenet ../shared/data/esc50-dev/audio \
+        --work /tmp/bench/esc50 --folds 4 --run-folds 1,2,3,4 --recipes ours --tag _imagenet \
+        --freeze-epochs 5 --set lr=1e-2 --set unfrozen_lr=1e-4 --set input_height=224 \
+        --set augment='{"time_masks": 0, "freq_masks": 0, "roll": false, "mixup": 0}'
 """
 
 from __future__ import annotations
@@ -43,16 +51,17 @@ def fold_ids(ds, n_folds: int, predefined: bool) -> np.ndarray:
     return splits.group_kfold(strata, clips["group"].astype(str).to_numpy(), n_splits=n_folds, seed=0) + 1
 
 
-def run_ours(ds, folds, k, arch, work: Path, epochs: int, freeze_epochs: int, bf16: bool = False) -> dict:
+def run_ours(ds, folds, k, arch, work: Path, epochs: int, freeze_epochs: int, bf16: bool | None = None,
+             overrides: dict | None = None, tag: str = "") -> dict:
     from classify import train
 
     cfg = TrainConfig(images=str(ds.root), arch=arch, pretrained=arch != "resnet34", epochs=epochs,
                       freeze_epochs=freeze_epochs, restore_best=False, patience=0, quiet=True, seed=0,
-                      bf16=bf16)
+                      bf16=bf16, **(overrides or {}))
     t = time.perf_counter()
-    m = train.fit(ds, cfg, work / f"ours_{arch}{'_bf16' if bf16 else ''}_e{epochs}_fold{k}", clip_valid=folds == k)
+    m = train.fit(ds, cfg, work / f"ours_{arch}{tag}_fold{k}", clip_valid=folds == k)
     return {"accuracy": m["accuracy"], "seconds": time.perf_counter() - t,
-            "train_images_per_second": m["train_images_per_second"]}
+            "train_images_per_second": m["train_images_per_second"], "bf16": m.get("bf16")}
 
 
 def render_specshow(ds, audio_dir: Path, out: Path) -> pd.DataFrame:
@@ -125,13 +134,19 @@ def main() -> None:
     ap.add_argument("--recipes", default="ours,notebook")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--freeze-epochs", type=int, default=2)
-    ap.add_argument("--bf16", action="store_true", help="ours: bfloat16 autocast (classify fit --bf16)")
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                    help="ours: force bfloat16 autocast on/off (default: classify's, on where the CPU has it)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="ours: TrainConfig override, e.g. --set input_height=224 --set unfrozen_lr=1e-4 "
+                         "--set augment='{\"mixup\": 0, \"roll\": false, \"time_masks\": 0, \"freq_masks\": 0}'")
+    ap.add_argument("--tag", default="", help="suffix for the recipe name and run folders of this variant")
     ap.add_argument("--notebook-bs", type=int, default=64)
     ap.add_argument("--notebook-bn-momentum", type=float, default=None,
                     help="set every BatchNorm's momentum in the notebook recipe (default: the backbone's own)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     args.work.mkdir(parents=True, exist_ok=True)
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     ds = load_image_set(args.images)
     folds = fold_ids(ds, args.folds, args.predefined_folds)
     df = render_specshow(ds, args.audio, args.work / "specshow") if "notebook" in args.recipes else None
@@ -139,12 +154,13 @@ def main() -> None:
         for k in [int(x) for x in args.run_folds.split(",")]:
             for recipe in args.recipes.split(","):
                 if recipe == "ours":
-                    r = run_ours(ds, folds, k, arch, args.work, args.epochs, args.freeze_epochs, args.bf16)
-                    r.update(epochs=args.epochs, freeze_epochs=args.freeze_epochs, bf16=args.bf16)
+                    r = run_ours(ds, folds, k, arch, args.work, args.epochs, args.freeze_epochs, args.bf16,
+                                 overrides, args.tag)
+                    r.update(epochs=args.epochs, freeze_epochs=args.freeze_epochs, overrides=overrides)
                 else:
                     r = run_notebook(df, folds, k, arch, bs=args.notebook_bs, bn_momentum=args.notebook_bn_momentum)
                     r.update(bs=args.notebook_bs, bn_momentum=args.notebook_bn_momentum)
-                rec = {"dataset": args.images.name, "arch": arch, "fold": k, "recipe": recipe, **r}
+                rec = {"dataset": args.images.name, "arch": arch, "fold": k, "recipe": recipe + args.tag, **r}
                 print(json.dumps(rec), flush=True)
                 with open(args.work / "results.jsonl", "a") as fh:
                     fh.write(json.dumps(rec) + "\n")
