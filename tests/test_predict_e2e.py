@@ -57,3 +57,29 @@ def test_fit_then_predict_raw_audio(tmp_path):
     rv = predict([run_a], [audio / src for src in vp["source"]])
     cols = [c for c in vp.columns if c.startswith("p_")]
     assert np.abs(rv.probs - vp[cols].to_numpy()).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_imagenet_recipe_colour_images_resized_height_predict_like_fit(tmp_path):
+    """The README's ImageNet recipe shape (magma colour images, --input-height, notebook-style
+    schedule, no augmentation): predicting raw audio reproduces fit's validation probabilities."""
+    from classify.augment import AugmentConfig
+
+    audio = tmp_path / "audio"
+    for label, f in TONES.items():
+        for i in range(6):
+            write(audio / label / f"{label}{i}.wav", tone(f * (1 + 0.02 * i), sr=SR, duration=1.0, noise=0.05,
+                                                          seed=i), SR, "PCM_16")
+    spec = SpectrogramConfig(sr=SR, n_fft=256, hop_length=256, n_mels=32, mode="colormap", cmap="magma")
+    convert(audio, tmp_path / "images", spec, jobs=1, progress=False)
+    ds = load_image_set(tmp_path / "images")
+    assert ds.images[0].shape[0] == 3
+    cfg = TrainConfig(images=str(tmp_path / "images"), arch="resnet18", pretrained=False, epochs=1,
+                      freeze_epochs=1, bs=4, lr=1e-2, unfrozen_lr=1e-4, input_height=48, crop_seconds=1.0,
+                      valid_pct=0.34, patience=0, seed=0, quiet=True,
+                      augment=AugmentConfig(time_masks=0, freq_masks=0, roll=False, mixup=0.0))
+    fit(ds, cfg, tmp_path / "run")
+    vp = pd.read_csv(tmp_path / "run" / "valid_predictions.csv")
+    rv = predict([tmp_path / "run"], [audio / src for src in vp["source"]])
+    cols = [c for c in vp.columns if c.startswith("p_")]
+    assert np.abs(rv.probs - vp[cols].to_numpy()).max() < 1e-4
