@@ -23,7 +23,7 @@ def test_failed_clip_gives_exit_1_and_a_line_naming_it(two_class_dir, tmp_path, 
 @pytest.mark.parametrize(
     "extra, match",
     [(["--hop-length", "-5"], "error: hop_length=-5 must be a positive integer"),
-     (["--preset", "nope"], "error: preset 'nope' is unknown; choose one of default, mfcc, efficientat"),
+     (["--preset", "nope"], "error: preset 'nope' is unknown; choose one of default, imagenet, mfcc, efficientat"),
      (["--labels", "missing.csv"], "error: missing.csv: labels CSV not found"),
      (["--jobs", "0"], "error: --jobs 0 must be at least 1"),
      (["--tile-hop", "1"], "error: tile_hop needs tile")],
