@@ -11,6 +11,7 @@ phases (``monitor``) is restored at the end unless ``restore_best=False``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -203,6 +204,7 @@ def run_lr_find(learn: Learner, run_dir: Path, num_it: int = 100) -> float:
     return lr
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (x86 AVX512-BF16 or AMX), where autocast
     roughly doubles training speed. Elsewhere it is emulated and gains nothing."""
