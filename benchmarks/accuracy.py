@@ -53,13 +53,13 @@ def fold_ids(ds, n_folds: int, predefined: bool) -> np.ndarray:
 
 def run_ours(ds, folds, k, arch, work: Path, epochs: int, freeze_epochs: int, bf16: bool | None = None,
              overrides: dict | None = None, tag: str = "") -> dict:
-    from classify import train
+    from classify import headonly, train
 
     cfg = TrainConfig(images=str(ds.root), arch=arch, pretrained=arch != "resnet34", epochs=epochs,
                       freeze_epochs=freeze_epochs, restore_best=False, patience=0, quiet=True, seed=0,
                       bf16=bf16, **(overrides or {}))
     t = time.perf_counter()
-    m = train.fit(ds, cfg, work / f"ours_{arch}{tag}_fold{k}", clip_valid=folds == k)
+    m = (headonly if cfg.head_only else train).fit(ds, cfg, work / f"ours_{arch}{tag}_fold{k}", clip_valid=folds == k)
     return {"accuracy": m["accuracy"], "seconds": time.perf_counter() - t,
             "train_images_per_second": m["train_images_per_second"], "bf16": m.get("bf16")}
 

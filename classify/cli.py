@@ -35,6 +35,7 @@ def _seconds(value: str):
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     """Flags shared by fit, cv and lr-find (they all build a TrainConfig)."""
     from .archs import ARCHS
+    from .config import HEAD_ONLY_BELOW
 
     p.add_argument("images", help="spec2img output folder (images + manifest.csv + spectrogram.json)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder to write (default: a new folder under runs/)")
@@ -44,11 +45,18 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
                         "ImageNet weights offline, fastest on CPU)")
     g.add_argument("--weights", metavar="FILE", help="local state dict of the backbone instead of ImageNet weights")
     g.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random initialisation")
-    g.add_argument("--head-only", action="store_true",
-                   help="no fine-tuning: logistic regression on the frozen backbone's pooled features "
-                        "(seconds on CPU; best with --arch efficientat_mn04)")
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--fine-tune", dest="head_only", action="store_false", default=None,
+                      help="fine-tune the whole network with fastai (default when the median class has "
+                           f"{HEAD_ONLY_BELOW}+ clips, or without pretrained weights)")
+    mode.add_argument("--head-only", dest="head_only", action="store_true", default=None,
+                      help="no fine-tuning: logistic regression on the frozen backbone's pooled features "
+                           "(seconds on CPU; the default below that size)")
     g.add_argument("--head-c", type=float, default=1.0,
                    help="--head-only: inverse L2 strength of the logistic regression (default 1.0)")
+    g.add_argument("--cut", type=int, default=None, metavar="N",
+                   help="drop the backbone's last N stages (default: 0 when fine-tuning; with --head-only "
+                        "the arch's choice, 2 for efficientnet_lite0)")
     g.add_argument("--input-height", type=int, help="resize the whole frequency axis to this many rows")
     g.add_argument("--dropout", type=float, default=0.5)
     g = p.add_argument_group("schedule")
@@ -106,7 +114,7 @@ def _train_config(args):
         verified_only=args.verified_only, unverified_weight=args.unverified_weight,
         valid_unverified=args.valid_unverified, augment=aug, patience=args.patience, monitor=args.monitor,
         restore_best=args.restore_best, seed=args.seed, bf16=args.bf16, quiet=args.quiet,
-        export_learner=args.export_learner, head_only=args.head_only, head_c=args.head_c,
+        export_learner=args.export_learner, head_only=args.head_only, head_c=args.head_c, cut=args.cut,
     )
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .config import TrainConfig
-from .data import load_image_set
+import numpy as np
+
+from .config import HEAD_ONLY_BELOW, TrainConfig
+from .data import ImageSet, load_image_set
 from .errors import ClassifyError
 from .runfolder import new_run_dir
 
@@ -18,9 +20,29 @@ def run_dir_for(cfg: TrainConfig) -> Path:
     return Path(cfg.out) if cfg.out else new_run_dir(Path("runs"), arch=cfg.arch)
 
 
+def clips_per_class(ds: ImageSet) -> float:
+    """Clips in the median class (every label of a multi-label clip counts)."""
+    counts = ds.clip_table()["labels"].explode().value_counts()
+    return float(np.median(counts.to_numpy())) if len(counts) else 0.0
+
+
+def choose_mode(ds: ImageSet, cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with ``head_only`` decided when it is None (see :data:`HEAD_ONLY_BELOW`); logged."""
+    if cfg.head_only is not None:
+        return cfg
+    n = clips_per_class(ds)
+    pretrained = cfg.pretrained or cfg.weights is not None
+    head_only = pretrained and n < HEAD_ONLY_BELOW
+    if head_only:
+        log.info("%.0f clips in the median class (< %d): fitting a logistic head on the frozen, pretrained "
+                 "%s (--head-only); pass --fine-tune to fine-tune the whole network", n, HEAD_ONLY_BELOW, cfg.arch)
+    return cfg.replace(head_only=head_only)
+
+
 def fit(cfg: TrainConfig) -> Path:
     """Train on ``cfg.images`` (fine-tune, or ``head_only``) and write a run folder; returns its path."""
     ds = load_image_set(Path(cfg.images))
+    cfg = choose_mode(ds, cfg)
     run_dir = run_dir_for(cfg)
     fit_function(cfg)(ds, cfg.replace(out=str(run_dir)), run_dir)
     build_report_quietly(run_dir)

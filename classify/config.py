@@ -12,6 +12,11 @@ from .errors import ClassifyError
 
 TRAIN_CONFIG_NAME = "train.json"
 MONITORS = ("valid_loss", "accuracy", "lwlrap")
+# Below this many clips in the median class, a pretrained backbone is not fine-tuned by default:
+# a logistic head on its frozen features scores higher. Measured (README, Benchmarks): esc50-dev,
+# 8 clips a class: head-only 78.6% vs fine-tuned 47.5% (ImageNet lite0), 98.6% vs 92.8%
+# (AudioSet); fsdd subsets, 10 a class: 17.0% vs 11.6%; fsdd, 300 a class: 27.4% vs 46.0%.
+HEAD_ONLY_BELOW = 20
 
 
 @dataclass(frozen=True)
@@ -25,8 +30,14 @@ class TrainConfig:
     ``fine_tune`` does. ``lr=None`` means "run lr_find and use its suggestion" (``--lr auto``).
     Crops: ``crop_seconds`` of frames (at most the widest image; None = whole width).
     ``head_only``: no fine-tuning; a logistic-regression head on the frozen backbone's pooled
-    features (:mod:`classify.headonly`), ``head_c`` its inverse L2 strength.
+    features (:mod:`classify.headonly`), ``head_c`` its inverse L2 strength. None = decide from the
+    data (:func:`classify.commands.choose_mode`): head-only for pretrained backbones with fewer
+    than ``HEAD_ONLY_BELOW`` clips in the median class, fine-tuning otherwise.
     ``bf16``: bfloat16 autocast for CPU training; None = on where the CPU has native bfloat16.
+    ``cut``: backbone stages dropped from the end (fastai's ``cut``, counted in stages); None = the
+    arch's choice: 0 for fine-tuning, ``ArchSpec.probe_cut`` for ``head_only`` (whose
+    ``input_height=None`` likewise becomes ``ArchSpec.probe_height``). Run folders record the
+    resolved values (:meth:`resolved`).
     """
 
     images: str
@@ -60,8 +71,9 @@ class TrainConfig:
     channels_last: bool = True
     quiet: bool = False
     export_learner: bool = False
-    head_only: bool = False
+    head_only: bool | None = None
     head_c: float = 1.0
+    cut: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
@@ -81,6 +93,8 @@ class TrainConfig:
             raise ClassifyError(f"--unfrozen-lr={self.unfrozen_lr} must be a positive learning rate (e.g. 1e-4)")
         if not self.head_c > 0:
             raise ClassifyError(f"--head-c={self.head_c} must be > 0 (e.g. 1.0; smaller = stronger L2)")
+        if self.cut is not None and self.cut < 0:
+            raise ClassifyError(f"--cut={self.cut} must be >= 0 (stages dropped from the backbone's end)")
         if not 0 <= self.dropout < 1:
             raise ClassifyError(f"--dropout={self.dropout} must be in [0, 1)")
 
@@ -105,6 +119,18 @@ class TrainConfig:
         if path.is_dir():
             path = path / TRAIN_CONFIG_NAME
         return cls.from_dict(json.loads(path.read_text()))
+
+    def resolved(self) -> TrainConfig:
+        """This config with ``cut`` (and, for ``head_only``, ``input_height``) decided: see the
+        class docstring."""
+        from .archs import get_arch
+
+        changes = {}
+        if self.cut is None:
+            changes["cut"] = get_arch(self.arch).probe_cut if self.head_only else 0
+        if self.head_only and self.input_height is None:
+            changes["input_height"] = get_arch(self.arch).probe_height
+        return self.replace(**changes) if changes else self
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -77,14 +77,15 @@ def fold_assignment(ds: ImageSet, cfg: CVConfig) -> tuple[np.ndarray, np.ndarray
 
 def run_cv(cfg: CVConfig) -> Path:
     """Train every fold; write ``fold_<k>/``, ``oof_predictions.csv``, ``cv_metrics.json``."""
-    from .commands import build_report_quietly, fit_function
+    from .commands import build_report_quietly, choose_mode, fit_function
 
+    ds = load_image_set(Path(cfg.train.images))
+    cfg = dataclasses.replace(cfg, train=choose_mode(ds, cfg.train))
     tcfg = cfg.train
     fit = fit_function(tcfg)
     out = Path(tcfg.out) if tcfg.out else new_run_dir(Path("runs"), arch=f"cv-{tcfg.arch}")
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "cv.json", (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
-    ds = load_image_set(Path(tcfg.images))
     folds, test = fold_assignment(ds, cfg)
     fold_ids = sorted(k for k in np.unique(folds) if k >= 0)
     if len(fold_ids) < 2:

@@ -115,6 +115,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = cfg.resolved()
     spec = get_arch(cfg.arch)
     spec.check_images(ds.cfg)
     seed = cfg.seed or 0
@@ -124,9 +125,9 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     model = build_model(spec, n_classes=len(ds.classes), in_channels=ds.cfg.channels,
                         pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,
                         input_height=cfg.input_height, value_range=(ds.cfg.vmin, ds.cfg.vmax),
-                        head="linear").eval()
-    log.info("%s head-only: %d training / %d validation images (%d classes%s), windows %d frames",
-             cfg.arch, len(sel.train), len(sel.valid), len(ds.classes),
+                        head="linear", cut=cfg.cut, pool=spec.probe_pool, arch=cfg.arch).eval()
+    log.info("%s head-only (cut %d, %s pool): %d training / %d validation images (%d classes%s), "
+             "windows %d frames", cfg.arch, cfg.cut, spec.probe_pool, len(sel.train), len(sel.valid), len(ds.classes),
              ", multi-label" if ds.multi_label else "", width)
 
     t0 = time.perf_counter()

@@ -61,7 +61,8 @@ class PoolHead(nn.Module):
     dropout, ``Linear(hidden, n_classes)``.
     """
 
-    def __init__(self, n_features: int, n_classes: int, *, hidden: int = 512, dropout: float = 0.5):
+    def __init__(self, n_features: int, n_classes: int, *, hidden: int = 512, dropout: float = 0.5,
+                 **_unused):
         super().__init__()
         self.pre = nn.Sequential(nn.BatchNorm1d(2 * n_features), nn.Dropout(dropout / 2),
                                  nn.Linear(2 * n_features, hidden), nn.ReLU(inplace=True),
@@ -78,23 +79,39 @@ class PoolHead(nn.Module):
         return self.fc(self.drop(self.embed(fmap)))
 
 
+GEM_P = 3.0  # generalised-mean exponent (Radenovic et al. 2018): between mean (1) and max
+
+
+def gem(fmap: torch.Tensor, p: float = GEM_P, eps: float = 1e-6) -> torch.Tensor:
+    """``(B, F, h, w) -> (B, F)``: ``mean(clamp(x, eps) ** p) ** (1 / p)`` over time and frequency."""
+    return fmap.float().clamp_min(eps).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
+
+
+POOLS = ("mean", "gem")
+
+
 class LinearHead(nn.Module):
-    """Feature map ``(B, F, h, w)`` -> time-frequency mean ``(B, F)`` -> standardised with fixed
-    ``shift``/``scale`` buffers (the embedding) -> ``Linear(F, n_classes)``.
+    """Feature map ``(B, F, h, w)`` -> pooled over time and frequency ``(B, F)`` -> standardised
+    with fixed ``shift``/``scale`` buffers (the embedding) -> ``Linear(F, n_classes)``.
 
     The ``--head-only`` head: a fitted ``StandardScaler -> LogisticRegression`` folded into torch,
-    so a head-only run folder loads and predicts like any other.
+    so a head-only run folder loads and predicts like any other. ``pool``: ``"mean"`` (EfficientAT's
+    embedding) or ``"gem"`` (:func:`gem`, for mid-level ImageNet maps whose mean is mostly
+    background).
     """
 
-    def __init__(self, n_features: int, n_classes: int, **_unused):
+    def __init__(self, n_features: int, n_classes: int, *, pool: str = "mean", **_unused):
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool={pool!r}: choose one of {POOLS}")
+        self.pool_kind = pool
         self.register_buffer("shift", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
         self.fc = nn.Linear(n_features, n_classes)
 
     def pool(self, fmap: torch.Tensor) -> torch.Tensor:
-        """``(B, F)``: the time-frequency mean (EfficientAT's embedding), before standardising."""
-        return fmap.mean(dim=(2, 3))
+        """``(B, F)``: the pooled map, before standardising."""
+        return gem(fmap) if self.pool_kind == "gem" else fmap.mean(dim=(2, 3))
 
     def embed(self, fmap: torch.Tensor) -> torch.Tensor:
         return (self.pool(fmap) - self.shift) / self.scale
@@ -159,15 +176,18 @@ class AudioClassifier(nn.Module):
 def build_model(spec: ArchSpec, *, n_classes: int, in_channels: int, pretrained: bool,
                 weights_file=None, input_height: int | None = None, dropout: float = 0.5,
                 hidden: int = 512, value_range: tuple[float, float] | None = None,
-                head: str = "pool") -> AudioClassifier:
+                head: str = "pool", cut: int = 0, pool: str = "mean", arch: str = "") -> AudioClassifier:
     """Assemble an :class:`AudioClassifier` from an arch spec (weights loaded per the spec).
 
-    ``head``: a key of :data:`HEADS` (``"linear"`` for ``--head-only``).
+    ``head``: a key of :data:`HEADS` (``"linear"`` for ``--head-only``, pooled by ``pool``);
+    ``cut``: backbone stages dropped from the end (``--cut``; ``arch`` names it in errors).
     """
     body, n_features = spec.factory(pretrained, weights_file)
+    if cut:
+        body, n_features = spec.cut(body, cut, arch or "this arch")
     adapt_first_conv(body, in_channels)
     set_bn_momentum(body, FINE_TUNE_BN_MOMENTUM)
-    head_module = HEADS[head](n_features, n_classes, hidden=hidden, dropout=dropout)
+    head_module = HEADS[head](n_features, n_classes, hidden=hidden, dropout=dropout, pool=pool)
     return AudioClassifier(body, head_module, mean=spec.mean, std=spec.std, in_channels=in_channels,
                            input_height=input_height,
                            value_range=value_range if spec.raw_values else None)

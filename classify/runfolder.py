@@ -49,6 +49,8 @@ class ModelInfo:
     multi_label: bool
     threshold: float | None = None
     head: str = "pool"
+    cut: int = 0
+    pool: str = "mean"
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,8 @@ def rebuild(info: RunInfo) -> AudioClassifier:
     m, cfg = info.model, info.spectrogram
     return build_model(get_arch(m.arch), n_classes=m.n_classes, in_channels=m.in_channels,
                        pretrained=False, input_height=m.input_height, dropout=m.dropout,
-                       hidden=m.hidden, value_range=(cfg.vmin, cfg.vmax), head=m.head)
+                       hidden=m.hidden, value_range=(cfg.vmin, cfg.vmax), head=m.head,
+                       cut=m.cut, pool=m.pool, arch=m.arch)
 
 
 def load_model(run_dir: Path, *, device: str = "cpu") -> tuple[AudioClassifier, RunInfo]:
@@ -201,7 +204,8 @@ def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: P
     head = next(name for name, kind in HEADS.items() if isinstance(model.head, kind))
     info = ModelInfo(arch=cfg.arch, n_classes=len(ds.classes), in_channels=ds.cfg.channels,
                      input_height=cfg.input_height, dropout=cfg.dropout, hidden=model.head.fc.in_features,
-                     crop_width=int(width), multi_label=ds.multi_label, threshold=threshold, head=head)
+                     crop_width=int(width), multi_label=ds.multi_label, threshold=threshold, head=head,
+                     cut=cfg.cut or 0, pool=getattr(model.head, "pool_kind", "mean"))
     save_model(run_dir, model.cpu(), info)
     ds.cfg.save(run_dir)
     cfg.save(run_dir)

@@ -169,7 +169,7 @@ def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
     model = build_model(get_arch(cfg.arch), n_classes=len(ds.classes), in_channels=ds.cfg.channels,
                         pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,
                         input_height=cfg.input_height, dropout=cfg.dropout,
-                        value_range=(ds.cfg.vmin, ds.cfg.vmax))
+                        value_range=(ds.cfg.vmin, ds.cfg.vmax), cut=cfg.cut or 0, arch=cfg.arch)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     net: nn.Module = model
@@ -233,6 +233,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     """Train one model and write the run folder; returns the metrics dict (also metrics.json)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = cfg.resolved()
     if cfg.seed is not None:
         set_seed(cfg.seed, reproducible=True)
     sel = select_for(ds, cfg, clip_valid=clip_valid, exclude=exclude)

@@ -189,8 +189,9 @@ def test_audioset_weights_fine_tune_and_head_only(eat_images, tmp_path):
     assert_run_predicts_its_csv(ho, eat_images)
     ft = tmp_path / "ft"
     assert main(["fit", str(eat_images), "--out", str(ft), "--arch", "efficientat_mn04", "--weights", weights,
-                 "--epochs", "1", "--freeze-epochs", "1", "--bs", "4", "-q"]) == 0
+                 "--fine-tune", "--epochs", "1", "--freeze-epochs", "1", "--bs", "4", "-q"]) == 0
     assert_run_predicts_its_csv(ft, eat_images)
+    assert json.loads((ft / "model.json").read_text())["head"] == "pool"
 
 
 def test_short_images_are_centred_in_the_prediction_window():
