@@ -4,10 +4,14 @@ Same clips, same folds, same backbone. Folds are computed once from the spec2img
 ESC-50 dev: 4 folds stratified by class and grouped by ``src_file`` (classify.splits.group_kfold,
 seed 0); FSDD: one fold per speaker (the manifest's fold column, see ``fsdd_labels``).
 
-- ``ours``: ``classify`` defaults (native-height log-mel PNGs from spec2img, random 5 s time crops,
-  SpecAugment + roll + mixup, frozen 2 + unfrozen 10 one-cycle epochs) except that the best
-  checkpoint is NOT restored and early stopping is off, so neither recipe selects epochs on the
-  validation fold it is scored on.
+- ``ours``: ``classify fit`` defaults. The mode is chosen as ``classify fit`` chooses it
+  (``classify.commands.choose_mode``): below 50 clips in the median class (esc50-dev) a pretrained
+  backbone gets the ``--head-only`` probe (logistic head on frozen features; for
+  efficientnet_lite0 its stage-6 map, GeM-pooled, 224 rows); otherwise (fsdd, or no pretrained
+  weights) the fastai fine-tune: native-height log-mel PNGs from spec2img, random 5 s time crops,
+  SpecAugment + roll + mixup, frozen 2 + unfrozen 10 one-cycle epochs, except that the best
+  checkpoint is NOT restored and early stopping is off, so no recipe selects epochs on the
+  validation fold it is scored on. ``--set head_only=false`` forces the fine-tune.
 - ``notebook``: matplotlib ``specshow`` PNGs (benchmarks/notebook_recipe.py, 640x480 at dpi 100),
   ``Resize(224)`` squash, ``vision_learner``, ``fit_one_cycle(5, slice(1e-2))`` frozen, unfreeze,
   ``fit_one_cycle(10, lr_max=slice(1e-5, 1e-4))``; scored on the last epoch.
@@ -53,15 +57,17 @@ def fold_ids(ds, n_folds: int, predefined: bool) -> np.ndarray:
 
 def run_ours(ds, folds, k, arch, work: Path, epochs: int, freeze_epochs: int, bf16: bool | None = None,
              overrides: dict | None = None, tag: str = "") -> dict:
-    from classify import headonly, train
+    from classify.commands import choose_mode, fit_function
 
     cfg = TrainConfig(images=str(ds.root), arch=arch, pretrained=arch != "resnet34", epochs=epochs,
                       freeze_epochs=freeze_epochs, restore_best=False, patience=0, quiet=True, seed=0,
                       bf16=bf16, **(overrides or {}))
+    cfg = choose_mode(ds, cfg)
     t = time.perf_counter()
-    m = (headonly if cfg.head_only else train).fit(ds, cfg, work / f"ours_{arch}{tag}_fold{k}", clip_valid=folds == k)
+    m = fit_function(cfg)(ds, cfg, work / f"ours_{arch}{tag}_fold{k}", clip_valid=folds == k)
     return {"accuracy": m["accuracy"], "seconds": time.perf_counter() - t,
-            "train_images_per_second": m["train_images_per_second"], "bf16": m.get("bf16")}
+            "train_images_per_second": m["train_images_per_second"], "bf16": m.get("bf16"),
+            "mode": "head-only" if cfg.head_only else "fine-tune"}
 
 
 def render_specshow(ds, audio_dir: Path, out: Path) -> pd.DataFrame:
