@@ -152,3 +152,17 @@ def test_mode_flags_parse_and_exclude_each_other(capsys):
     with pytest.raises(SystemExit):
         p.parse_args(["fit", "imgs", "--fine-tune", "--head-only"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_cut_gem_head_exports_to_onnx_with_the_same_scores(tmp_path):
+    from classify.export import export_onnx
+    from classify.onnx_predict import onnx_scorer
+    from classify.predict import torch_scorer
+    from tiny_run import make_untrained_run
+
+    run = make_untrained_run(tmp_path / "run", model_info={"head": "linear", "cut": 1, "pool": "gem"})
+    state = torch.load(run / "model.pt", weights_only=True)
+    assert state["head.shift"].shape == (256,)  # resnet18 without layer4
+    out = export_onnx(run, tmp_path / "cut.onnx")
+    x = np.random.default_rng(0).integers(0, 256, (3, 1, 32, 40), dtype=np.uint8)
+    assert np.abs(onnx_scorer(out).score(x) - torch_scorer(run).score(x)).max() < 1e-4
