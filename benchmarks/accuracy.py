@@ -139,7 +139,7 @@ def main() -> None:
     ap.add_argument("--archs", default="efficientnet_lite0")
     ap.add_argument("--recipes", default="ours,notebook")
     ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--freeze-epochs", type=int, default=None, help="default: classify fit's (2; 0 without pretrained weights)")
+    ap.add_argument("--freeze-epochs", type=int, default=2)
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                     help="ours: force bfloat16 autocast on/off (default: classify's, on where the CPU has it)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",

@@ -61,8 +61,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dropout", type=float, default=0.5)
     g = p.add_argument_group("schedule")
     g.add_argument("--epochs", type=int, default=10, help="unfrozen one-cycle epochs (default 10)")
-    g.add_argument("--freeze-epochs", type=int, default=None,
-                   help="frozen-body epochs first (default 2; 0 without pretrained weights)")
+    g.add_argument("--freeze-epochs", type=int, default=2, help="frozen-body epochs first (default 2)")
     g.add_argument("--lr", type=_lr, default=3e-3, help="max learning rate, or 'auto' for lr_find's suggestion (default 3e-3)")
     g.add_argument("--unfrozen-lr", type=float, default=None,
                    help="max learning rate of the unfrozen epochs (the head's; default: lr/2)")

@@ -47,7 +47,7 @@ class TrainConfig:
     pretrained: bool = True
     weights: str | None = None
     epochs: int = 10
-    freeze_epochs: int | None = None
+    freeze_epochs: int = 2
     lr: float | None = 3e-3
     lr_mult: float = 10.0
     unfrozen_lr: float | None = None
@@ -82,7 +82,7 @@ class TrainConfig:
         for name in ("epochs", "bs"):
             if getattr(self, name) < 1:
                 raise ClassifyError(f"--{name}={getattr(self, name)} must be at least 1")
-        if self.freeze_epochs is not None and self.freeze_epochs < 0:
+        if self.freeze_epochs < 0:
             raise ClassifyError(f"--freeze-epochs={self.freeze_epochs} must be >= 0")
         if self.lr is not None and not 0 < self.lr < 10:
             raise ClassifyError(f"--lr={self.lr} must be a positive learning rate (e.g. 3e-3) or 'auto'")
@@ -122,13 +122,11 @@ class TrainConfig:
         return cls.from_dict(json.loads(path.read_text()))
 
     def resolved(self) -> TrainConfig:
-        """This config with ``freeze_epochs`` (2, or 0 without pretrained weights), ``cut`` and,
-        for ``head_only``, ``input_height`` decided: see the class docstring."""
+        """This config with ``cut`` (and, for ``head_only``, ``input_height``) decided: see the
+        class docstring."""
         from .archs import get_arch
 
         changes = {}
-        if self.freeze_epochs is None:  # freezing a randomly initialised body trains nothing useful
-            changes["freeze_epochs"] = 2 if (self.pretrained or self.weights) else 0
         if self.cut is None:
             changes["cut"] = get_arch(self.arch).probe_cut if self.head_only else 0
         if self.head_only and self.input_height is None:

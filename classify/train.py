@@ -288,7 +288,6 @@ def lr_find(ds: ImageSet, cfg: TrainConfig, run_dir: Path) -> float:
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.seed is not None:
         set_seed(cfg.seed, reproducible=True)
-    cfg = cfg.resolved()
     sel = select_for(ds, cfg)
     learn, *_ = make_learner(ds, sel, cfg, run_dir, _device())
     if cfg.freeze_epochs:

@@ -154,14 +154,3 @@ def test_bad_setting_through_the_cli_is_one_line_and_exit_2(tiny_images, tmp_pat
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "--unfrozen-lr=-1.0" in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "r" / "model.pt").exists()
-
-
-def test_random_bodies_are_not_frozen_by_default(tiny_images, tmp_path):
-    assert TrainConfig(images="x").resolved().freeze_epochs == 2
-    assert TrainConfig(images="x", weights="w.pth", pretrained=False).resolved().freeze_epochs == 2
-    assert TrainConfig(images="x", pretrained=False).resolved().freeze_epochs == 0
-    assert TrainConfig(images="x", pretrained=False, freeze_epochs=3).resolved().freeze_epochs == 3
-    out = tmp_path / "scratch"
-    assert main(["fit", str(tiny_images), "--out", str(out), "--epochs", "1", *TINY]) == 0
-    assert list(pd.read_csv(out / "history.csv")["phase"]) == ["unfrozen"]
-    assert json.loads((out / "train.json").read_text())["freeze_epochs"] == 0
