@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="append JSON lines here (default WORK/results.jsonl)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    from classify import headonly, train
+    from classify.commands import fit_function
 
     ds = load_image_set(args.images)
     folds = fold_ids(ds, 0, True)
@@ -53,8 +53,8 @@ def main() -> None:
             cfg = TrainConfig(images=str(args.images), arch=args.arch, head_only=head_only, restore_best=False,
                               patience=0, quiet=True, seed=0)
             t = time.perf_counter()
-            m = (headonly if head_only else train).fit(ds, cfg, args.work / f"n{n}_{'ho' if head_only else 'ft'}",
-                                                       clip_valid=folds == args.fold, exclude=exclude)
+            m = fit_function(cfg)(ds, cfg, args.work / f"n{n}_{'ho' if head_only else 'ft'}",
+                                  clip_valid=folds == args.fold, exclude=exclude)
             rec = {"dataset": args.images.name, "arch": args.arch, "fold": args.fold, "train_clips_per_class": n,
                    "mode": "head-only" if head_only else "fine-tune", "accuracy": m["accuracy"],
                    "seconds": round(time.perf_counter() - t, 1), "n_train": m["n_train_images"]}
