@@ -24,6 +24,7 @@ from .config import CONFIG_NAME, SpectrogramConfig
 from .errors import AudioError, Spec2ImgError
 from .labels import ClipLabels, folder_labels, read_labels_csv
 from .manifest import write_manifest, write_run_info
+from .progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -218,12 +219,12 @@ def convert(
     summary = ConvertSummary(skipped=len(skipped_rows))
     rows = list(skipped_rows)
     n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
-    bar = _Progress(len(todo), enabled=progress)
+    bar = Progress(len(todo), unit="clip", desc="spec2img", enabled=progress, logger=log)
     results = _run_jobs(todo, cfg, images_dir, n_jobs)
     try:
         for row in results:
             rows.append(row)
-            bar.update(row)
+            bar.update()
             if row["status"] == "failed":
                 summary.failed += 1
                 log.warning("failed: %s", row["error"])
@@ -369,33 +370,3 @@ _UNSAFE = re.compile(r"[^\w.\-+ ()/]")
 
 def _safe(name: str) -> str:
     return _UNSAFE.sub("_", name).strip("/") or "_"
-
-
-class _Progress:
-    """tqdm bar on a terminal; otherwise a plain line every 10 s (for CI logs)."""
-
-    def __init__(self, total: int, enabled: bool | None):
-        self.total, self.done, self.t0, self.last = total, 0, time.perf_counter(), 0.0
-        tty = sys.stderr.isatty()
-        self.enabled = True if enabled is None else enabled
-        self.bar = None
-        if self.enabled and tty:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="clip", dynamic_ncols=True, file=sys.stderr)
-
-    def update(self, row: dict) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(1)
-            return
-        now = time.perf_counter()
-        if self.enabled and (now - self.last >= 10 or self.done == self.total):
-            self.last = now
-            rate = self.done / max(now - self.t0, 1e-9)
-            eta = (self.total - self.done) / rate if rate else 0
-            log.info("%d/%d clips, %.1f clips/s, ETA %.0f s", self.done, self.total, rate, eta)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
