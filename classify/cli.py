@@ -29,6 +29,8 @@ def _lr(value: str):
 def _seconds(value: str):
     if value in ("full", "none", "0"):
         return None
+    if value == "auto":  # from the training images' widths (classify.config.auto_crop_seconds)
+        return "auto"
     return float(value)
 
 
@@ -99,8 +101,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _train_config(args):
-    from .augment import AugmentConfig
-    from .config import TrainConfig
+    from .config import AugmentConfig, TrainConfig
 
     aug = AugmentConfig(time_masks=args.time_masks, time_mask_frac=args.mask_frac, freq_masks=args.freq_masks,
                         freq_mask_frac=args.mask_frac, roll=args.roll, mixup=args.mixup)

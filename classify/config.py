@@ -7,7 +7,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .augment import AugmentConfig
 from .errors import ClassifyError
 
 TRAIN_CONFIG_NAME = "train.json"
@@ -18,6 +17,44 @@ MONITORS = ("valid_loss", "accuracy", "lwlrap")
 # (AudioSet); fsdd speaker 1 held out, lite0, training clips a class: 10: 17.0% vs 11.6%;
 # 30: 25.6% vs 19.8%; 100: 26.2% vs 26.8%; 270: 27.4% vs 46.0%.
 HEAD_ONLY_BELOW = 50
+# Candidate inverse L2 strengths for --head-c auto (chosen on the inner split).
+HEAD_C_GRID = (0.01, 0.1, 1.0, 10.0)
+# crop_seconds="auto": this percentile of the image widths, rounded up to CROP_STEP_S, within
+# [CROP_MIN_S, CROP_MAX_S] (5 s: the AudioSet model's training crop, and esc50's clip length).
+CROP_PERCENTILE, CROP_STEP_S, CROP_MIN_S, CROP_MAX_S = 90, 0.5, 1.0, 5.0
+
+
+def auto_crop_seconds(widths, sr: int, hop_length: int) -> float:
+    """Training crop width in seconds for ``crop_seconds="auto"``: the ``CROP_PERCENTILE``-th
+    percentile of the image widths ``widths`` (frames), rounded up to ``CROP_STEP_S``, clamped to
+    ``[CROP_MIN_S, CROP_MAX_S]``. Short clips (spoken digits, ~1 s) get ~1 s crops instead of a
+    5 s canvas that is mostly padding; 5 s clips keep 5 s."""
+    import math
+
+    import numpy as np
+
+    if len(widths) == 0:
+        return CROP_MAX_S
+    seconds = float(np.percentile(np.asarray(widths, float), CROP_PERCENTILE)) * hop_length / sr
+    seconds = math.ceil(seconds / CROP_STEP_S - 1e-9) * CROP_STEP_S
+    return float(min(CROP_MAX_S, max(CROP_MIN_S, seconds)))
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Defaults: 2 time masks of up to 10% of the width, 2 frequency masks of up to 10% of the
+    rows, circular time roll anywhere, mixup with Beta(0.4, 0.4) on every batch."""
+
+    time_masks: int = 2
+    time_mask_frac: float = 0.1
+    freq_masks: int = 2
+    freq_mask_frac: float = 0.1
+    roll: bool = True
+    mixup: float = 0.4  # Beta(alpha, alpha); 0 disables
+
+    @property
+    def active(self) -> bool:
+        return bool(self.time_masks or self.freq_masks or self.roll or self.mixup)
 
 
 @dataclass(frozen=True)
@@ -31,7 +68,8 @@ class TrainConfig:
     ``fine_tune`` does. ``lr=None`` means "run lr_find and use its suggestion" (``--lr auto``).
     Crops: ``crop_seconds`` of frames (at most the widest image; None = whole width).
     ``head_only``: no fine-tuning; a logistic-regression head on the frozen backbone's pooled
-    features (:mod:`classify.headonly`), ``head_c`` its inverse L2 strength. None = decide from the
+    features (:mod:`classify.headonly`), ``head_c`` its inverse L2 strength (None: chosen on the
+    inner split from :data:`HEAD_C_GRID`). None = decide from the
     data (:func:`classify.commands.choose_mode`): head-only for pretrained backbones with fewer
     than ``HEAD_ONLY_BELOW`` clips in the median class, fine-tuning otherwise.
     ``bf16``: bfloat16 autocast for CPU training; None = on where the CPU has native bfloat16.
@@ -39,6 +77,15 @@ class TrainConfig:
     arch's choice: 0 for fine-tuning, ``ArchSpec.probe_cut`` for ``head_only`` (whose
     ``input_height=None`` likewise becomes ``ArchSpec.probe_height``). Run folders record the
     resolved values (:meth:`resolved`).
+
+    Honest scoring: the validation fold is scored and never used for a choice. The default
+    schedule is fixed (``patience=0``, ``restore_best=False``: the last epoch's weights are kept).
+    A choice made from data (``patience`` > 0, ``restore_best``, ``head_c=None``, a multi-label
+    threshold) is made on an *inner* split, ``inner_pct`` of the training clips (grouped and
+    stratified like the outer split, :func:`classify.splits.inner_split`), which is then not
+    trained on; a multi-label threshold without an inner split is the fixed 0.5. lr_find
+    (``lr=None``) reads only training batches. ``metrics.json`` says what was scored on what.
+    ``crop_seconds="auto"``: from the image widths (:func:`auto_crop_seconds`).
     """
 
     images: str
@@ -54,7 +101,7 @@ class TrainConfig:
     lr_find_iters: int = 100
     wd: float = 0.01
     bs: int = 32
-    crop_seconds: float | None = 5.0
+    crop_seconds: float | str | None = "auto"
     input_height: int | None = None
     dropout: float = 0.5
     valid_pct: float = 0.2
@@ -64,16 +111,17 @@ class TrainConfig:
     unverified_weight: float = 1.0
     valid_unverified: bool = False
     augment: AugmentConfig = AugmentConfig()
-    patience: int = 5
+    patience: int = 0
     monitor: str = "valid_loss"
-    restore_best: bool = True
+    restore_best: bool = False
+    inner_pct: float = 0.15
     seed: int | None = 0
     bf16: bool | None = None
     channels_last: bool = True
     quiet: bool = False
     export_learner: bool = False
     head_only: bool | None = None
-    head_c: float = 1.0
+    head_c: float | None = 1.0
     cut: int | None = None
 
     def __post_init__(self) -> None:
@@ -92,10 +140,16 @@ class TrainConfig:
             raise ClassifyError(f"--monitor {self.monitor!r}: choose one of {', '.join(MONITORS)}")
         if self.unfrozen_lr is not None and not 0 < self.unfrozen_lr < 10:
             raise ClassifyError(f"--unfrozen-lr={self.unfrozen_lr} must be a positive learning rate (e.g. 1e-4)")
-        if not self.head_c > 0:
+        if self.head_c is not None and not self.head_c > 0:
             raise ClassifyError(f"--head-c={self.head_c} must be > 0 (e.g. 1.0; smaller = stronger L2)")
         if self.cut is not None and self.cut < 0:
             raise ClassifyError(f"--cut={self.cut} must be >= 0 (stages dropped from the backbone's end)")
+        if not 0 < self.inner_pct < 1:
+            raise ClassifyError(f"inner_pct={self.inner_pct} must be between 0 and 1 (e.g. 0.15)")
+        if isinstance(self.crop_seconds, str) and self.crop_seconds != "auto":
+            raise ClassifyError(f"--crop-seconds {self.crop_seconds!r}: give seconds (e.g. 1.5), 'auto' or 'none'")
+        if isinstance(self.crop_seconds, (int, float)) and not self.crop_seconds > 0:
+            raise ClassifyError(f"--crop-seconds={self.crop_seconds} must be > 0 (or 'auto')")
         if not 0 <= self.dropout < 1:
             raise ClassifyError(f"--dropout={self.dropout} must be in [0, 1)")
 
@@ -121,17 +175,27 @@ class TrainConfig:
             path = path / TRAIN_CONFIG_NAME
         return cls.from_dict(json.loads(path.read_text()))
 
-    def resolved(self) -> TrainConfig:
+    def resolved(self, ds=None, train_images=None) -> TrainConfig:
         """This config with ``cut`` (and, for ``head_only``, ``input_height``) decided: see the
-        class docstring."""
+        class docstring. With an :class:`~classify.data.ImageSet` ``ds``, ``crop_seconds="auto"``
+        too, from the widths of its images ``train_images`` (indices; default all)."""
         from .archs import get_arch
 
         changes = {}
+        if self.crop_seconds == "auto" and ds is not None:
+            idx = range(len(ds.images)) if train_images is None else train_images
+            widths = [ds.images[i].shape[-1] for i in idx]
+            changes["crop_seconds"] = auto_crop_seconds(widths, ds.cfg.sr, ds.cfg.hop_length)
         if self.cut is None:
             changes["cut"] = get_arch(self.arch).probe_cut if self.head_only else 0
         if self.head_only and self.input_height is None:
             changes["input_height"] = get_arch(self.arch).probe_height
         return self.replace(**changes) if changes else self
+
+    @property
+    def needs_inner_split(self) -> bool:
+        """Whether a choice is made from data during training (early stop, best checkpoint)."""
+        return self.patience > 0 or self.restore_best
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
