@@ -6,6 +6,7 @@ spectrograms (empty, NaN/Inf, silent), with errors that name the file.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +15,14 @@ import soundfile as sf
 import soxr
 
 from .errors import AudioError
+from .paths import AUDIO_EXTENSIONS, regular_file_error, walk_audio
 
-AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64"}
-)
+log = logging.getLogger(__name__)
+
 SILENCE_PEAK = 1e-6  # about -120 dBFS: below this a clip has nothing to draw
+# A multichannel mix this far (60 dB) below its loudest channel means the channels cancel
+# (antiphase stereo): the mix would be "silent", so one channel is used instead.
+CANCEL_RATIO = 1e-3
 # Integer PCM is read as integers and scaled here: libsndfile's own int-to-float conversion costs
 # 3.5x more (0.54 against 0.16 ms for a 5 s 16-bit clip) and gives the same values.
 _INT_READ = {"PCM_S8": ("int16", 2.0**-15), "PCM_U8": ("int16", 2.0**-15), "PCM_16": ("int16", 2.0**-15),
@@ -44,6 +48,7 @@ class AudioInfo:
 def probe(path: Path) -> AudioInfo:
     """Read the header of ``path`` without decoding samples."""
     path = Path(path)
+    _check_regular(path)
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
@@ -68,6 +73,7 @@ def load(
     rate. With ``check`` the signal is rejected when empty, non-finite or silent.
     """
     path = Path(path)
+    _check_regular(path)
     try:
         with sf.SoundFile(str(path)) as fh:
             native = int(fh.samplerate)
@@ -79,7 +85,7 @@ def load(
             data = fh.read(max(0, stop - start), dtype=dtype, always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(_unreadable(path, exc)) from None
-    y = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    y = _mono(data, path) if data.shape[1] > 1 else data[:, 0]
     if scale != 1.0:
         y = np.multiply(y, np.float32(scale), dtype=np.float32)
     if check:
@@ -108,21 +114,43 @@ def check_signal(y: np.ndarray, path: Path) -> None:
         raise AudioError(f"{path}: is silent (peak below -120 dBFS); nothing to draw, remove it")
 
 
-def find_audio(folder: Path) -> list[Path]:
-    """All audio files under ``folder``, recursively, sorted, hidden files skipped."""
-    folder = Path(folder)
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in AUDIO_EXTENSIONS
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+def find_audio(folder: Path, *, follow_symlinks: bool = False) -> list[Path]:
+    """The readable audio files under ``folder``, recursively, sorted (the ``ok`` entries of
+    :func:`spec2img.paths.walk_audio`; see there for links, hidden and special files)."""
+    return [e.path for e in walk_audio(folder, follow_symlinks=follow_symlinks) if e.ok]
+
+
+_warned: set[str] = set()
+
+
+def _mono(data: np.ndarray, path: Path) -> np.ndarray:
+    """Mix ``data`` [shape=(n, channels)] to mono; when the channels cancel (antiphase stereo),
+    the loudest channel instead, with a warning (once per file)."""
+    y = data.mean(axis=1, dtype=np.float32)
+    peak_mix = float(np.abs(y).max(initial=0))
+    peaks = np.maximum(data.max(axis=0).astype(np.float64), -data.min(axis=0).astype(np.float64))
+    scale = 1.0 if data.dtype.kind == "f" else float(np.iinfo(data.dtype).max)
+    loud = int(peaks.argmax())
+    if peaks[loud] / scale >= SILENCE_PEAK * 10 and peak_mix < CANCEL_RATIO * peaks[loud]:
+        if str(path) not in _warned:
+            _warned.add(str(path))
+            log.warning("%s: the channels cancel when mixed (antiphase stereo); using channel %d alone",
+                        path, loud + 1)
+        return data[:, loud].astype(np.float32)
+    return y
+
+
+def _check_regular(path: Path) -> None:
+    """Never hand libsndfile a FIFO, device or folder (opening a FIFO blocks forever)."""
+    bad = regular_file_error(path)
+    if bad:
+        raise AudioError(bad)
 
 
 def _unreadable(path: Path, exc: Exception) -> str:
-    if not path.exists():
-        return f"{path}: no such file"
+    bad = regular_file_error(path)
+    if bad:
+        return bad
     if path.stat().st_size == 0:
         return f"{path}: empty file (0 bytes); record or export it again"
     reason = str(exc).split(":")[-1].strip().rstrip(".") or type(exc).__name__

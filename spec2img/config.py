@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,6 +32,10 @@ Scale = Literal["db", "ln"]
 PadMode = Literal["constant", "reflect"]
 
 CONFIG_NAME = "spectrogram.json"
+# Upper bounds of the integer settings (the CLI's and every spectrogram.json's): beyond them a
+# setting is a typo or a hostile file, and would allocate gigabytes per clip.
+LIMITS = {"sr": 768_000, "n_fft": 65_536, "hop_length": 1_048_576, "n_mels": 1_024, "n_mfcc": 1_024}
+MAX_SECONDS = 86_400.0  # --duration / --tile / --tile-hop: one day
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,37 @@ class SpectrogramConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name}={value!r} must be a positive integer")
 
+        def real(name: str, *, optional: bool = False) -> None:
+            value = getattr(self, name)
+            if optional and value is None:
+                return
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ConfigError(f"{name}={value!r} must be a finite number")
+
         for name in ("sr", "n_fft", "hop_length", "n_mels", "n_mfcc"):
             positive_int(name)
+        for name, top in LIMITS.items():  # absurd values would allocate gigabytes per clip
+            if getattr(self, name) > top:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is beyond the supported maximum {top}")
+        for name in ("fmin", "top_db", "amin", "ln_offset", "ln_divisor", "vmin", "vmax", "preemphasis"):
+            real(name)
+        for name in ("fmax", "duration", "tile", "tile_hop"):
+            real(name, optional=True)
+        for name in ("preset", "window", "cmap"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be a string")
+        if not isinstance(self.center, bool):
+            raise ConfigError(f"center={self.center!r} must be true or false")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed={self.seed!r} must be an integer in 0..4294967295")
+        if self.amin <= 0 or self.ln_divisor <= 0:
+            raise ConfigError(f"amin={self.amin} and ln_divisor={self.ln_divisor} must be > 0")
+        for name in ("duration", "tile", "tile_hop"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= MAX_SECONDS:
+                raise ConfigError(f"{name}={value} must be > 0 and at most {MAX_SECONDS:g} seconds")
+        if self.hop_seconds is not None and self.hop_seconds * self.sr < 1:
+            raise ConfigError(f"tile_hop={self.hop_seconds} is shorter than one sample at sr={self.sr}")
         if self.win_length is not None:
             positive_int("win_length")
             if self.win_length > self.n_fft:
@@ -198,13 +232,23 @@ class SpectrogramConfig:
         path = Path(path)
         if path.is_dir():
             path = path / CONFIG_NAME
+        from .paths import regular_file_error
+
+        if not path.exists() and not path.is_symlink():
+            raise ConfigError(f"{path}: no spectrogram config here; run spec2img first")
+        bad = regular_file_error(path, "spectrogram config")
+        if bad:
+            raise ConfigError(bad)
         try:
             data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no spectrogram config here; run spec2img first") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid JSON ({exc}); re-run spec2img to rewrite it") from None
-        return cls.from_dict(data)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: not a JSON object of settings; re-run spec2img to rewrite it")
+        try:
+            return cls.from_dict(data)
+        except (ConfigError, TypeError) as exc:  # name the file as well as the key
+            raise ConfigError(f"{path}: {exc}") from None
 
     def replace(self, **changes) -> SpectrogramConfig:
         return dataclasses.replace(self, **changes)

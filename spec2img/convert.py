@@ -7,10 +7,10 @@ resumability (images stamped with the config digest are skipped when up to date)
 
 from __future__ import annotations
 
+import errno
 import logging
 import multiprocessing
 import os
-import re
 import sys
 import time
 import zlib
@@ -21,12 +21,22 @@ import numpy as np
 
 from . import audio, features, image, io, window
 from .config import CONFIG_NAME, SpectrogramConfig
-from .errors import AudioError, Spec2ImgError
-from .labels import ClipLabels, folder_labels, read_labels_csv
-from .manifest import write_manifest, write_run_info
+from .errors import AudioError, OutputError, Spec2ImgError
+from .labels import ClipLabels, _hashed, _plain, folder_labels, folder_names, read_labels_csv
+from .lock import FolderLock
+from .manifest import read_run_info, write_manifest, write_run_info
+from .paths import AUDIO_LIKE, walk_audio
 from .progress import Progress
 
 log = logging.getLogger(__name__)
+
+# Longest clip rendered whole (no --tile/--duration): 10 min is a 52,000-pixel-wide image at the
+# default hop and ~0.5 GB of decoded audio per worker; longer files are refused by their header.
+MAX_WHOLE_SECONDS = 600.0
+# errno values that mean "the output cannot be written": stop the run, keep the manifest.
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG, errno.EPERM}
+
+ENGINES = ("local", "ray")  # local: -j N processes; ray: spec2img.engine_ray
 
 
 # ------------------------------------------------------------------------------ one clip, in memory
@@ -69,6 +79,12 @@ def iter_images(path: Path, cfg: SpectrogramConfig, *, key: str | None = None,
     at a time (an hour-long recording in tile mode never sits in memory whole)."""
     path = Path(path)
     info = info or audio.probe(path)
+    if cfg.window_seconds is None and info.duration > MAX_WHOLE_SECONDS:
+        raise AudioError(
+            f"{path}: {info.duration / 60:.1f} min long; rendering it whole would take about "
+            f"{info.frames * info.channels * 8 / 2**30:.1f} GB of memory and one image "
+            f"{cfg.frames(int(info.duration * cfg.sr))} pixels wide; pass --tile SECONDS (one image per "
+            "window) or --duration SECONDS (one crop per clip)")
     for start, size in clip_windows(info, cfg, key=key if key is not None else path.name):
         y = load_window(path, cfg, start, size, tiled=cfg.tile is not None)
         try:
@@ -117,47 +133,73 @@ class ConvertSummary:
 
 
 def plan(audio_dir: Path, *, labels_csv: Path | None = None, file_col=None, label_col=None,
-         fold_col=None) -> tuple[list[ClipJob], list[dict]]:
+         fold_col=None, follow_symlinks: bool = False) -> tuple[list[ClipJob], list[dict]]:
     """Decide every output path up front (so names never depend on processing order).
 
-    Returns the jobs and the manifest rows of clips skipped for want of a label.
+    Returns the jobs and the manifest rows of every other audio-looking entry: refused by the
+    rules of :func:`spec2img.paths.walk_audio` (links, hidden, special files, unsupported formats)
+    or skipped for want of a label. Output names never come from a label or a file name as it is:
+    :func:`spec2img.labels.folder_names` maps them to safe, unique names.
     """
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
         raise Spec2ImgError(f"{audio_dir}: not a folder; give the folder that holds your audio clips")
-    files = audio.find_audio(audio_dir)
-    if not files:
+    entries = walk_audio(audio_dir, follow_symlinks=follow_symlinks)
+    files = [e.path for e in entries if e.ok]
+    if not entries:
         raise Spec2ImgError(
-            f"{audio_dir}: no audio files found (looked for {', '.join(sorted(audio.AUDIO_EXTENSIONS))})"
+            f"{audio_dir}: no audio files found (looked for {', '.join(sorted(AUDIO_LIKE))})"
         )
+    if not files:
+        raise Spec2ImgError(f"{audio_dir}: none of its {len(entries)} audio-looking entries can be read "
+                            f"(e.g. {entries[0].error})")
     if labels_csv is not None:
-        labels = read_labels_csv(labels_csv, audio_dir, files, file_col=file_col, label_col=label_col,
-                                 fold_col=fold_col)
+        labels = read_labels_csv(labels_csv, audio_dir, [e.path for e in entries], file_col=file_col,
+                                 label_col=label_col, fold_col=fold_col)
     else:
         labels = folder_labels(audio_dir, files)
 
     jobs, skipped = [], []
-    wanted: dict[str, list[tuple[Path, ClipLabels | None]]] = {}
-    for f in files:
-        rel = f.relative_to(audio_dir)
+    for e in entries:
+        if not e.ok:
+            skipped.append(_row(e.rel, labels.get(e.path.relative_to(audio_dir)), status=e.status, error=e.error))
+    rels = [f.relative_to(audio_dir) for f in files]
+    if labels_csv is not None:
+        dirs = folder_names(lab.labels[0] for lab in labels.values())
+    else:
+        dirs = folder_names(part for rel in rels for part in rel.parts[:-1])
+    wanted: dict[str, list[tuple[Path, ClipLabels | None, str]]] = {}
+    for rel in rels:
         lab = labels.get(rel)
         if labels_csv is not None and lab is None:
             skipped.append(_row(rel.as_posix(), None, status="skipped",
                                 error=f"not listed in {Path(labels_csv).name}"))
             continue
-        folder = _safe(lab.labels[0]) if lab else rel.parent.as_posix()
-        base = f"{folder}/{rel.stem}" if folder not in ("", ".") else rel.stem
-        wanted.setdefault(base, []).append((rel, lab))
-    for base, items in wanted.items():
-        for rel, lab in items:
-            stem = base
+        folder = dirs[lab.labels[0]] if labels_csv is not None else "/".join(dirs[p] for p in rel.parts[:-1])
+        base = f"{folder}/{_name(rel.stem)}" if folder else _name(rel.stem)
+        wanted.setdefault(_fold(base), []).append((rel, lab, folder))
+    for items in wanted.values():
+        for rel, lab, folder in items:
+            name = _name(rel.stem)
             if len(items) > 1:  # two clips would share a name: spell out the source path
-                stem = f"{Path(base).parent.as_posix()}/{_safe(rel.as_posix()).replace('/', '__')}"
-            jobs.append(ClipJob(audio_dir / rel, rel.as_posix(), stem, lab))
+                name = _hashed(rel.as_posix())
+            jobs.append(ClipJob(audio_dir / rel, rel.as_posix(), f"{folder}/{name}" if folder else name, lab))
     jobs.sort(key=lambda j: j.rel)
     if labels_csv is not None and not jobs:
         raise Spec2ImgError(f"{labels_csv}: labels none of the {len(files)} audio files under {audio_dir}")
     return jobs, skipped
+
+
+def _name(stem: str) -> str:
+    """A file stem as an output name: itself when plain, else a slug with a hash (never a path)."""
+    return stem if _plain(stem) else _hashed(stem)
+
+
+def _fold(name: str) -> str:
+    """The key under which two output names collide on a case-insensitive, normalising file system."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def image_names(job: ClipJob, n_windows: int, cfg: SpectrogramConfig) -> list[str]:
@@ -177,9 +219,18 @@ def process(job: ClipJob, cfg: SpectrogramConfig, images_dir: Path) -> dict:
         if _up_to_date(job.source, [images_dir / n for n in names], cfg.digest()):
             return _row(job.rel, job.labels, status="ok", cached=True, **base)
         digest = cfg.digest()
+        written = 0
         for (_, img), name in zip(iter_images(job.source, cfg, key=job.rel, info=info), names):
-            io.write_atomic(images_dir / name, io.encode_png(img, digest=digest))
-        return _row(job.rel, job.labels, status="ok", **base)
+            data = io.encode_png(img, digest=digest)
+            try:
+                io.write_atomic(images_dir / name, data)
+            except OSError as exc:
+                if exc.errno not in OUTPUT_ERRNOS:
+                    raise
+                row = _row(job.rel, job.labels, status="skipped", error="not written: " + output_error(exc))
+                return {**row, "_fatal": output_error(exc, images_dir / name), "_written": written}
+            written += len(data)
+        return {**_row(job.rel, job.labels, status="ok", **base), "_written": written}
     except AudioError as exc:
         return _row(job.rel, job.labels, status="failed", error=str(exc))
     except Exception as exc:  # a decoder or resampler choking on one odd file must not sink the run
@@ -200,29 +251,78 @@ def convert(
     jobs: int | None = None,
     strict: bool = False,
     progress: bool | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    follow_symlinks: bool = False,
+    wait: bool = False,
 ) -> ConvertSummary:
-    """Convert every clip under ``audio_dir`` into ``images_dir``; see the module docstring."""
+    """Convert every clip under ``audio_dir`` into ``images_dir``; see the module docstring.
+
+    ``engine="ray"`` fans the same per-clip work out over Ray (:mod:`spec2img.engine_ray`; the
+    cluster at ``address``, else a local instance with ``jobs`` CPUs) instead of a process pool.
+
+    ``images_dir`` is locked for the run (:class:`spec2img.lock.FolderLock`; ``wait``: queue behind
+    another run instead of refusing). ``spec2img_run.json`` says ``complete: false`` until the
+    manifest and images agree. A full disk (or any write refused) stops the run with
+    :class:`OutputError` naming the path and what was written; the manifest of what was done is kept.
+    """
+    if engine not in ENGINES:
+        raise Spec2ImgError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
     t0 = time.perf_counter()
     audio_dir, images_dir = Path(audio_dir), Path(images_dir)
     if images_dir.resolve() == audio_dir.resolve():
         raise Spec2ImgError("IMAGES_DIR must differ from AUDIO_DIR; give a new folder for the images")
+    if images_dir.exists() and not images_dir.is_dir():
+        raise OutputError(f"{images_dir}: a file, not a folder; give a folder for the images "
+                          "(it is created when missing)")
     todo, skipped_rows = plan(audio_dir, labels_csv=labels_csv, file_col=file_col, label_col=label_col,
-                              fold_col=fold_col)
-    images_dir.mkdir(parents=True, exist_ok=True)
-    for tmp in images_dir.rglob(".*.png.*.tmp"):  # left by a run killed mid-write
-        tmp.unlink(missing_ok=True)
-    _note_config_change(images_dir, cfg)
-    cfg.save(images_dir)
-    write_run_info(images_dir, {"audio_dir": str(audio_dir.resolve()),
-                                "labels_csv": str(Path(labels_csv).resolve()) if labels_csv else None})
+                              fold_col=fold_col, follow_symlinks=follow_symlinks)
+    try:
+        images_dir.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(images_dir, wait=wait).acquire()
+    except OSError as exc:
+        raise OutputError(output_error(exc, images_dir)) from None
+    try:
+        return _convert_locked(audio_dir, images_dir, cfg, todo, skipped_rows, labels_csv=labels_csv,
+                               jobs=jobs, strict=strict, progress=progress, engine=engine, address=address,
+                               t0=t0)
+    finally:
+        lock.release()
 
-    summary = ConvertSummary(skipped=len(skipped_rows))
+
+def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, todo: list[ClipJob],
+                    skipped_rows: list[dict], *, labels_csv, jobs, strict, progress, engine, address,
+                    t0: float) -> ConvertSummary:
+    try:
+        for tmp in images_dir.rglob(".*.png.*.tmp"):  # left by a run killed mid-write
+            tmp.unlink(missing_ok=True)
+        _note_config_change(images_dir, cfg)
+        run_info = {"audio_dir": str(audio_dir.resolve()),
+                    "labels_csv": str(Path(labels_csv).resolve()) if labels_csv else None,
+                    "digest": cfg.digest()}
+        write_run_info(images_dir, {**run_info, "complete": False})  # first: classify refuses until done
+        cfg.save(images_dir)
+    except OSError as exc:
+        raise OutputError(output_error(exc, images_dir)) from None
+
+    summary = ConvertSummary(skipped=sum(r["status"] == "skipped" for r in skipped_rows),
+                             failed=sum(r["status"] == "failed" for r in skipped_rows))
     rows = list(skipped_rows)
     n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
     bar = Progress(len(todo), unit="clip", desc="spec2img", enabled=progress, logger=log)
-    results = _run_jobs(todo, cfg, images_dir, n_jobs)
+    if engine == "ray":  # the seam: only the fan-out differs from -j
+        from .engine_ray import run_jobs
+
+        results = run_jobs(todo, cfg, images_dir, jobs=jobs, address=address)
+    else:
+        results = _run_jobs(todo, cfg, images_dir, n_jobs)
+    fatal, written = None, 0
     try:
         for row in results:
+            written += row.pop("_written", 0)
+            if row.get("_fatal"):  # the disk is full (or writes are refused): stop, keep what was done
+                fatal = row["_fatal"]
+                break
             rows.append(row)
             bar.update()
             if row["status"] == "failed":
@@ -245,12 +345,33 @@ def convert(
         for r in rows:
             r.pop("cached", None)
         rows.sort(key=lambda r: r["source"])
-        summary.manifest = write_manifest(rows, images_dir)
-        if complete:
-            _remove_stale(images_dir, rows)
         summary.rows = rows
         summary.seconds = time.perf_counter() - t0
+        try:
+            summary.manifest = write_manifest(rows, images_dir)
+            if complete:
+                _remove_stale(images_dir, rows)
+                write_run_info(images_dir, {**run_info, "complete": True})
+        except OSError as exc:
+            if exc.errno not in OUTPUT_ERRNOS:
+                raise
+            fatal = fatal or output_error(exc, images_dir / "manifest.csv")
+            log.warning("manifest.csv not rewritten (%s); the previous one is kept", exc.strerror)
+    if fatal:
+        raise OutputError(f"{fatal}; {written / 2**20:.1f} MB in {summary.converted} clip(s) written before it "
+                          f"stopped, listed in {images_dir / 'manifest.csv'}; free space (or make it "
+                          "writable) and rerun the same command to resume")
     return summary
+
+
+def output_error(exc: OSError, path: Path | None = None) -> str:
+    """One line for an OSError met while writing: which path, what is wrong."""
+    where = exc.filename or path
+    what = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large",
+            errno.EROFS: "read-only file system", errno.EACCES: "permission denied (a read-only folder?)",
+            errno.EPERM: "permission denied", errno.ENOTDIR: "part of the path is a file, not a folder",
+            errno.EEXIST: "a file is in the way of a folder"}.get(exc.errno, exc.strerror or str(exc))
+    return f"{where}: cannot write ({what})"
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -364,9 +485,3 @@ def _row(source: str, lab: ClipLabels | None, *, status: str, error: str = "", i
         row["cached"] = True
     return row
 
-
-_UNSAFE = re.compile(r"[^\w.\-+ ()/]")
-
-
-def _safe(name: str) -> str:
-    return _UNSAFE.sub("_", name).strip("/") or "_"

@@ -1,4 +1,5 @@
-"""One exception base for the package; the CLI maps it to a one-line message and exit code 2."""
+"""One exception base for the package; the CLI maps it to a one-line message and exit code 2
+(:class:`spec2img.exitcodes.ExitCode`)."""
 
 
 class Spec2ImgError(Exception):
@@ -18,3 +19,11 @@ class AudioError(Spec2ImgError):
 
 class LabelsError(Spec2ImgError):
     """A labels CSV is missing columns, names missing files, or cannot be parsed."""
+
+
+class LockError(Spec2ImgError):
+    """A folder is being written by another run (the message names the holder)."""
+
+
+class OutputError(Spec2ImgError):
+    """An output cannot be written: disk full, read-only folder, a file where a folder should be."""

@@ -17,12 +17,17 @@ in one cell, separated by commas (the 2019 challenge's format), make a multi-lab
 
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from .errors import LabelsError
+from .paths import regular_file_error
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,9 @@ def read_labels_csv(
     repeat a file, or lack a label raise :class:`LabelsError` naming the line and column.
     """
     csv_path = Path(csv_path)
+    bad = regular_file_error(csv_path, "labels CSV")
+    if bad:
+        raise LabelsError(bad)
     try:
         df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
@@ -167,3 +175,51 @@ def _int_or_none(rec: dict, col: str | None, csv_path: Path, line: int) -> int |
         return int(float(rec[col]))
     except ValueError:
         raise LabelsError(f"{csv_path}: line {line}, column {col!r}: {rec[col]!r} is not a fold number") from None
+
+
+# --------------------------------------------------------------------------- labels -> folder names
+_PLAIN = re.compile(r"[\w\-+=,@()\[\]]([\w\-+=,@ ().\[\]]*[\w\-+=,@()\[\]])?")
+_SLUG = re.compile(r"[^\w\-+=,@()\[\]]+")
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+MAX_NAME = 80  # characters of a folder or file name made from a label (well under 255 bytes)
+
+
+def _plain(name: str) -> bool:
+    """A name that is safe and portable as it is: word characters (any script, NFC) and a few
+    punctuation marks, no path separator, not starting with '.', no control characters."""
+    return (bool(_PLAIN.fullmatch(name)) and len(name) <= MAX_NAME
+            and unicodedata.normalize("NFC", name) == name and name.split(".")[0].lower() not in _RESERVED)
+
+
+def _hashed(name: str) -> str:
+    slug = _SLUG.sub("_", unicodedata.normalize("NFKC", name)).strip("_ .")[: MAX_NAME - 10] or "x"
+    return f"{slug}_{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
+def folder_names(names: Iterable[str]) -> dict[str, str]:
+    """Map each label (or path component) to a safe, unique folder name; the manifest keeps the label.
+
+    A plain label (``dog``, ``Acoustic_guitar``, ``air conditioner``) is its own folder name. Any
+    other (``..``, ``a/b``, ``/abs``, empty, NUL or control characters, too long, not NFC, a Windows
+    device name) becomes a slug plus 8 hex digits of its SHA-1, so it never names a path of its own
+    and two labels never share a folder. Labels equal after case folding and NFKC normalisation
+    (``Dog``/``dog``, ``é`` composed/decomposed) all get hashed names too, so they stay apart on
+    case-insensitive or normalising file systems. Deterministic: the same set of names gives the same
+    folders on every run.
+    """
+    names = sorted(set(names))
+    folded: dict[str, list[str]] = {}
+    for n in names:
+        folded.setdefault(unicodedata.normalize("NFKC", n).casefold(), []).append(n)
+    out = {}
+    for n in names:
+        clash = len(folded[unicodedata.normalize("NFKC", n).casefold()]) > 1
+        out[n] = n if _plain(n) and not clash else _hashed(n)
+    # a plain name could equal another's hashed name (e.g. a label literally "x_1234abcd")
+    taken: dict[str, str] = {}
+    for n in names:
+        key = out[n].casefold()
+        if key in taken and taken[key] != n:
+            out[n] = _hashed(n + "\0")
+        taken[out[n].casefold()] = n
+    return out

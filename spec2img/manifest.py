@@ -1,10 +1,18 @@
 """The manifest: one row per input clip, so that every input is accounted for.
 
-Columns (lists are ';'-joined in the CSV and parsed into Python lists by :func:`read_manifest`):
+Columns (lists are stored as one cell by :func:`join_cell` and parsed back by :func:`split_cell`):
 ``source`` (relative to the audio folder), ``images`` (relative to the images folder), ``offsets``
 (start of each image's window, s), ``labels``, ``fold``, ``group`` (recording the clip was cut from),
 ``manually_verified``, ``duration`` (s), ``orig_sr``, ``channels``, ``status`` (ok | skipped | failed),
 ``error``.
+
+List cells: items joined by ``;``, with ``\\`` -> ``\\\\``, ``;`` -> ``\\;``, NUL -> ``\\0`` inside an item
+and an empty item written ``\\e``, so every list of strings round-trips (``rock;pop`` stays one
+label). Manifests written before this encoding (plain ``;``-joined) read the same way.
+
+Completeness: ``spec2img_run.json`` carries ``complete: false`` while a run writes the folder and
+``complete: true`` with the config digest once its manifest and images agree; :func:`read_manifest`
+refuses a folder left incomplete (an interrupted run) with "rerun spec2img".
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import pandas as pd
 
 from .errors import Spec2ImgError
 from .io import write_atomic
+from .paths import regular_file_error
 
 MANIFEST_NAME = "manifest.csv"
 RUN_INFO_NAME = "spec2img_run.json"
@@ -31,7 +40,7 @@ def write_manifest(rows: list[dict], images_dir: Path) -> Path:
     """Write rows (lists as Python lists) to ``images_dir/manifest.csv`` atomically."""
     df = pd.DataFrame(rows, columns=COLUMNS)
     for col in LIST_COLUMNS:
-        df[col] = df[col].map(lambda v: ";".join(map(_fmt, v)) if isinstance(v, (list, tuple)) else (v or ""))
+        df[col] = df[col].map(lambda v: join_cell(map(_fmt, v)) if isinstance(v, (list, tuple)) else (v or ""))
     buf = io.StringIO()
     df.to_csv(buf, index=False)
     path = Path(images_dir) / MANIFEST_NAME
@@ -39,13 +48,21 @@ def write_manifest(rows: list[dict], images_dir: Path) -> Path:
     return path
 
 
-def read_manifest(images_dir: Path) -> pd.DataFrame:
-    """Read ``images_dir/manifest.csv`` with list columns parsed (offsets as floats)."""
+def read_manifest(images_dir: Path, *, require_complete: bool = True) -> pd.DataFrame:
+    """Read ``images_dir/manifest.csv`` with list columns parsed (offsets as floats).
+
+    With ``require_complete`` a folder whose last spec2img run did not finish is refused.
+    """
     path = Path(images_dir)
     if path.is_dir():
         path = path / MANIFEST_NAME
     if not path.exists():
         raise Spec2ImgError(f"{path}: no manifest; run `spec2img AUDIO_DIR {path.parent}` first")
+    bad = regular_file_error(path, "manifest")
+    if bad:
+        raise Spec2ImgError(bad)
+    if require_complete:
+        check_complete(path.parent)
     df = pd.read_csv(path, dtype={"source": str, "images": str, "offsets": str, "labels": str,
                                   "group": str, "error": str, "status": str},
                      keep_default_na=False)
@@ -53,8 +70,11 @@ def read_manifest(images_dir: Path) -> pd.DataFrame:
     if missing:
         raise Spec2ImgError(f"{path}: not a spec2img manifest (missing columns {', '.join(missing)})")
     for col in LIST_COLUMNS:
-        df[col] = df[col].map(lambda s: [p for p in str(s).split(";") if p != ""])
-    df["offsets"] = df["offsets"].map(lambda v: [float(x) for x in v])
+        df[col] = df[col].map(split_cell)
+    try:
+        df["offsets"] = df["offsets"].map(lambda v: [float(x) for x in v])
+    except ValueError as exc:
+        raise Spec2ImgError(f"{path}: column 'offsets' holds a non-number ({exc}); rerun spec2img") from None
     df["fold"] = pd.to_numeric(df["fold"], errors="coerce").astype("Int64")
     df["manually_verified"] = pd.to_numeric(df["manually_verified"], errors="coerce").astype("Int64")
     return df
@@ -81,7 +101,80 @@ def write_run_info(images_dir: Path, info: dict) -> None:
 
 def read_run_info(images_dir: Path) -> dict:
     path = Path(images_dir) / RUN_INFO_NAME
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise Spec2ImgError(f"{path}: unreadable ({exc}); rerun spec2img to rewrite it") from None
+    if not isinstance(info, dict):
+        raise Spec2ImgError(f"{path}: not a JSON object; rerun spec2img to rewrite it")
+    return info
+
+
+def check_complete(images_dir: Path) -> None:
+    """Refuse a folder whose last spec2img run stopped before its manifest and images agreed, or
+    whose ``spectrogram.json`` is not the one its images were made with."""
+    from .config import CONFIG_NAME, SpectrogramConfig
+
+    images_dir = Path(images_dir)
+    info = read_run_info(images_dir)
+    rerun = (f"rerun `spec2img {info.get('audio_dir') or 'AUDIO_DIR'} {images_dir}` "
+             "(it resumes and keeps finished images)")
+    if info.get("complete") is False:
+        raise Spec2ImgError(f"{images_dir}: the last spec2img run did not finish (interrupted, or stopped "
+                            f"by a failure); images and manifest may disagree; {rerun}")
+    digest = info.get("digest")
+    if digest and (images_dir / CONFIG_NAME).exists():
+        if SpectrogramConfig.load(images_dir).digest() != digest:
+            raise Spec2ImgError(f"{images_dir}/{CONFIG_NAME}: not the settings the images were made with; "
+                                f"{rerun}")
+
+
+# ----------------------------------------------------------------------------- list cells
+def join_cell(items) -> str:
+    """One CSV cell for a list of strings (see the module docstring); inverse of :func:`split_cell`."""
+    return ";".join(_escape(str(x)) for x in items)
+
+
+def split_cell(cell) -> list[str]:
+    """Parse a list cell written by :func:`join_cell` (or an old plain ``;``-joined one)."""
+    s = "" if cell is None else str(cell)
+    if "\\" not in s:  # the common case, and every manifest written before the escapes
+        return [p for p in s.split(";") if p != ""]
+    items: list[str] = []
+    cur: list[str] = []
+    keep, i = False, 0  # keep: the item was written as an explicit empty string
+    while i < len(s):
+        c = s[i]
+        if c == "\\" and i + 1 < len(s):
+            nxt = s[i + 1]
+            i += 2
+            if nxt in "\\;":
+                cur.append(nxt)
+            elif nxt == "0":
+                cur.append("\0")
+            elif nxt == "e":
+                keep = True
+            else:  # not an escape join_cell writes: keep it as it was (old manifests)
+                cur.append(c + nxt)
+            continue
+        i += 1
+        if c == ";":
+            if cur or keep:
+                items.append("".join(cur))
+            cur, keep = [], False
+        else:
+            cur.append(c)
+    if cur or keep:
+        items.append("".join(cur))
+    return items
+
+
+def _escape(x: str) -> str:
+    if x == "":
+        return "\\e"
+    return x.replace("\\", "\\\\").replace(";", "\\;").replace("\0", "\\0")
 
 
 def _fmt(v) -> str:
