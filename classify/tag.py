@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import logging
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,10 @@ from spec2img.audio import load, probe
 from spec2img.config import SpectrogramConfig, from_preset
 from spec2img.errors import AudioError, Spec2ImgError
 from spec2img.features import log_mel, min_samples
-from spec2img.window import take, tile_starts
+from spec2img.window import seconds_to_samples, take, tile_starts
 
 from .backbones.efficientat import EfficientATMN, pretrained_mn04
+from .assets import asset_path
 from .errors import ClassifyError
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,10 @@ COLUMNS = ["source", "rank", "label", "probability", "index", "mid"]
 @lru_cache(maxsize=1)
 def audioset_labels() -> pd.DataFrame:
     """The 527 AudioSet classes in logit order: columns ``index, mid, display_name``."""
-    text = resources.files("classify.backbones").joinpath("audioset_labels.csv").read_text(encoding="utf-8")
+    path = asset_path("audioset_labels")
+    if path is None:
+        raise ClassifyError("the AudioSet label list is not installed (assets/audioset); reinstall the package")
+    text = path.read_text(encoding="utf-8")
     rows = list(csv.reader(line for line in text.splitlines() if not line.startswith("#")))
     return pd.DataFrame(rows[1:], columns=rows[0]).astype({"index": int})
 
@@ -43,11 +46,12 @@ def audioset_labels() -> pd.DataFrame:
 def clip_windows(path: Path, cfg: SpectrogramConfig, *, seconds: float = WINDOW_SECONDS) -> list[np.ndarray]:
     """Log-mel windows [each shape=(n_mels, t)] covering the file at ``path``.
 
-    Windows of ``seconds`` every ``seconds`` (the last aligned to the end); a file shorter than one
-    window is one window of its own length (zero-padded only when shorter than one FFT frame).
+    Windows of ``seconds`` every ``seconds`` by :func:`spec2img.window.tile_starts` (the last
+    aligned to the end); a file shorter than one window is one window of its own length
+    (zero-padded only when shorter than one FFT frame).
     """
     info = probe(path)
-    size = int(round(seconds * info.samplerate))
+    size = seconds_to_samples(seconds, sr=info.samplerate)
     mels = []
     for start in tile_starts(info.frames, size=size, hop=size):
         y, _ = load(path, sr=cfg.sr, offset=start / info.samplerate, duration=seconds, check=False)

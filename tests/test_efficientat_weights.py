@@ -1,4 +1,5 @@
-"""Finding the EfficientAT checkpoint: explicit file, env var, torch cache, download (local only)."""
+"""Finding the EfficientAT checkpoint: explicit file, env var, torch cache, download (local only).
+The shipped copy (which wins over the cache) is tested in test_assets.py."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ FAKE = b"fake EfficientAT checkpoint bytes\n" * 100
 
 @pytest.fixture
 def empty_cache(tmp_path, monkeypatch):
-    """An empty torch hub cache under tmp_path, no env var, downloads only from 127.0.0.1:9."""
+    """An empty torch hub cache under tmp_path, no env var, no shipped copy, downloads only from
+    127.0.0.1:9."""
+    import classify.assets
+
+    monkeypatch.setattr(classify.assets, "asset_root", lambda: None)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv(W.ENV_VAR, raising=False)
     monkeypatch.setattr(W, "URL", "http://127.0.0.1:9/mn04_as_mAP_432.pt")  # nothing listens there

@@ -1,19 +1,21 @@
-"""Finding the EfficientAT checkpoint: a given file, an environment variable, the torch cache, a download.
+"""Finding the EfficientAT checkpoint: a given file, an environment variable, the shipped copy, the
+torch cache, a download.
 
 Resolution order (first hit wins):
 
 1. ``--weights FILE`` (the ``weights`` argument);
 2. the environment variable ``SPEC2IMG_EFFICIENTAT_WEIGHTS`` (a file path);
-3. ``torch.hub.get_dir()/checkpoints/mn04_as_mAP_432.pt``, the cache torchvision's weights use
+3. the copy shipped inside the package (``assets/efficientat``, sha256-checked on load:
+   :mod:`classify.assets`), so a fresh install works offline with no flag;
+4. ``torch.hub.get_dir()/checkpoints/mn04_as_mAP_432.pt``, the cache torchvision's weights use
    (``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``);
-4. a download from the EfficientAT GitHub release into that cache, checked against its sha256.
+5. a download from the EfficientAT GitHub release into that cache, checked against its sha256.
 
 A file named explicitly (1, 2) that does not exist is an error, not a reason to download.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import torch.hub
 
+from ..assets import asset_path, sha256_of
 from ..errors import WeightsError
 
 log = logging.getLogger(__name__)
@@ -34,15 +37,6 @@ ENV_VAR = "SPEC2IMG_EFFICIENTAT_WEIGHTS"
 def cache_path(filename: str = FILENAME) -> Path:
     """Where the checkpoint is cached: ``torch.hub.get_dir()/checkpoints/<filename>``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def resolve_weights(
@@ -75,10 +69,13 @@ def resolve_weights(
         if not path.is_file():
             raise WeightsError(f"{path} (from ${ENV_VAR}): no such file; fix or unset the variable")
         return path
+    shipped = asset_path("efficientat_mn04")
+    if shipped is not None:
+        return shipped
     cached = cache_path()
     if cached.is_file():
         return cached
-    where = f"no --weights, ${ENV_VAR} unset, not in {cached.parent}"
+    where = f"no --weights, ${ENV_VAR} unset, no copy shipped with this installation, not in {cached.parent}"
     if not download:
         raise WeightsError(f"EfficientAT weights {FILENAME} not found ({where}); pass --weights FILE")
     return _download(url or URL, cached, sha256=sha256, where=where)
