@@ -30,10 +30,12 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from .audio import _unreadable, find_audio
+from .audio import _unreadable
 from .errors import AudioError
 from .io import write_atomic
 from .labels import ClipLabels, folder_labels, read_labels_csv
+from .manifest import join_cell, split_cell
+from .paths import regular_file_error, walk_audio
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,9 @@ def file_stats(path: Path) -> dict:
     """
     path = Path(path)
     row: dict = {"status": "ok", "error": ""}
+    bad = regular_file_error(path)
+    if bad:  # never hand libsndfile a FIFO or a missing file
+        return {**row, "status": "failed", "error": bad}
     try:
         info = sf.info(str(path))
         sr, ch = int(info.samplerate), int(info.channels)
@@ -142,23 +147,28 @@ def audit_table(
     *,
     labels: Mapping[str, ClipLabels] | None = None,
     jobs: int | None = 1,
+    follow_symlinks: bool = False,
 ) -> pd.DataFrame:
     """One row per audio file under ``audio_dir`` (columns in the module docstring).
 
     ``labels`` maps a path relative to ``audio_dir`` (POSIX separators) to its
     :class:`~spec2img.labels.ClipLabels`; without it the first folder below ``audio_dir`` names
     the class (:func:`spec2img.labels.folder_labels`). Files the mapping names but the folder
-    lacks still get a (failed) row. ``jobs``: worker processes, None for all cores.
+    lacks still get a (failed) row. ``jobs``: worker processes, None for all cores. Entries the
+    folder walk refuses (:func:`spec2img.paths.walk_audio`: links leaving the folder unless
+    ``follow_symlinks``, hidden and special files, unsupported formats) get a row with their status.
     """
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
         raise AudioError(f"{audio_dir}: not a folder; pass the folder that holds the audio files")
-    paths = find_audio(audio_dir)
+    entries = walk_audio(audio_dir, follow_symlinks=follow_symlinks)
+    refused = {e.path: e for e in entries if not e.ok}
+    paths = [e.path for e in entries if e.ok]
     if labels is None:
         labels = {rel.as_posix(): lab for rel, lab in folder_labels(audio_dir, paths).items()}
     else:
         labels = {Path(rel).as_posix(): lab for rel, lab in labels.items()}
-        on_disk = {p.relative_to(audio_dir).as_posix() for p in paths}
+        on_disk = {p.relative_to(audio_dir).as_posix() for p in paths} | {e.rel for e in refused.values()}
         paths += [audio_dir / rel for rel in sorted(set(labels) - on_disk)]
     jobs = os.cpu_count() or 1 if jobs is None else jobs
     log.info("auditing %d files under %s", len(paths), audio_dir)
@@ -167,18 +177,20 @@ def audit_table(
             stats = list(pool.map(file_stats, paths, chunksize=8))
     else:
         stats = [file_stats(p) for p in paths]
+    stats += [{"status": e.status, "error": e.error} for e in refused.values()]
+    paths += list(refused)
     rows = []
     for p, st in zip(paths, stats):
-        rel = p.relative_to(audio_dir).as_posix()
+        rel = refused[p].rel if p in refused else p.relative_to(audio_dir).as_posix()
         lab = labels.get(rel)
         rows.append({
             "path": rel,
-            "labels": ";".join(lab.labels) if lab else "",
+            "labels": join_cell(lab.labels) if lab else "",
             "manually_verified": None if lab is None or lab.verified is None else int(lab.verified),
             "fold": None if lab is None else lab.fold,
             **st,
         })
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    df = pd.DataFrame(sorted(rows, key=lambda r: r["path"]), columns=COLUMNS)
     for col in ("samplerate", "channels", "bits", "clipped", "nonfinite", "manually_verified", "fold"):
         df[col] = df[col].astype("Int64")
     return df
@@ -190,8 +202,8 @@ def class_table(files: pd.DataFrame) -> pd.DataFrame:
 
     A multi-label file counts once for each of its labels; unlabelled files are ``(none)``.
     """
-    df = files.assign(label=files["labels"].fillna("").str.split(";")).explode("label")
-    df["label"] = df["label"].replace("", "(none)")
+    df = files.assign(label=files["labels"].fillna("").map(split_cell)).explode("label")
+    df["label"] = df["label"].fillna("").replace("", "(none)")
     g = df.groupby("label", sort=True)
     out = pd.DataFrame({
         "files": g.size(),
@@ -217,6 +229,7 @@ def audit(
     label_col: str | None = None,
     fold_col: str | None = None,
     jobs: int | None = None,
+    follow_symlinks: bool = False,
 ) -> AuditResult:
     """Audit ``audio_dir``; with ``out_dir`` also write ``audit.csv``, ``audit_classes.csv`` and a
     self-contained ``audit.html`` (inline PNG charts, no network) there.
@@ -227,10 +240,13 @@ def audit(
     audio_dir = Path(audio_dir)
     labels = None
     if labels_csv is not None:
-        rel = read_labels_csv(labels_csv, audio_dir, find_audio(audio_dir), file_col=file_col,
+        if not audio_dir.is_dir():
+            raise AudioError(f"{audio_dir}: not a folder; pass the folder that holds the audio files")
+        listed = [e.path for e in walk_audio(audio_dir, follow_symlinks=follow_symlinks)]
+        rel = read_labels_csv(labels_csv, audio_dir, listed, file_col=file_col,
                               label_col=label_col, fold_col=fold_col)
         labels = {p.as_posix(): lab for p, lab in rel.items()}
-    files = audit_table(audio_dir, labels=labels, jobs=jobs)
+    files = audit_table(audio_dir, labels=labels, jobs=jobs, follow_symlinks=follow_symlinks)
     classes = class_table(files)
     result = AuditResult(files, classes)
     if out_dir is not None:

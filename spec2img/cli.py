@@ -13,7 +13,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .config import DEFAULT_PRESET, PRESETS
 from .errors import Spec2ImgError
+from .exitcodes import ExitCode
 
 log = logging.getLogger("spec2img")
 
@@ -24,24 +26,52 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
 
 
 def run_main(call: Callable[[], int | None], *, verbose: bool = False, quiet: bool = False) -> int:
-    """Run a subcommand; a user error becomes one ``error:`` line on stderr and exit status 2."""
+    """Run a subcommand and map what it raises to :class:`~spec2img.exitcodes.ExitCode` (both CLIs).
+
+    A user error (:class:`Spec2ImgError`) or an OSError naming a file (disk full, read-only,
+    missing) is one ``error:`` line on stderr and exit 2; Ctrl-C is 130; anything else is a bug:
+    its traceback and exit 3.
+    """
     setup_logging(verbose, quiet)
     try:
-        return int(call() or 0)
+        return int(call() or ExitCode.OK)
     except Spec2ImgError as exc:
         if verbose:
             raise
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
+    except OSError as exc:
+        if verbose or not exc.filename:
+            return _internal(exc)
+        from .errors import output_error
+
+        print(f"error: {output_error(exc)}", file=sys.stderr)
+        return ExitCode.USAGE
+    except Exception as exc:  # a bug: show it, with its own exit code
+        return _internal(exc)
+
+
+def _internal(exc: BaseException) -> int:
+    import traceback
+
+    traceback.print_exception(exc, file=sys.stderr)
+    print(f"internal error ({type(exc).__name__}: {exc}); this is a bug, please report it with the "
+          "traceback above", file=sys.stderr)
+    return ExitCode.INTERNAL
 
 
 # ------------------------------------------------------------------------------------- convert
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="debug output and tracebacks")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+
+def _add_follow(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="also read symlinks that lead outside AUDIO_DIR (links inside it are always followed)")
 
 
 def _add_labels(p: argparse.ArgumentParser) -> None:
@@ -64,7 +94,10 @@ def convert_parser() -> argparse.ArgumentParser:
     p.add_argument("images_dir", type=Path, metavar="IMAGES_DIR")
     _add_labels(p)
     s = p.add_argument_group("spectrogram (librosa's names; defaults from --preset)")
-    s.add_argument("--preset", default="default", help="default | imagenet | mfcc | efficientat (default: %(default)s)")
+    s.add_argument("--preset", default=DEFAULT_PRESET, metavar="NAME",
+                   help=f"{' | '.join(PRESETS)} (default: %(default)s, the AudioSet backbone's front-end, which "
+                        "classify fit pairs with that backbone; logmel: the general 44.1 kHz log-mel, called "
+                        "'default' before it stopped being the default)")
     s.add_argument("--feature", choices=["logmel", "mfcc"])
     s.add_argument("--sr", type=int, help="resample every clip to this rate, Hz (default 44100)")
     s.add_argument("--n-fft", type=int, help="FFT size, samples (default 2048)")
@@ -88,6 +121,15 @@ def convert_parser() -> argparse.ArgumentParser:
     r = p.add_argument_group("run")
     r.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)")
     r.add_argument("--strict", action="store_true", help="stop at the first clip that fails")
+    r.add_argument("--wait", action="store_true",
+                   help="if another run is writing IMAGES_DIR, wait for it instead of stopping")
+    _add_follow(r)
+    r.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: -j worker processes (default); ray: the same per-clip work on a Ray "
+                        "cluster (--address), or a local Ray instance with -j CPUs")
+    r.add_argument("--address", metavar="ADDR",
+                   help="--engine ray: cluster to join (ray://host:10001, host:6379 or auto); "
+                        "every node needs spec2img installed and AUDIO_DIR/IMAGES_DIR at the same paths")
     _add_common(p)
     return p
 
@@ -98,6 +140,8 @@ def _cmd_convert(args) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise Spec2ImgError(f"--jobs {args.jobs} must be at least 1")
+    if args.address and args.engine != "ray":
+        raise Spec2ImgError(f"--address {args.address} needs --engine ray")
     cfg = from_preset(
         args.preset, feature=args.feature, sr=args.sr, n_fft=args.n_fft, hop_length=args.hop_length,
         win_length=args.win_length, n_mels=args.n_mels, fmin=args.fmin, fmax=args.fmax, top_db=args.top_db,
@@ -107,10 +151,11 @@ def _cmd_convert(args) -> int:
     summary = convert(
         args.audio_dir, args.images_dir, cfg, labels_csv=args.labels, file_col=args.file_col,
         label_col=args.label_col, fold_col=args.fold_col, jobs=args.jobs, strict=args.strict,
-        progress=not args.quiet,
+        progress=not args.quiet, engine=args.engine, address=args.address,
+        follow_symlinks=args.follow_symlinks, wait=args.wait,
     )
     log.warning("%s; manifest: %s", summary.line(), summary.manifest)
-    return 1 if summary.failed else 0
+    return ExitCode.INPUTS_FAILED if summary.failed else ExitCode.OK
 
 
 # ------------------------------------------------------------------------------------- audit
@@ -122,6 +167,7 @@ def audit_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="output folder (default: AUDIO_DIR/../audit)")
     _add_labels(p)
     p.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    _add_follow(p)
     _add_common(p)
     return p
 
@@ -131,9 +177,10 @@ def _cmd_audit(args) -> int:
 
     out = args.out or args.audio_dir.resolve().parent / "audit"
     result = audit(args.audio_dir, out_dir=out, labels_csv=args.labels, file_col=args.file_col,
-                   label_col=args.label_col, fold_col=args.fold_col, jobs=args.jobs)
+                   label_col=args.label_col, fold_col=args.fold_col, jobs=args.jobs,
+                   follow_symlinks=args.follow_symlinks)
     log.warning("%s", result.line())
-    return 0
+    return ExitCode.INPUTS_FAILED if result.n_failed else ExitCode.OK
 
 
 # ------------------------------------------------------------------------------------- synth

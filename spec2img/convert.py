@@ -21,7 +21,7 @@ import numpy as np
 
 from . import audio, features, image, io, window
 from .config import CONFIG_NAME, SpectrogramConfig
-from .errors import AudioError, OutputError, Spec2ImgError
+from .errors import AudioError, OutputError, Spec2ImgError, output_error
 from .labels import ClipLabels, _hashed, _plain, folder_labels, folder_names, read_labels_csv
 from .lock import FolderLock
 from .manifest import read_run_info, write_manifest, write_run_info
@@ -362,16 +362,6 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
                           f"stopped, listed in {images_dir / 'manifest.csv'}; free space (or make it "
                           "writable) and rerun the same command to resume")
     return summary
-
-
-def output_error(exc: OSError, path: Path | None = None) -> str:
-    """One line for an OSError met while writing: which path, what is wrong."""
-    where = exc.filename or path
-    what = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large",
-            errno.EROFS: "read-only file system", errno.EACCES: "permission denied (a read-only folder?)",
-            errno.EPERM: "permission denied", errno.ENOTDIR: "part of the path is a file, not a folder",
-            errno.EEXIST: "a file is in the way of a folder"}.get(exc.errno, exc.strerror or str(exc))
-    return f"{where}: cannot write ({what})"
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -27,3 +27,15 @@ class LockError(Spec2ImgError):
 
 class OutputError(Spec2ImgError):
     """An output cannot be written: disk full, read-only folder, a file where a folder should be."""
+
+
+def output_error(exc: OSError, path=None) -> str:
+    """One line for an OSError met while writing: which path, what is wrong."""
+    import errno
+
+    where = exc.filename or path
+    what = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large",
+            errno.EROFS: "read-only file system", errno.EACCES: "permission denied (a read-only folder?)",
+            errno.EPERM: "permission denied", errno.ENOTDIR: "part of the path is a file, not a folder",
+            errno.EEXIST: "a file is in the way of a folder"}.get(exc.errno)
+    return f"{where}: cannot write ({what})" if what else f"{where}: {exc.strerror or exc}"

@@ -32,8 +32,10 @@ def write_atomic(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not exc.filename:  # name the file (a full disk says nothing)
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 

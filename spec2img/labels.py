@@ -100,8 +100,10 @@ def read_labels_csv(
     repeat a file, or lack a label raise :class:`LabelsError` naming the line and column.
     """
     csv_path = Path(csv_path)
+    if not csv_path.exists() and not csv_path.is_symlink():
+        raise LabelsError(f"{csv_path}: labels CSV not found")
     bad = regular_file_error(csv_path, "labels CSV")
-    if bad:
+    if bad:  # a FIFO would block the read forever
         raise LabelsError(bad)
     try:
         df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
