@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from spec2img.cli import run_main
+from spec2img.exitcodes import ExitCode
 
 log = logging.getLogger("classify")
 
@@ -32,6 +33,10 @@ def _seconds(value: str):
     if value == "auto":  # from the training images' widths (classify.config.auto_crop_seconds)
         return "auto"
     return float(value)
+
+
+def _abs_path(value: str) -> str:
+    return str(Path(value).expanduser().absolute())
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -89,6 +94,12 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--verified-only", action="store_true", help="train on manually verified clips only")
     g.add_argument("--unverified-weight", type=float, default=1.0, help="loss weight of unverified clips (e.g. 0.5)")
     g.add_argument("--valid-unverified", action="store_true", help="also validate on unverified clips")
+    g.add_argument("--relabel", metavar="CSV", type=_abs_path,
+                   help="give the clips in CSV (columns file, suggested; e.g. an edited suspect_labels.csv "
+                        "from classify cv) the label in 'suggested'; recorded in train.json")
+    g.add_argument("--drop", metavar="CSV", type=_abs_path,
+                   help="leave out the clips listed in CSV (column file), e.g. suspect_labels.csv; "
+                        "recorded in train.json")
     g = p.add_argument_group("augmentation")
     g.add_argument("--mixup", type=float, default=0.4, help="mixup Beta(a, a); 0 disables (default 0.4)")
     g.add_argument("--time-masks", type=int, default=2)
@@ -116,6 +127,7 @@ def _train_config(args):
         valid_unverified=args.valid_unverified, augment=aug, patience=args.patience, monitor=args.monitor,
         restore_best=args.restore_best, seed=args.seed, bf16=args.bf16, quiet=args.quiet,
         export_learner=args.export_learner, head_only=args.head_only, head_c=args.head_c, cut=args.cut,
+        relabel=args.relabel, drop=args.drop,
     )
 
 
@@ -237,6 +249,8 @@ def _add_predict(sub) -> None:
     p.add_argument("--bs", type=int, default=64, help="windows per model call (default 64)")
     p.add_argument("--onnx", action="store_true",
                    help="use the ONNX export (model.onnx in RUN_DIR, or a .onnx path) with onnxruntime")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="also read symlinks that lead outside a given folder (links inside it are followed)")
 
 
 def _cmd_predict(args) -> int:
@@ -248,14 +262,15 @@ def _cmd_predict(args) -> int:
     if not audio:
         raise ClassifyError("no audio given after the run folder(s); usage: classify predict RUN_DIR AUDIO...")
     result = predict([args.run_dir, *more_runs, *args.run], audio, top_k=args.top_k, aggregate=args.aggregate,
-                     tta=args.tta, timeline=args.timeline is not None, batch_size=args.bs, backend=backend)
+                     tta=args.tta, timeline=args.timeline is not None, batch_size=args.bs, backend=backend,
+                     follow_symlinks=args.follow_symlinks)
     written = [write_csv(result, args.out)]
     if args.kaggle:
         written.append(write_kaggle(result, args.kaggle))
     if args.timeline:
         written.append(write_timeline(result, args.timeline))
     print(f"{result.line()} -> {', '.join(map(str, written))}")
-    return 1 if result.failures else 0
+    return ExitCode.INPUTS_FAILED if result.failures else ExitCode.OK
 
 
 # --------------------------------------------------------------------------------------- export
@@ -271,6 +286,35 @@ def _cmd_export(args) -> int:
 
     for out in export_runs(args.run_dir, args.out):
         print(f"wrote {out} and {out.name}.json")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- serve
+def _add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="local web page + JSON API: label the microphone live, or uploaded files",
+        description="Serve a trained model on a local web page (live microphone labels, uploads with a "
+                    "timeline) and a JSON API (POST /api/predict, GET /api/model). Uses the ONNX export "
+                    "(made once, in a child process, when a run folder has none): torch is never loaded.")
+    p.add_argument("models", type=Path, nargs="+", metavar="RUN_DIR|MODEL.onnx",
+                   help="run folder(s), a cv run folder or .onnx export(s); several = an ensemble")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--window", type=float, default=4.0, help="seconds of microphone audio per live request (default 4)")
+    p.add_argument("--hop", type=float, default=1.0, help="seconds between live requests (default 1)")
+    p.add_argument("--top-k", type=int, default=5, help="labels shown per window or file (default 5)")
+    p.add_argument("--max-mb", type=float, default=50.0, help="largest upload accepted, in MB (default 50)")
+    p.add_argument("--max-seconds", type=float, default=600.0, help="longest upload accepted (default 600 s)")
+    p.add_argument("--workers", type=int, default=0, help="requests scored at once (default: one per CPU core)")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model call (default 1)")
+
+
+def _cmd_serve(args) -> int:
+    from .serve import ServeConfig, serve
+
+    serve(args.models, ServeConfig(host=args.host, port=args.port, window=args.window, hop=args.hop,
+                                   top_k=args.top_k, max_mb=args.max_mb, max_seconds=args.max_seconds,
+                                   workers=args.workers, threads=args.threads))
     return 0
 
 
@@ -302,6 +346,7 @@ SUBCOMMANDS = {
     "export": (_add_export, _cmd_export),
     "tag": (_add_tag, _cmd_tag),
     "demo": (_add_demo, _cmd_demo),
+    "serve": (_add_serve, _cmd_serve),
 }
 
 
