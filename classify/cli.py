@@ -193,7 +193,7 @@ def _cmd_tag(args) -> int:
     print("\n".join(format_tags(df)))
     if args.out:
         write_tags(df, args.out)
-    return 0
+    return ExitCode.INPUTS_FAILED if df.attrs.get("skipped") else ExitCode.OK
 
 
 # --------------------------------------------------------------------------------------- report

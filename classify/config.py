@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,8 @@ class TrainConfig:
     trained on; a multi-label threshold without an inner split is the fixed 0.5. lr_find
     (``lr=None``) reads only training batches. ``metrics.json`` says what was scored on what.
     ``crop_seconds="auto"``: from the image widths (:func:`auto_crop_seconds`).
+    ``relabel`` / ``drop``: CSVs (``suspect_labels.csv`` layout: ``file``, ``suggested``) applied when
+    the images are loaded (:func:`classify.data.apply_label_edits`); recorded as absolute paths.
     """
 
     images: str
@@ -123,6 +126,8 @@ class TrainConfig:
     head_only: bool | None = None
     head_c: float | None = 1.0
     cut: int | None = None
+    relabel: str | None = None
+    drop: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
@@ -160,7 +165,12 @@ class TrainConfig:
         from spec2img.io import write_atomic
 
         path = Path(folder) / TRAIN_CONFIG_NAME
-        write_atomic(path, (json.dumps(self.to_dict(), indent=2) + "\n").encode())
+        # where the images are, from anywhere (absolute) and from a moved run folder (relative to it);
+        # read by the report to find thumbnails and audio (not TrainConfig fields: from_dict skips them)
+        images = Path(self.images).expanduser().absolute()
+        where = {"images_absolute": str(images),
+                 "images_from_run_dir": os.path.relpath(images, Path(folder).absolute())}
+        write_atomic(path, (json.dumps({**self.to_dict(), **where}, indent=2) + "\n").encode())
         return path
 
     @classmethod

@@ -2,8 +2,12 @@
 
 What each number means (and why):
 
+- ``headline``: the pooled out-of-fold score (``oof``), what a cv run reports first.
 - ``folds[k]``, ``mean``, ``std``: the metrics of fold ``k``'s model on its own validation fold,
-  and their mean / standard deviation over folds.
+  and their mean / standard deviation over the real folds. A class whose clips all come from one
+  recording has no fold: it trains in every fold and is never scored
+  (``trained_in_every_fold_never_scored``). With ``--predefined-folds``, classes a fold
+  validates but does not train are left out of that fold's scores (``flagged_folds``).
 - ``oof``: the pooled out-of-fold score: every clip scored by the one fold model that did not
   train on it. This is the honest cross-validated estimate of a single model.
 - ``ensemble``: the geometric mean of all fold models' probabilities (the Kaggle kernels' fold
@@ -32,6 +36,7 @@ from .data import ImageSet, load_image_set
 from .errors import ClassifyError
 from .evaluate import clip_average, geometric_mean, summary
 from .runfolder import load_model, new_run_dir, write_json
+from .suspects import write_suspect_labels
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +72,8 @@ def fold_assignment(ds: ImageSet, cfg: CVConfig) -> tuple[np.ndarray, np.ndarray
         folds[~np.isnan(f)] = f[~np.isnan(f)].astype(np.int64)
     else:
         rest = ~test
-        folds[rest] = splits.group_kfold(strata[rest], groups[rest], n_splits=cfg.folds, seed=seed) + 1
+        k = splits.group_kfold(strata[rest], groups[rest], n_splits=cfg.folds, seed=seed)
+        folds[rest] = np.where(k >= 0, k + 1, -1)  # -1: single-recording classes, trained on in every fold
         for name in splits.single_group_classes(strata[rest], groups[rest]):
             log.warning("class %r: all its clips come from one recording; trained on in every fold, "
                         "never validated", name)
@@ -75,11 +81,33 @@ def fold_assignment(ds: ImageSet, cfg: CVConfig) -> tuple[np.ndarray, np.ndarray
     return folds, test
 
 
+def _single_recording_classes(ds: ImageSet, test: np.ndarray) -> list[str]:
+    clips = ds.clip_table()
+    strata = clips["labels"].map(lambda labs: labs[0]).to_numpy().astype(str)
+    return splits.single_group_classes(strata[~test], clips["group"].astype(str).to_numpy()[~test])
+
+
+def unscorable(ds: ImageSet, folds: np.ndarray, k: int, exclude: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Classes that fold ``k``'s validation clips carry but its training clips do not (a model
+    cannot learn them there), and the validation clips carrying one of them (bool per clip).
+
+    ``--predefined-folds`` can produce this (e.g. ESC-50's fold column on a subset); those clips
+    are left out of fold ``k``'s scores, and the caller warns.
+    """
+    labels = ds.clip_table()["labels"].to_list()
+    valid = (folds == k) & ~exclude
+    train = (folds != k) & ~exclude
+    trained = {lab for i in np.flatnonzero(train) for lab in labels[i]}
+    missing = sorted({lab for i in np.flatnonzero(valid) for lab in labels[i]} - trained)
+    drop = np.array([bool(valid[i] and set(labels[i]) & set(missing)) for i in range(len(labels))], dtype=bool)
+    return missing, drop
+
+
 def run_cv(cfg: CVConfig) -> Path:
     """Train every fold; write ``fold_<k>/``, ``oof_predictions.csv``, ``cv_metrics.json``."""
     from .commands import build_report_quietly, choose_mode, fit_function
 
-    ds = load_image_set(Path(cfg.train.images))
+    ds = load_image_set(Path(cfg.train.images), relabel=cfg.train.relabel, drop=cfg.train.drop)
     cfg = dataclasses.replace(cfg, train=choose_mode(ds, cfg.train))
     tcfg = cfg.train
     fit = fit_function(tcfg)
@@ -90,24 +118,58 @@ def run_cv(cfg: CVConfig) -> Path:
     fold_ids = sorted(k for k in np.unique(folds) if k >= 0)
     if len(fold_ids) < 2:
         raise ClassifyError(f"only {len(fold_ids)} fold(s) to validate on; need at least 2")
-    per_fold, oof = {}, []
+    always = [] if cfg.predefined_folds else _single_recording_classes(ds, test)
+    per_fold, oof, flagged = {}, [], {}
     for k in fold_ids:
         run_dir = out / f"fold_{k}"
         log.info("fold %d of %d", fold_ids.index(k) + 1, len(fold_ids))
+        missing, drop = unscorable(ds, folds, k, test)
+        if missing:
+            log.warning("fold %d: class(es) %s have validation clips but no training clips in this fold; "
+                        "their %d clip(s) are left out of fold %d's scores", k, ", ".join(map(repr, missing)),
+                        int(drop.sum()), k)
+            flagged[int(k)] = {"classes": missing, "unscored_clips": int(drop.sum())}
+        if not ((folds == k) & ~test & ~drop).any():
+            log.warning("fold %d: nothing left to score; skipped", k)
+            continue
         m = fit(ds, tcfg.replace(out=str(run_dir), valid_fold=None, valid_csv=None), run_dir,
-                clip_valid=folds == k, exclude=test)
+                clip_valid=folds == k, exclude=test | drop)
+        if missing:
+            m = {**m, "unscorable_classes": missing, "unscored_clips": int(drop.sum())}
+            write_json(run_dir / "metrics.json", m)
         per_fold[int(k)] = m
         pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)
         pred.insert(0, "fold", int(k))
         oof.append(pred)
     oof_df = pd.concat(oof, ignore_index=True)
     write_atomic(out / "oof_predictions.csv", oof_df.to_csv(index=False, float_format="%.6g").encode())
+    write_suspect_labels(out, oof_df, ds.classes, multi_label=ds.multi_label)  # suspect_labels.csv
     result = {"folds": per_fold, **_mean_std(per_fold), "oof": _oof_score(oof_df, ds, per_fold)}
-    result["ensemble"] = _ensemble(ds, out, fold_ids, test) if test.any() else None
-    write_json(out / "cv_metrics.json", result)
     head = "lwlrap" if ds.multi_label else "accuracy"
-    log.info("cv %s: mean %.4f +- %.4f, pooled out-of-fold %.4f", head, result["mean"].get(head, np.nan),
-             result["std"].get(head, np.nan), result["oof"].get(head, np.nan))
+    fold_ids = list(per_fold)
+    result["ensemble"] = _ensemble(ds, out, fold_ids, test) if test.any() else None
+    result["headline"] = {
+        "metric": head, "value": result["oof"].get(head),
+        "computed_on": (f"pooled out-of-fold predictions of {len(oof_df['source'].unique())} clips: every clip "
+                        "scored once, by the one fold model that never trained on it or chose anything from it"),
+    }
+    result["trained_in_every_fold_never_scored"] = always
+    result["flagged_folds"] = flagged
+    result["ensemble_note"] = ("geometric-mean fold ensemble scored on the --holdout-pct test clips" if test.any()
+                               else "fold ensemble not scored: it needs held-out clips (--holdout-pct); every "
+                                    "cv clip trained K-1 of its models")
+    write_json(out / "cv_metrics.json", result)
+    log.info("cv %s (headline): out-of-fold %.4f over %d clips; fold mean %.4f +- %.4f over %d folds",
+             head, result["oof"].get(head, np.nan), len(oof_df["source"].unique()),
+             result["mean"].get(head, np.nan), result["std"].get(head, np.nan), len(per_fold))
+    if result["ensemble"] is not None:
+        log.info("fold ensemble (geometric mean) on %d held-out clips: %s %.4f (single fold models %.4f)",
+                 result["ensemble"]["n_test_clips"], head, result["ensemble"]["ensemble"].get(head, np.nan),
+                 result["ensemble"]["single_fold_mean"].get(head, np.nan))
+    else:
+        log.info("fold ensemble: not scored (only with --holdout-pct, which holds clips out of every fold)")
+    if always:
+        log.info("class(es) %s trained in every fold and never scored (one recording each)", ", ".join(always))
     build_report_quietly(out)
     return out
 

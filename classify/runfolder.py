@@ -9,6 +9,7 @@ network and use it: arch, input channels, height, crop width, multi-label, thres
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import platform
@@ -22,12 +23,14 @@ import torch
 
 from spec2img.config import SpectrogramConfig
 from spec2img.io import write_atomic
+from spec2img.lock import FolderLock
+from spec2img.manifest import join_cell
 
 from .archs import get_arch
 from .config import TrainConfig
 from .data import ImageSet, Selection
 from .errors import RunFolderError
-from .evaluate import best_threshold, clip_average, per_item_loss, summary
+from .evaluate import clip_average, per_item_loss, summary
 from .model import HEADS, AudioClassifier, build_model, predict_windows
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,13 @@ def new_run_dir(base: Path = Path("runs"), *, arch: str = "run") -> Path:
     return path
 
 
+def lock_run_dir(run_dir: Path, *, wait: bool = False) -> FolderLock:
+    """Create ``run_dir`` and take its lock (released on exit, even on kill -9): a second run
+    writing the same folder stops with one line naming the holder."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    return FolderLock(Path(run_dir), wait=wait).acquire()
+
+
 def write_json(path: Path, obj) -> None:
     write_atomic(Path(path), (json.dumps(obj, indent=2, default=_jsonable) + "\n").encode())
 
@@ -119,11 +129,11 @@ def write_predictions(run_dir: Path, table: pd.DataFrame, probs: np.ndarray, los
     if threshold is None:
         pred = [classes[i] for i in probs.argmax(1)]
     else:
-        pred = [";".join(classes[j] for j in np.flatnonzero(p >= threshold)) for p in probs]
+        pred = [join_cell(classes[j] for j in np.flatnonzero(p >= threshold)) for p in probs]
     out = pd.DataFrame({
         "image": table["image"].to_numpy(), "source": table["source"].to_numpy(),
         "offset": table["offset"].to_numpy(),
-        "labels": [";".join(labs) for labs in table["labels"]], "pred": pred, "loss": losses,
+        "labels": [join_cell(labs) for labs in table["labels"]], "pred": pred, "loss": losses,
     })
     probs_df = pd.DataFrame(probs, columns=[f"p_{c}" for c in classes])
     out = pd.concat([out.reset_index(drop=True), probs_df], axis=1)
@@ -142,14 +152,89 @@ def read_info(run_dir: Path) -> RunInfo:
         raise RunFolderError(f"{run_dir}: not a complete run folder (missing {', '.join(missing)}); "
                              "re-run classify fit")
     try:
-        classes = json.loads((run_dir / "classes.json").read_text())
-        model = ModelInfo(**json.loads((run_dir / "model.json").read_text()))
+        classes = _read_json(run_dir / "classes.json")
+        model_data = _read_json(run_dir / "model.json")
         train = TrainConfig.load(run_dir)
         metrics_path = run_dir / "metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    except (json.JSONDecodeError, TypeError) as exc:
+        metrics = _read_json(metrics_path) if metrics_path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as exc:
         raise RunFolderError(f"{run_dir}: unreadable run files ({exc}); re-run classify fit") from None
-    return RunInfo(run_dir, classes, SpectrogramConfig.load(run_dir), train, model, metrics)
+    spectrogram = SpectrogramConfig.load(run_dir)  # validated: names the file and the key
+    model = check_model_info(run_dir / "model.json", model_data)
+    check_classes(run_dir, classes, model, spectrogram)
+    return RunInfo(run_dir, classes, spectrogram, train, model, metrics)
+
+
+def _read_json(path: Path):
+    from spec2img.paths import regular_file_error
+
+    bad = regular_file_error(path)
+    if bad:
+        raise RunFolderError(f"{bad}; re-copy the run folder or re-run classify fit")
+    return json.loads(path.read_text())
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+# model.json key -> (check, what it must be)
+_MODEL_CHECKS = {
+    "arch": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "n_classes": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "in_channels": (lambda v: v in (1, 3) and _is_int(v), "1 or 3"),
+    "input_height": (lambda v: v is None or (_is_int(v) and 1 <= v <= 4096), "null or an integer 1..4096"),
+    "dropout": (lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "hidden": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "crop_width": (lambda v: _is_int(v) and 1 <= v <= 1_000_000, "a positive integer (image columns)"),
+    "multi_label": (lambda v: isinstance(v, bool), "true or false"),
+    "threshold": (lambda v: v is None or (_is_num(v) and 0 <= v <= 1), "null or a number in [0, 1]"),
+    "head": (lambda v: v in HEADS, f"one of {', '.join(HEADS)}"),
+    "cut": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "pool": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def check_model_info(path: Path, data) -> ModelInfo:
+    """``model.json`` as a :class:`ModelInfo`, every key checked; :class:`RunFolderError` naming
+    the file and the key otherwise."""
+    if not isinstance(data, dict):
+        raise RunFolderError(f"{path}: not a JSON object; re-run classify fit")
+    fields = {f.name: f for f in dataclasses.fields(ModelInfo)}
+    unknown = sorted(set(data) - set(fields))
+    missing = sorted(n for n, f in fields.items() if n not in data and f.default is dataclasses.MISSING)
+    if unknown or missing:
+        what = "; ".join(x for x in (unknown and f"unknown key(s) {', '.join(unknown)}",
+                                     missing and f"missing key(s) {', '.join(missing)}") if x)
+        raise RunFolderError(f"{path}: {what}; re-run classify fit (or use a matching classify version)")
+    for key, value in data.items():
+        ok, want = _MODEL_CHECKS[key]
+        if not ok(value):
+            raise RunFolderError(f"{path}: {key}={value!r} must be {want}; re-run classify fit")
+    return ModelInfo(**data)
+
+
+def check_classes(run_dir: Path, classes, model: ModelInfo, spectrogram: SpectrogramConfig) -> None:
+    """The parts of a run folder must agree: classes.json is a list of distinct strings, one per
+    model output; the model takes the spectrogram's channels."""
+    path = Path(run_dir) / "classes.json"
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise RunFolderError(f"{path}: must be a JSON list of class names (strings); re-run classify fit")
+    if len(set(classes)) != len(classes):
+        dup = sorted({c for c in classes if classes.count(c) > 1})
+        raise RunFolderError(f"{path}: class name(s) listed twice ({', '.join(map(repr, dup[:3]))}); "
+                             "re-run classify fit")
+    if len(classes) != model.n_classes:
+        raise RunFolderError(f"{path}: {len(classes)} class names but model.json says the model has "
+                             f"{model.n_classes} outputs; the run folder is mixed up, re-copy it or re-run classify fit")
+    if model.in_channels != spectrogram.channels:
+        raise RunFolderError(f"{Path(run_dir) / 'model.json'}: in_channels={model.in_channels} but "
+                             f"spectrogram.json makes {spectrogram.channels}-channel images (mode "
+                             f"{spectrogram.mode!r}); the run folder is mixed up, re-run classify fit")
 
 
 def rebuild(info: RunInfo) -> AudioClassifier:
@@ -178,18 +263,20 @@ def load_model(run_dir: Path, *, device: str = "cpu") -> tuple[AudioClassifier, 
 
 def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
                       model: AudioClassifier, width: int, device="cpu", *, history: list[dict],
-                      extra: dict) -> dict:
+                      extra: dict, threshold: float | None = None) -> dict:
     """Predict validation images (all windows averaged), score per image and per clip, write the
     run folder (model, configs, metrics, history, predictions, embeddings); returns the metrics.
 
     Shared by fine-tuning (:mod:`classify.train`) and ``--head-only`` (:mod:`classify.headonly`).
+    ``threshold`` (multi-label): chosen by the caller on data that is not scored here (an inner
+    split); None means the fixed 0.5. It is never tuned on the validation images scored here.
     """
     model.eval()
     probs_t, emb_t = predict_windows(model, [ds.images[i] for i in sel.valid], width=width,
                                      device=device, multi_label=ds.multi_label)
     probs, emb = probs_t.numpy(), emb_t.numpy().astype(np.float32)
     targets = ds.targets[sel.valid]
-    threshold = best_threshold(probs, targets) if ds.multi_label else None
+    threshold = (0.5 if threshold is None else float(threshold)) if ds.multi_label else None
     vt = ds.table.iloc[sel.valid].reset_index(drop=True)
     ids, clip_probs = clip_average(probs, vt["clip"].to_numpy())
     _, clip_targets = clip_average(targets, vt["clip"].to_numpy())

@@ -81,6 +81,58 @@ def valid_pct_split(strata, groups, *, valid_pct: float, seed: int = 0) -> Split
     return Split(valid=folds == 0, unvalidated=tuple(single_group_classes(strata, groups)))
 
 
+def inner_split(strata, groups, *, inner_pct: float, seed: int = 0) -> Split:
+    """An inner validation split carved from a training part (pass only its clips): about
+    ``inner_pct`` of them, grouped and stratified like the outer split, with a seed of its own.
+
+    Every choice made from data (best checkpoint, early stop, multi-label threshold, the head-only
+    regularisation) is made on this split, so the outer validation fold stays unseen until it is
+    scored.
+    """
+    strata, groups = np.asarray(strata).astype(str), np.asarray(groups).astype(str)
+    if len(np.unique(groups)) < 2:
+        raise ClassifyError(
+            f"the training part has {len(np.unique(groups))} recording(s) (manifest 'group'); an inner "
+            "validation split for early stopping / best-checkpoint / threshold choices needs at least 2; "
+            "use the fixed schedule (--patience 0, no --restore-best)"
+        )
+    return valid_pct_split(strata, groups, valid_pct=inner_pct, seed=seed + 7919)
+
+
+def inner_selection(clip_of_image, strata, groups, train_images, *, inner_pct: float,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Image indices ``(inner_train, inner_valid)`` carved out of ``train_images`` by
+    :func:`inner_split` over their clips. ``clip_of_image`` [shape=(n_images,)] maps an image to
+    its clip; ``strata`` / ``groups`` are per clip. Both results are subsets of ``train_images``.
+    """
+    clip_of_image = np.asarray(clip_of_image)
+    train_images = np.asarray(train_images)
+    clips = np.unique(clip_of_image[train_images])
+    split = inner_split(np.asarray(strata)[clips], np.asarray(groups)[clips], inner_pct=inner_pct, seed=seed)
+    inner_clips = set(clips[split.valid].tolist())
+    held = np.array([c in inner_clips for c in clip_of_image[train_images]], dtype=bool)
+    return train_images[~held], train_images[held]
+
+
+def inner_for(ds, sel, cfg):
+    """The :class:`~classify.data.Selection` ``(inner train, inner valid)`` carved from
+    ``sel.train`` of an :class:`~classify.data.ImageSet` ``ds`` by :func:`inner_selection`
+    (``cfg.inner_pct``, ``cfg.seed``); ``sel.valid`` is not touched. Early stopping, the best
+    checkpoint, the multi-label threshold and the head-only ``C`` are decided on it."""
+    from .data import Selection
+
+    clips = ds.clip_table()
+    strata = clips["labels"].map(lambda labs: labs[0]).to_numpy().astype(str)
+    groups = clips["group"].astype(str).to_numpy()
+    tr, va = inner_selection(ds.table["clip"].to_numpy(), strata, groups, sel.train,
+                             inner_pct=cfg.inner_pct, seed=cfg.seed or 0)
+    if not len(va) or not len(tr):
+        raise ClassifyError(f"the training part ({len(sel.train)} images) is too small to carve an inner "
+                            f"validation split of {cfg.inner_pct:.0%}; use the fixed schedule "
+                            "(--patience 0, no --restore-best) or a fixed --head-c")
+    return Selection(tr, va)
+
+
 def fold_split(folds, k: int) -> Split:
     """Clips whose manifest fold equals ``k`` are validation."""
     folds = np.asarray(folds, dtype=float)

@@ -5,8 +5,10 @@ The rest of the package hands this module an :class:`~classify.data.ImageSet`, a
 
 Schedule (fastai's ``fine_tune`` shape): ``fit_one_cycle(freeze_epochs, lr)`` with the body frozen,
 then ``fit_one_cycle(epochs, slice(lr / 2 / lr_mult, lr / 2))`` unfrozen over three parameter
-groups (early body, late body, head). Early stopping per phase; the best checkpoint over both
-phases (``monitor``) is restored at the end unless ``restore_best=False``.
+groups (early body, late body, head). By default a fixed schedule, scored on the validation
+selection after the last epoch. Early stopping (``patience``) and restoring the best checkpoint
+(``restore_best``) are opt-in and decided on an inner split of the training part, never on the
+scored selection (:func:`fit`).
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from fastai.torch_core import set_seed
 from torch import nn
 
 from . import metrics as M
+from . import splits
 from .augment import augment_batch
 from .config import TrainConfig
 from .data import CropDataset, ImageSet, Selection, crop_width, loss_weights, select_for
+from .evaluate import best_threshold
 from .archs import get_arch
-from .model import AudioClassifier, build_model
+from .model import AudioClassifier, build_model, predict_windows
 from .runfolder import evaluate_and_save, write_json
 
 log = logging.getLogger(__name__)
@@ -228,20 +232,54 @@ def _device() -> torch.device:
 
 
 # ------------------------------------------------------------------------------------ fit
+def protocol(cfg: TrainConfig, sel: Selection, inner: Selection | None, *, multi_label: bool,
+             n_valid_clips: int, epochs_run: int, stopped_early: bool) -> dict:
+    """What the reported metrics were computed on and where every choice came from (metrics.json)."""
+    where = (f"inner split ({len(inner.valid)} images carved from the training part, not trained on)"
+             if inner is not None else None)
+    sched = f"{cfg.freeze_epochs} frozen + {cfg.epochs} unfrozen one-cycle epochs"
+    return {
+        "scored_on": f"validation fold: {n_valid_clips} clips, never trained on and never used for a choice",
+        "epochs": (f"early stopping (patience {cfg.patience}, {cfg.monitor}) on the {where}; "
+                   f"{epochs_run} epochs run" + (", stopped early" if stopped_early else "")
+                   if cfg.patience > 0 else f"fixed schedule: {sched}"),
+        "checkpoint": f"best {cfg.monitor} on the {where}" if cfg.restore_best else "last epoch (fixed)",
+        "lr": "fixed" if cfg.lr is not None else "lr_find suggestion (reads training batches only)",
+        "threshold": ((f"best micro-F1 on the {where}" if inner is not None else "fixed 0.5")
+                      if multi_label else None),
+        "curves": ("history.csv's valid columns: the " + (where or "validation fold, recorded only (no choice reads them)")),
+        "inner_valid_images": int(len(inner.valid)) if inner is not None else 0,
+    }
+
+
 def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
-        clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None) -> dict:
-    """Train one model and write the run folder; returns the metrics dict (also metrics.json)."""
+        clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None, cbs=()) -> dict:
+    """Train one model and write the run folder; returns the metrics dict (also metrics.json).
+
+    The validation selection is only scored: with ``cfg.needs_inner_split`` (early stopping or
+    best checkpoint) fastai trains on the inner training part and validates on the inner split
+    (:func:`classify.splits.inner_for`); otherwise the schedule is fixed and the per-epoch validation curves on
+    the validation fold are recorded, never read by a choice. ``cbs``: extra fastai callbacks.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = cfg.resolved()
     if cfg.seed is not None:
         set_seed(cfg.seed, reproducible=True)
     sel = select_for(ds, cfg, clip_valid=clip_valid, exclude=exclude)
+    cfg = cfg.resolved(ds, sel.train)
+    inner = splits.inner_for(ds, sel, cfg) if cfg.needs_inner_split else None
     device = _device()
-    learn, model, width, hist = make_learner(ds, sel, cfg, run_dir, device)
-    log.info("%s: %d training / %d validation images (%d classes%s), crops %d frames, %s",
+    learn, model, width, hist = make_learner(ds, inner if inner is not None else sel, cfg, run_dir, device)
+    for cb in cbs:
+        learn.add_cb(cb)
+    log.info("%s: %d training / %d validation images (%d classes%s), crops %d frames (%.1f s), %s",
              cfg.arch, len(sel.train), len(sel.valid), len(ds.classes),
-             ", multi-label" if ds.multi_label else "", width, device.type)
+             ", multi-label" if ds.multi_label else "", width, cfg.crop_seconds or 0, device.type)
+    if inner is not None:
+        log.info("choices (early stop / best checkpoint%s) made on an inner split of %d training images, "
+                 "which are not trained on; the %d validation images are only scored",
+                 " / threshold" if ds.multi_label else "", len(inner.valid), len(sel.valid))
 
     lr = cfg.lr if cfg.lr is not None else run_lr_find(learn, run_dir, cfg.lr_find_iters)
     metric_name = "lwlrap" if ds.multi_label else "accuracy"
@@ -250,6 +288,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     if cfg.restore_best:
         learn.add_cb(BestCheckpoint(monitor=monitor, fname="best", reset_on_fit=False))
     t0 = time.perf_counter()
+    planned = cfg.freeze_epochs + cfg.epochs
     try:
         if cfg.freeze_epochs:
             hist.phase = "frozen"
@@ -267,12 +306,24 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         if best_path.exists():
             learn.load("best", with_opt=False)
     model = model.float().to(memory_format=torch.contiguous_format)
+    threshold = None
+    if ds.multi_label and inner is not None:
+        model.eval()
+        p, _ = predict_windows(model, [ds.images[i] for i in inner.valid], width=width, device=device,
+                               multi_label=True)
+        threshold = best_threshold(p.numpy(), ds.targets[inner.valid])
 
+    n_valid_clips = len(np.unique(ds.table["clip"].to_numpy()[sel.valid]))
+    proto = protocol(cfg, sel, inner, multi_label=ds.multi_label, n_valid_clips=n_valid_clips,
+                     epochs_run=len(hist.rows), stopped_early=len(hist.rows) < planned)
     result = evaluate_and_save(ds, sel, cfg, run_dir, model, width, device, history=hist.rows,
+                               threshold=threshold,
                                extra={"lr": lr, "train_seconds": seconds,
                                       "train_images_per_second": hist.train_items / max(hist.train_seconds, 1e-9),
                                       "epochs_run": len(hist.rows), "monitor": monitor,
-                                      "bf16": use_bf16(cfg, device)})
+                                      "bf16": use_bf16(cfg, device), "protocol": proto})
+    log.info("scored on the validation fold only (%d clips); epochs: %s; checkpoint: %s",
+             n_valid_clips, proto["epochs"], proto["checkpoint"])
     if cfg.export_learner:
         try:
             learn.export(run_dir / "learner.pkl")
@@ -289,6 +340,7 @@ def lr_find(ds: ImageSet, cfg: TrainConfig, run_dir: Path) -> float:
     if cfg.seed is not None:
         set_seed(cfg.seed, reproducible=True)
     sel = select_for(ds, cfg)
+    cfg = cfg.resolved(ds, sel.train)
     learn, *_ = make_learner(ds, sel, cfg, run_dir, _device())
     if cfg.freeze_epochs:
         learn.freeze()

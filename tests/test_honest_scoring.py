@@ -1,0 +1,207 @@
+"""Scores that do not peek: every choice made from data is made on an inner split of the training
+part (or fixed), never on the validation clips that are then scored; cv never scores a class it
+cannot validate without leakage, and warns about predefined folds that cannot be scored."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from classify import cv as cvmod
+from classify import splits
+from classify.cli import main
+from classify.config import TrainConfig, auto_crop_seconds
+from classify.data import load_image_set
+from imageset import make_image_set
+
+HEAD = ["--arch", "resnet18", "--no-pretrained", "--head-only", "--bs", "8", "-q"]
+TINY = ["--arch", "resnet18", "--no-pretrained", "--bs", "8", "-q"]
+
+
+def _image_ids(ds, images_column) -> set[int]:
+    index = {im: i for i, im in enumerate(ds.table["image"])}
+    return {index[im] for im in images_column}
+
+
+# ------------------------------------------------------------------ inner split (pure)
+def test_inner_selection_is_a_grouped_stratified_part_of_the_training_images():
+    rng = np.random.default_rng(0)
+    n_clips = 60
+    strata = np.repeat(["a", "b", "c"], 20)
+    groups = np.array([f"{s}{rng.integers(6)}" for s in strata])
+    clip_of_image = np.repeat(np.arange(n_clips), 2)  # two images (tiles) per clip
+    train_images = np.flatnonzero(clip_of_image % 5 != 0)  # outer validation: every fifth clip
+    tr, va = splits.inner_selection(clip_of_image, strata, groups, train_images, inner_pct=0.2, seed=0)
+    assert set(tr) | set(va) == set(train_images) and not set(tr) & set(va)
+    assert set(strata[clip_of_image[va]]) == {"a", "b", "c"}  # stratified
+    assert not set(groups[clip_of_image[va]]) & set(groups[clip_of_image[tr]])  # grouped
+    assert not set(clip_of_image[va]) & set(clip_of_image[tr])  # tiles follow their clip
+
+
+def test_defaults_are_a_fixed_schedule():
+    cfg = TrainConfig(images="x")
+    assert cfg.patience == 0 and not cfg.restore_best and not cfg.needs_inner_split
+    assert TrainConfig(images="x", patience=3).needs_inner_split
+    assert TrainConfig(images="x", restore_best=True).needs_inner_split
+
+
+@pytest.mark.parametrize("frames, expected", [([20] * 9 + [40], 1.0), ([120] * 10, 1.5), ([500] * 10, 5.0),
+                                              ([70] * 80 + [180] * 20, 2.0)])
+def test_auto_crop_follows_the_clip_durations(frames, expected):
+    # 100 frames a second (sr 32000, hop 320): 90th percentile, up to the next half second, 1..5 s
+    assert auto_crop_seconds(frames, 32000, 320) == expected
+
+
+# ------------------------------------------------------------------ fine-tune decisions (fastai)
+@pytest.mark.slow
+def test_checkpoint_and_early_stop_never_read_the_scored_clips(tmp_path):
+    from fastai.callback.core import Callback
+    from fastai.callback.tracker import TrackerCallback
+
+    from classify import train
+
+    images = make_image_set(tmp_path / "img", n_classes=3, per_class=8, groups_per_class=4)
+    ds = load_image_set(images)
+    index = {id(t): i for i, t in enumerate(ds.images)}
+
+    class Reads(Callback):
+        """Which images each validation pass (the only thing trackers read) and training saw."""
+        order = 99
+
+        def __init__(self):
+            self.valid_reads, self.train_reads, self.trackers = [], set(), set()
+
+        def after_validate(self):
+            self.valid_reads.append({index[id(t)] for t in self.dls.valid.dataset.images})
+            self.trackers |= {type(cb).__name__ for cb in self.learn.cbs if isinstance(cb, TrackerCallback)}
+
+        def before_train(self):
+            self.train_reads |= {index[id(t)] for t in self.dls.train.dataset.images}
+
+    rec = Reads()
+    cfg = TrainConfig(images=str(images), arch="resnet18", pretrained=False, bs=8, epochs=3, freeze_epochs=1,
+                      patience=1, restore_best=True, quiet=True, seed=0, valid_pct=0.25)
+    m = train.fit(ds, cfg, tmp_path / "run", cbs=[rec])
+    scored = _image_ids(ds, pd.read_csv(tmp_path / "run" / "valid_predictions.csv")["image"])
+    assert scored and rec.valid_reads
+    assert {"EarlyStoppingCallback", "BestCheckpoint"} <= rec.trackers
+    for seen in rec.valid_reads:
+        assert seen and not seen & scored  # decisions read the inner split only
+        assert not seen & rec.train_reads  # ... which is not trained on
+    assert not rec.train_reads & scored
+    assert m["protocol"]["inner_valid_images"] == len(rec.valid_reads[0])
+    assert "inner split" in m["protocol"]["checkpoint"] and "inner split" in m["protocol"]["epochs"]
+    assert m["protocol"]["scored_on"].startswith("validation fold")
+
+
+@pytest.mark.slow
+def test_fixed_schedule_scores_the_last_epoch(tmp_path):
+    from classify import train
+
+    images = make_image_set(tmp_path / "img", n_classes=3, per_class=6, groups_per_class=3)
+    ds = load_image_set(images)
+    cfg = TrainConfig(images=str(images), arch="resnet18", pretrained=False, bs=8, epochs=2, freeze_epochs=1,
+                      quiet=True, seed=0)
+    m = train.fit(ds, cfg, tmp_path / "run")
+    assert m["epochs_run"] == 3 and m["protocol"]["checkpoint"] == "last epoch (fixed)"
+    assert m["protocol"]["inner_valid_images"] == 0 and "fixed schedule" in m["protocol"]["epochs"]
+
+
+@pytest.mark.slow
+def test_seeded_fine_tune_separates_synthetic_classes(tmp_path):
+    from classify import train
+
+    images = make_image_set(tmp_path / "img", n_classes=4, per_class=16, groups_per_class=8, seed=3)
+    ds = load_image_set(images)
+    cfg = TrainConfig(images=str(images), arch="resnet18", pretrained=False, bs=16, epochs=8, freeze_epochs=0,
+                      lr=3e-3, quiet=True, seed=0, valid_pct=0.25)
+    m = train.fit(ds, cfg, tmp_path / "run")
+    assert m["n_valid_clips"] >= 12 and m["accuracy"] >= 0.9, m["accuracy"]
+
+
+# ------------------------------------------------------------------ head-only choices
+def test_head_only_c_and_threshold_are_chosen_off_the_scored_clips(tmp_path, monkeypatch):
+    images = make_image_set(tmp_path / "img", n_classes=3, per_class=8, groups_per_class=4, multi_label=True)
+    seen = []
+    real = splits.inner_for
+
+    def spy(ds, sel, cfg):
+        inner = real(ds, sel, cfg)
+        seen.append((set(sel.valid), set(inner.train), set(inner.valid), set(sel.train)))
+        return inner
+
+    monkeypatch.setattr(splits, "inner_for", spy)
+    out = tmp_path / "run"
+    assert main(["fit", str(images), "--out", str(out), *HEAD]) == 0
+    # head_c stays fixed by default; the multi-label threshold is chosen on the inner split
+    (scored, inner_train, inner_valid, train_part), = seen
+    assert inner_valid and not inner_valid & scored and inner_valid | inner_train == train_part
+    m = json.loads((out / "metrics.json").read_text())
+    assert "inner split" in m["protocol"]["threshold"] and m["protocol"]["head_c"] == "fixed"
+    from classify import headonly
+
+    seen.clear()
+    ds = load_image_set(images)
+    cfg = TrainConfig(images=str(images), arch="resnet18", pretrained=False, head_only=True, head_c=None,
+                      bs=8, quiet=True)
+    m = headonly.fit(ds, cfg, tmp_path / "auto")
+    assert len(seen) == 1 and not seen[0][2] & seen[0][0]
+    assert m["head_c"] in (0.01, 0.1, 1.0, 10.0) and "inner split" in m["protocol"]["head_c"]
+
+
+# ------------------------------------------------------------------ cv
+def test_cv_single_recording_class_trains_in_every_fold_and_is_never_scored(tmp_path, capsys):
+    images = make_image_set(tmp_path / "img", n_classes=3, per_class=6, groups_per_class=3,
+                            single_group_class=True)
+    out = tmp_path / "cv"
+    assert main(["cv", str(images), "--out", str(out), "--folds", "2", *HEAD[:-1]]) == 0  # not -q: info lines
+    text = capsys.readouterr().err
+    res = json.loads((out / "cv_metrics.json").read_text())
+    assert set(res["folds"]) == {"1", "2"}  # no fold 0 made of the unsplittable class
+    assert not (out / "fold_0").exists()
+    acc = [res["folds"][k]["accuracy"] for k in ("1", "2")]
+    assert res["mean"]["accuracy"] == pytest.approx(np.mean(acc))
+    assert res["trained_in_every_fold_never_scored"] == ["class2"]
+    oof = pd.read_csv(out / "oof_predictions.csv", keep_default_na=False)
+    assert not oof["labels"].str.contains("class2").any()
+    ds = load_image_set(images)
+    lonely = ds.table["labels"].map(lambda labs: labs == ["class2"]).to_numpy()
+    for k in ("1", "2"):  # every image not validated in fold k trained it, the lonely class's too
+        m = res["folds"][k]
+        assert m["n_train_images"] == len(ds.table) - m["n_valid_images"]
+        assert m["n_train_images"] >= lonely.sum()
+    assert res["headline"]["value"] == res["oof"]["accuracy"] and "out-of-fold" in res["headline"]["computed_on"]
+    assert res["ensemble"] is None and "--holdout-pct" in res["ensemble_note"]
+    assert "out-of-fold" in text and "only with --holdout-pct" in text
+
+
+def test_predefined_fold_missing_a_class_in_training_warns_and_is_scored_without_it(tmp_path, capsys):
+    images = make_image_set(tmp_path / "img", n_classes=3, per_class=6, groups_per_class=3, folds=2)
+    man = pd.read_csv(images / "manifest.csv", keep_default_na=False)
+    man.loc[man["labels"] == "class2", "fold"] = 1  # fold 2 (fold 1's training part) has no class2
+    man.to_csv(images / "manifest.csv", index=False)
+    out = tmp_path / "cv"
+    assert main(["cv", str(images), "--out", str(out), "--predefined-folds", *HEAD]) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if "no training clips" in line]
+    assert len(warning) == 1 and "fold 1" in warning[0] and "'class2'" in warning[0]
+    res = json.loads((out / "cv_metrics.json").read_text())
+    assert res["flagged_folds"] == {"1": {"classes": ["class2"], "unscored_clips": 6}}
+    assert res["folds"]["1"]["unscorable_classes"] == ["class2"]
+    pred = pd.read_csv(out / "fold_1" / "valid_predictions.csv", keep_default_na=False)
+    assert len(pred) and "class2" not in set(pred["labels"])
+    assert "2" in res["folds"] and "unscorable_classes" not in res["folds"]["2"]
+
+
+def test_unscorable_names_only_classes_the_training_part_lacks(tmp_path):
+    images = make_image_set(tmp_path / "img", n_classes=3, per_class=4, groups_per_class=2, folds=2)
+    ds = load_image_set(images)
+    folds = ds.clip_table()["fold"].to_numpy(dtype=int)
+    none = np.zeros(len(folds), bool)
+    assert cvmod.unscorable(ds, folds, 1, none)[0] == []
+    labels = ds.clip_table()["labels"].map(lambda labs: labs[0]).to_numpy()
+    folds[labels == "class0"] = 2
+    missing, drop = cvmod.unscorable(ds, folds, 2, none)
+    assert missing == ["class0"] and drop.sum() == (labels == "class0").sum()
