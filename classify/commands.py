@@ -10,7 +10,7 @@ import numpy as np
 from .config import HEAD_ONLY_BELOW, TrainConfig
 from .data import ImageSet, load_image_set
 from .errors import ClassifyError
-from .runfolder import new_run_dir
+from .runfolder import lock_run_dir, new_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,15 @@ def choose_mode(ds: ImageSet, cfg: TrainConfig) -> TrainConfig:
 
 def fit(cfg: TrainConfig) -> Path:
     """Train on ``cfg.images`` (fine-tune, or ``head_only``) and write a run folder; returns its path."""
-    ds = load_image_set(Path(cfg.images))
+    ds = load_image_set(Path(cfg.images), relabel=cfg.relabel, drop=cfg.drop)
     cfg = choose_mode(ds, cfg)
     run_dir = run_dir_for(cfg)
-    fit_function(cfg)(ds, cfg.replace(out=str(run_dir)), run_dir)
-    build_report_quietly(run_dir)
+    lock = lock_run_dir(run_dir)  # a second fit into the same --out stops with one line
+    try:
+        fit_function(cfg)(ds, cfg.replace(out=str(run_dir)), run_dir)
+        build_report_quietly(run_dir)
+    finally:
+        lock.release()
     return run_dir
 
 

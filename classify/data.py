@@ -9,7 +9,6 @@ mixup mixes both and the loss needs no side channel.
 from __future__ import annotations
 
 import logging
-import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from spec2img.config import SpectrogramConfig
 from spec2img.io import read_png
 from spec2img.manifest import image_table, read_manifest
+from spec2img.window import crop_offset, seconds_to_columns, take
 
 from . import splits
 from .errors import ClassifyError
@@ -80,13 +79,17 @@ def decode_all(root: Path, rel_paths: list[str], *, n_rows: int, channels: int,
         return list(pool.map(one, rel_paths))
 
 
-def load_image_set(images_dir: Path, *, classes: list[str] | None = None) -> ImageSet:
-    """Read manifest + spectrogram config + every labelled image of a spec2img folder."""
+def load_image_set(images_dir: Path, *, classes: list[str] | None = None, relabel: str | Path | None = None,
+                   drop: str | Path | None = None) -> ImageSet:
+    """Read manifest + spectrogram config + every labelled image of a spec2img folder
+    (``relabel`` / ``drop``: CSVs applied by :func:`apply_label_edits` first)."""
     root = Path(images_dir)
     if not root.is_dir():
         raise ClassifyError(f"{root}: no such folder; pass the output folder of spec2img")
     cfg = SpectrogramConfig.load(root)
     table = image_table(read_manifest(root))
+    if relabel is not None or drop is not None:
+        table = apply_label_edits(table, relabel=relabel, drop=drop)
     unlabelled = table["labels"].map(len) == 0
     if unlabelled.any():
         log.warning("%d image(s) without labels ignored (e.g. %s)", int(unlabelled.sum()),
@@ -113,6 +116,48 @@ def load_image_set(images_dir: Path, *, classes: list[str] | None = None) -> Ima
     multi = bool((targets.sum(1) > 1).any())
     images = decode_all(root, list(table["image"]), n_rows=cfg.n_rows, channels=cfg.channels)
     return ImageSet(root, cfg, table, images, list(classes), targets, multi)
+
+
+def _edit_csv(path: Path, flag: str, need_label: bool) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ClassifyError(f"--{flag} {path}: cannot read it as CSV ({exc})") from None
+    col = next((c for c in ("file", "source", "fname", "filename") if c in df.columns), None)
+    label = next((c for c in ("suggested", "label", "new_label") if c in df.columns), None)
+    if col is None or (need_label and label is None):
+        raise ClassifyError(f"--{flag} {path}: needs a column 'file'" + (" and a column 'suggested'" if need_label else "")
+                            + f" (the suspect_labels.csv layout); it has {', '.join(df.columns) or 'none'}")
+    return df.rename(columns={col: "file", **({label: "suggested"} if label else {})})
+
+
+def apply_label_edits(table: pd.DataFrame, *, relabel: str | Path | None = None,
+                      drop: str | Path | None = None) -> pd.DataFrame:
+    """The image table with the clips listed in ``drop`` removed and those in ``relabel`` given
+    the label in its ``suggested`` column (an empty cell leaves the clip as it is).
+
+    Both CSVs name clips by manifest ``source`` in a ``file`` column (``suspect_labels.csv`` from
+    ``classify cv``). A name that matches no clip is an error (the CSV is for another folder).
+    """
+    sources = set(table["source"].astype(str))
+    for flag, path in (("drop", drop), ("relabel", relabel)):
+        if path is None:
+            continue
+        df = _edit_csv(Path(path), flag, need_label=flag == "relabel")
+        unknown = sorted(set(df["file"]) - sources)
+        if unknown:
+            raise ClassifyError(f"--{flag} {path}: {len(unknown)} file(s) are not in manifest.csv "
+                                f"(e.g. {unknown[0]!r}); use the 'file' values of this folder's suspect_labels.csv")
+        if flag == "drop":
+            gone = table["source"].isin(set(df["file"]))
+            table = table[~gone].reset_index(drop=True)
+            log.warning("--drop %s: %d clip(s) left out (%d images)", path, df["file"].nunique(), int(gone.sum()))
+        else:
+            new = {f: lab.strip() for f, lab in zip(df["file"], df["suggested"]) if lab.strip()}
+            table = table.copy()
+            table["labels"] = [[new[s]] if s in new else labs for s, labs in zip(table["source"], table["labels"])]
+            log.warning("--relabel %s: %d clip(s) relabelled", path, len(new))
+    return table
 
 
 # --------------------------------------------------------------------------------- selection
@@ -224,14 +269,15 @@ def crop_width(cfg: SpectrogramConfig, crop_seconds: float | None, max_width: in
         return max_width
     if crop_seconds <= 0:
         raise ClassifyError(f"crop_seconds={crop_seconds} must be > 0")
-    return max(8, min(max_width, int(math.ceil(crop_seconds * cfg.sr / cfg.hop_length)) + 1))
+    return max(8, min(max_width, seconds_to_columns(crop_seconds, sr=cfg.sr, hop_length=cfg.hop_length)))
 
 
 class CropDataset(torch.utils.data.Dataset):
     """Items ``(uint8 (C, H, width), target (n_classes + 1,))`` cut from in-memory images.
 
     ``train``: a random window (narrower images placed at a random offset in a zero canvas:
-    silence at ``vmin``); otherwise the centre window (narrower images centred).
+    silence at ``vmin``); otherwise the centre window (narrower images centred). Both by
+    :func:`spec2img.window.crop_offset` and :func:`spec2img.window.take`.
     """
 
     def __init__(self, images: list[torch.Tensor], targets: np.ndarray, weights: np.ndarray, *,
@@ -251,11 +297,18 @@ class CropDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         img = self.images[i]
-        w, width = img.shape[-1], self.width
-        slack = w - width
-        if slack >= 0:
-            s = int(torch.randint(0, slack + 1, ()).item()) if self.train else slack // 2
-            return img[..., s:s + width], self.y[i]
-        pad = -slack
-        left = int(torch.randint(0, pad + 1, ()).item()) if self.train else pad // 2
-        return F.pad(img, (left, pad - left)), self.y[i]
+        start = crop_offset(img.shape[-1], size=self.width, crop="random" if self.train else "center",
+                            rng=_TORCH_INTEGERS)
+        return torch.from_numpy(take(img.numpy(), start=start, size=self.width)), self.y[i]
+
+
+class _TorchIntegers:
+    """:func:`spec2img.window.crop_offset`'s random source, drawn from torch's generator (seeded
+    by ``fit``; one stream per DataLoader worker)."""
+
+    @staticmethod
+    def integers(low: int, high: int) -> int:
+        return int(torch.randint(low, high, ()).item())
+
+
+_TORCH_INTEGERS = _TorchIntegers()

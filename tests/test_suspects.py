@@ -97,3 +97,64 @@ def test_table_averages_windows_and_writes_csv(tmp_path):
     assert list(back.columns) == ["file", "given", "suggested", "score"]
     assert back.loc[0, "suggested"] == "cat$x^$" and back.loc[0, "score"] == pytest.approx(0.6)
     assert write_suspect_labels(tmp_path / "m", preds, classes, multi_label=True) is None
+
+
+# ------------------------------------------------------------------ --relabel / --drop and classify cv
+def _edits(tmp_path, rows, name):
+    path = tmp_path / name
+    pd.DataFrame(rows, columns=["file", "given", "suggested", "score"]).to_csv(path, index=False)
+    return path
+
+
+def test_relabel_and_drop_when_loading(tmp_path):
+    from imageset import make_image_set
+
+    from classify.data import load_image_set
+    from classify.errors import ClassifyError
+
+    images = make_image_set(tmp_path / "img", n_classes=3, per_class=4)
+    relabel = _edits(tmp_path, [("class0/class0_000.wav", "class0", "class2", 0.9),
+                                ("class0/class0_001.wav", "class0", "", 0.5)], "relabel.csv")
+    drop = _edits(tmp_path, [("class1/class1_003.wav", "class1", "class0", 0.7)], "drop.csv")
+    ds = load_image_set(images, relabel=relabel, drop=drop)
+    by_source = dict(zip(ds.table["source"], ds.table["labels"]))
+    assert by_source["class0/class0_000.wav"] == ["class2"]
+    assert by_source["class0/class0_001.wav"] == ["class0"]  # empty suggestion: unchanged
+    assert "class1/class1_003.wav" not in by_source and len(ds.table) == 11
+    row = ds.table.index[ds.table["source"] == "class0/class0_000.wav"][0]
+    assert ds.classes[int(ds.targets[row].argmax())] == "class2"
+    bad = _edits(tmp_path, [("nope.wav", "a", "b", 1.0)], "bad.csv")
+    with pytest.raises(ClassifyError, match="nope.wav"):
+        load_image_set(images, drop=bad)
+    (tmp_path / "cols.csv").write_text("name,label\nx,y\n")
+    with pytest.raises(ClassifyError, match="needs a column 'file'"):
+        load_image_set(images, relabel=tmp_path / "cols.csv")
+
+
+@pytest.mark.slow
+def test_cv_writes_suspects_and_records_edits(tmp_path):
+    """classify cv --head-only on tones with flipped labels: the flipped clips top suspect_labels.csv;
+    fit --drop of that CSV is recorded in train.json."""
+    import json
+
+    from imageset import make_image_set
+
+    from classify.cli import main
+
+    images = make_image_set(tmp_path / "img", n_classes=3, per_class=12, groups_per_class=12)
+    flips = [("class0/class0_000.wav", "class1"), ("class1/class1_005.wav", "class2"),
+             ("class2/class2_007.wav", "class0")]
+    wrong = _edits(tmp_path, [(f, "", s, 0) for f, s in flips], "wrong.csv")
+    run = tmp_path / "cv"
+    common = ["--arch", "resnet18", "--no-pretrained", "--head-only", "--crop-seconds", "full", "-q"]
+    assert main(["cv", str(images), "--out", str(run), "--folds", "4", "--relabel", str(wrong), *common]) == 0
+    table = pd.read_csv(run / "suspect_labels.csv", keep_default_na=False)
+    assert list(table.columns) == ["file", "given", "suggested", "score"]
+    top = table["file"].head(len(flips)).tolist()
+    assert len(set(top) & {f for f, _ in flips}) >= 2, table.head(6)
+    train = json.loads((run / "fold_1" / "train.json").read_text())
+    assert train["relabel"] == str(wrong)
+    fit_dir = tmp_path / "fit"
+    assert main(["fit", str(images), "--out", str(fit_dir), "--drop", str(run / "suspect_labels.csv"), *common]) == 0
+    train = json.loads((fit_dir / "train.json").read_text())
+    assert train["drop"] == str(run / "suspect_labels.csv")
