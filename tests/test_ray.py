@@ -1,0 +1,128 @@
+"""``--engine ray``: conversion and prediction on a local 2-CPU Ray instance started by the tests
+(loopback only, no dashboard; one instance for the module, shut down after). Starting Ray takes
+10-40 s on a loaded 2-core machine, hence ``slow``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spec2img import convert as conv
+from spec2img.config import from_preset
+from spec2img.engine_ray import import_ray
+from tests.conftest import tone, write
+
+pytestmark = pytest.mark.slow
+
+CFG = from_preset("default", sr=22050, n_mels=64)  # "default" stays an alias of logmel
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = import_ray(local=True)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+             _node_ip_address="127.0.0.1")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _audio(root: Path, n: int = 24, seconds: float = 1.0) -> Path:
+    for i in range(n):
+        cls = ("low", "mid", "high")[i % 3]
+        f = {"low": 200, "mid": 900, "high": 3000}[cls] * (1 + 0.03 * i)
+        write(root / cls / f"{cls}{i:03d}.wav", tone(f, duration=seconds, noise=0.02, seed=i), 22050, "PCM_16")
+    (root / "high" / "broken.wav").write_bytes(b"RIFF....garbage")  # one failed row, same text both ways
+    return root
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and (p.suffix == ".png" or p.name in ("manifest.csv", "spectrogram.json"))}
+
+
+def test_ray_conversion_is_byte_identical_to_two_processes_and_resumes(ray_local, tmp_path):
+    audio = _audio(tmp_path / "audio")
+    ref = conv.convert(audio, tmp_path / "J2", CFG, jobs=2)
+    got = conv.convert(audio, tmp_path / "R", CFG, jobs=2, engine="ray")
+    assert (got.converted, got.failed, got.images) == (ref.converted, ref.failed, ref.images) == (24, 1, 24)
+    a, b = _files(tmp_path / "J2"), _files(tmp_path / "R")
+    assert sorted(a) == sorted(b) and len(a) == 24 + 2
+    assert [k for k in a if a[k] != b[k]] == []  # PNG bytes and manifest rows alike
+    again = conv.convert(audio, tmp_path / "R", CFG, jobs=2, engine="ray")
+    assert (again.converted, again.up_to_date, again.failed) == (0, 24, 1)
+
+
+def test_ray_cli_reuses_the_running_instance(ray_local, tmp_path):
+    from spec2img.cli import main
+
+    audio = _audio(tmp_path / "audio", n=6)
+    rc = main([str(audio), str(tmp_path / "out"), "--engine", "ray", "--preset", "default", "--sr", "22050", "--n-mels", "64", "-q"])
+    assert rc == 1  # broken.wav failed, the rest converted
+    df = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    assert (df["status"] == "ok").sum() == 6 and ray_local.is_initialized()
+
+
+def _descendants(pid: int) -> list[int]:
+    kids = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(p.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in kids.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_killed_worker_loses_no_clip_and_rerun_completes(ray_local, tmp_path):
+    """SIGKILL a Ray worker while it converts a batch: Ray reruns the batch, every clip lands."""
+    audio = _audio(tmp_path / "audio", n=60, seconds=2.0)
+    ref = conv.convert(audio, tmp_path / "J2", CFG, jobs=2)
+    out = tmp_path / "R"
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def killer():
+        while not stop.is_set() and not killed:
+            if any(out.rglob("*.png")):  # mid-run: some images written, a task running
+                for pid in _descendants(os.getpid()):  # only the Ray processes this test started
+                    if _cmdline(pid).startswith("ray::convert_batch"):
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append(pid)
+                        break
+            time.sleep(0.01)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    try:
+        got = conv.convert(audio, out, CFG, jobs=2, engine="ray")
+    finally:
+        stop.set()
+        t.join()
+    assert killed, "no worker was running a conversion task to kill"
+    assert (got.converted + got.up_to_date, got.failed) == (60, 1), [r["error"] for r in got.rows if r["error"]]
+    assert _files(tmp_path / "J2") == _files(out)
+    again = conv.convert(audio, out, CFG, jobs=2, engine="ray")
+    assert (again.converted, again.up_to_date, again.failed) == (0, 60, 1)
+    assert ref.images == got.images == 60
