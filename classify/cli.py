@@ -251,19 +251,25 @@ def _add_predict(sub) -> None:
                    help="use the ONNX export (model.onnx in RUN_DIR, or a .onnx path) with onnxruntime")
     p.add_argument("--follow-symlinks", action="store_true",
                    help="also read symlinks that lead outside a given folder (links inside it are followed)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="ray: batches of files on a Ray cluster (--address) or a local Ray instance, with "
+                        "the ONNX export (implies --onnx; workers need classify installed, same audio paths)")
+    p.add_argument("--address", metavar="ADDR", help="--engine ray: cluster to join (ray://host:10001, host:6379, auto)")
 
 
 def _cmd_predict(args) -> int:
     from .errors import ClassifyError
     from .predict import predict, split_runs, write_csv, write_kaggle, write_timeline
 
-    backend = "onnx" if args.onnx or args.run_dir.suffix == ".onnx" else "torch"
+    backend = "onnx" if args.onnx or args.engine == "ray" or args.run_dir.suffix == ".onnx" else "torch"
+    if args.address and args.engine != "ray":
+        raise ClassifyError(f"--address {args.address} needs --engine ray")
     more_runs, audio = split_runs(args.audio)  # RUN_A RUN_B AUDIO...: leading run folders ensemble
     if not audio:
         raise ClassifyError("no audio given after the run folder(s); usage: classify predict RUN_DIR AUDIO...")
     result = predict([args.run_dir, *more_runs, *args.run], audio, top_k=args.top_k, aggregate=args.aggregate,
                      tta=args.tta, timeline=args.timeline is not None, batch_size=args.bs, backend=backend,
-                     follow_symlinks=args.follow_symlinks)
+                     follow_symlinks=args.follow_symlinks, engine=args.engine, address=args.address)
     written = [write_csv(result, args.out)]
     if args.kaggle:
         written.append(write_kaggle(result, args.kaggle))

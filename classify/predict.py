@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spec2img import audio
 from spec2img.config import SpectrogramConfig
 from spec2img.errors import AudioError
 from spec2img.io import write_atomic
+from spec2img.manifest import join_cell
+from spec2img.paths import AUDIO_LIKE, Entry, check_input, display, walk_audio
 
 from .errors import ClassifyError, RunFolderError
 from .evaluate import geometric_mean as _geometric_mean
@@ -202,20 +203,21 @@ def check_compatible(scorers: list[Scorer]) -> None:
 
 
 # ------------------------------------------------------------------------------------ inputs
-def find_inputs(inputs: Iterable[Path]) -> list[Path]:
-    """Files as given, folders expanded to their audio files (sorted), in the order given.
+def find_inputs(inputs: Iterable[Path], *, follow_symlinks: bool = False) -> list[Entry]:
+    """Files as given, folders expanded to their audio-looking entries (sorted), in the order given.
 
-    A path that does not exist stays in the list (it gets a failed row, as in spec2img)."""
-    out: list[Path] = []
+    Every entry has a status (:mod:`spec2img.paths`): a missing path, a FIFO or other special file,
+    a dangling link, a link leaving a given folder (without ``follow_symlinks``) ... is not ``ok``
+    and gets a row saying why, and is never opened."""
+    out: list[Entry] = []
     for p in map(Path, inputs):
         if p.is_dir():
-            found = audio.find_audio(p)
+            found = walk_audio(p, follow_symlinks=follow_symlinks)
             if not found:
-                log.warning("%s: no audio files found (looked for %s)", p,
-                            ", ".join(sorted(audio.AUDIO_EXTENSIONS)))
-            out.extend(found)
+                log.warning("%s: no audio files found (looked for %s)", p, ", ".join(sorted(AUDIO_LIKE)))
+            out.extend(Entry(e.path, display(str(e.path)), e.status, e.error) for e in found)
         else:
-            out.append(p)
+            out.append(check_input(p))
     if not out:
         raise ClassifyError("no audio to predict: pass audio files or folders holding them")
     return out
@@ -238,18 +240,28 @@ def geometric_mean(probs: list[np.ndarray], *, multi_label: bool) -> np.ndarray:
 # ------------------------------------------------------------------------------------ predict
 def predict(run_dirs, inputs, *, top_k: int = 3, aggregate: str = "mean", tta: int = 0,
             timeline: bool = False, batch_size: int = 64, backend: str = "torch",
-            scorers: list[Scorer] | None = None) -> PredictResult:
+            scorers: list[Scorer] | None = None, follow_symlinks: bool = False,
+            engine: str = "local", address: str | None = None) -> PredictResult:
     """Predict every audio file in ``inputs`` (files and folders) with the run(s) ``run_dirs``.
 
     Bad audio gives a row with ``status="failed"`` and spec2img's error message; the rest is
     predicted. Windows of all files are scored together in batches of ``batch_size``.
     """
     cfg = PredictConfig(top_k=top_k, aggregate=aggregate, tta=tta, timeline=timeline, batch_size=batch_size)
+    entries = find_inputs(inputs, follow_symlinks=follow_symlinks)
+    if engine == "ray":  # the same per-file work, batches of files on a Ray cluster (ONNX models)
+        from .predict_ray import predict_ray
+
+        return predict_ray(run_dirs, entries, cfg, address=address)
     scorers = scorers or load_scorers(run_dirs, backend=backend)
-    return predict_files(scorers, find_inputs(inputs), cfg)
+    refused = {i: (e.status, e.error) for i, e in enumerate(entries) if not e.ok}
+    return predict_files(scorers, [e.path for e in entries], cfg, refused=refused)
 
 
-def predict_files(scorers: list[Scorer], files: list[Path], cfg: PredictConfig) -> PredictResult:
+def predict_files(scorers: list[Scorer], files: list[Path], cfg: PredictConfig, *,
+                  refused: dict[int, tuple[str, str]] | None = None) -> PredictResult:
+    """Score ``files``; ``refused`` maps an index to the ``(status, error)`` of an input that is
+    never opened (a FIFO, a link refused by the folder walk, ...): it keeps its row."""
     check_compatible(scorers)
     groups: dict[tuple, list[int]] = {}  # models sharing spectrogram + window share the features
     for i, s in enumerate(scorers):
@@ -261,6 +273,9 @@ def predict_files(scorers: list[Scorer], files: list[Path], cfg: PredictConfig) 
     n, k = len(files), len(first.classes)
     file_p = np.full((len(scorers), n, k), np.nan, dtype=np.float32)
     errors = [""] * n
+    statuses = ["ok"] * n
+    for i, (status, error) in (refused or {}).items():
+        statuses[i], errors[i] = status, error
     win_rows: dict[int, tuple[FileWindows, list[np.ndarray]]] = {}
     t_feat = t_model = 0.0
     n_windows = 0
@@ -292,11 +307,11 @@ def predict_files(scorers: list[Scorer], files: list[Path], cfg: PredictConfig) 
             try:
                 w = file_windows(path, spec, width, tta=cfg.tta, chunk_seconds=cfg.chunk_seconds)
             except AudioError as exc:
-                errors[i] = str(exc)
+                errors[i], statuses[i] = str(exc), "failed"
                 continue
             except Exception as exc:  # a decoder choking on one odd file must not sink the run
                 log.debug("unexpected error on %s", path, exc_info=True)
-                errors[i] = f"{path}: unexpected {type(exc).__name__}: {exc}"
+                errors[i], statuses[i] = f"{path}: unexpected {type(exc).__name__}: {exc}", "failed"
                 continue
             finally:
                 t_feat += time.perf_counter() - t0
@@ -314,7 +329,7 @@ def predict_files(scorers: list[Scorer], files: list[Path], cfg: PredictConfig) 
         probs[ok] = geometric_mean([file_p[m, ok] for m in range(len(scorers))], multi_label=first.multi_label)
     threshold = _threshold(scorers)
     table = _file_table(files, probs, errors, list(first.classes), top_k=cfg.top_k,
-                        multi_label=first.multi_label, threshold=threshold)
+                        multi_label=first.multi_label, threshold=threshold, statuses=statuses)
     tl = _timeline_table(files, win_rows, list(first.classes), first.multi_label) if cfg.timeline else None
     for f, e in zip(files, errors):
         if e:
@@ -332,20 +347,22 @@ def _threshold(scorers: list[Scorer]) -> float | None:
 
 
 def _file_table(files: list[Path], probs: np.ndarray, errors: list[str], classes: list[str], *,
-                top_k: int, multi_label: bool, threshold: float | None) -> pd.DataFrame:
+                top_k: int, multi_label: bool, threshold: float | None,
+                statuses: list[str] | None = None) -> pd.DataFrame:
     k = min(top_k, len(classes))
     rows = []
-    for path, p, err in zip(files, probs, errors):
-        row: dict = {"file": str(path)}
+    statuses = statuses or ["failed" if e else "ok" for e in errors]
+    for path, p, err, status in zip(files, probs, errors, statuses):
+        row: dict = {"file": display(str(path))}
         if multi_label:
-            row["labels"] = "" if err else ";".join(c for c, v in zip(classes, p) if v >= threshold)
+            row["labels"] = "" if err else join_cell(c for c, v in zip(classes, p) if v >= threshold)
         order = np.argsort(-p, kind="stable")[:k] if not err else []
         for j in range(k):
             row[f"label_{j + 1}"] = classes[order[j]] if not err else ""
             row[f"prob_{j + 1}"] = float(p[order[j]]) if not err else np.nan
         if multi_label:
             row.update({f"p_{c}": float(v) for c, v in zip(classes, p)})
-        row["status"] = "failed" if err else "ok"
+        row["status"] = status if err else "ok"
         row["error"] = err
         rows.append(row)
     return pd.DataFrame(rows)
@@ -357,7 +374,7 @@ def _timeline_table(files, win_rows, classes, multi_label) -> pd.DataFrame:
         w, per_model = win_rows[i]
         p = geometric_mean(per_model, multi_label=multi_label)
         top = p.argmax(1)
-        df = pd.DataFrame({"file": str(files[i]), "start": w.start.round(3), "end": w.end.round(3),
+        df = pd.DataFrame({"file": display(str(files[i])), "start": w.start.round(3), "end": w.end.round(3),
                            "label": [classes[j] for j in top], "prob": p[np.arange(len(p)), top]})
         frames.append(pd.concat([df, pd.DataFrame(p, columns=[f"p_{c}" for c in classes])], axis=1))
     cols = ["file", "start", "end", "label", "prob"] + [f"p_{c}" for c in classes]

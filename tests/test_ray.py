@@ -126,3 +126,76 @@ def test_killed_worker_loses_no_clip_and_rerun_completes(ray_local, tmp_path):
     again = conv.convert(audio, out, CFG, jobs=2, engine="ray")
     assert (again.converted, again.up_to_date, again.failed) == (0, 60, 1)
     assert ref.images == got.images == 60
+
+
+# ------------------------------------------------------------------------------ prediction
+@pytest.fixture(scope="module")
+def onnx_run(tmp_path_factory):
+    from classify.export import export_onnx
+    from tests.tiny_run import make_untrained_run
+
+    run = make_untrained_run(tmp_path_factory.mktemp("run") / "run", arch="resnet18")
+    export_onnx(run)
+    return run
+
+
+def _predict_audio(root: Path) -> Path:
+    for i in range(20):  # 0.5-4 s: some files give one window, some several
+        write(root / f"c{i:02d}.wav", tone(300 + 150 * i, sr=8000, duration=0.5 + 0.18 * i, noise=0.05, seed=i),
+              8000, "PCM_16")
+    (root / "c05b.wav").write_bytes(b"RIFF....garbage")  # a failed row in the middle of the input order
+    return root
+
+
+def _same_table(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    num = [c for c in a.columns if c.startswith(("prob_", "p_"))]
+    pd.testing.assert_frame_equal(a.drop(columns=num), b.drop(columns=num))
+    np.testing.assert_allclose(a[num].to_numpy(float), b[num].to_numpy(float), rtol=0, atol=1e-5)
+
+
+def test_ray_prediction_rows_equal_the_local_ones(ray_local, onnx_run, tmp_path):
+    from classify.cli import main
+    from classify.predict import PredictConfig, find_inputs, predict
+    from classify.predict_ray import predict_ray
+
+    audio = _predict_audio(tmp_path / "audio")
+    local = predict([onnx_run], [audio], backend="onnx", timeline=True)
+    got = predict_ray([onnx_run], find_inputs([audio]), PredictConfig(timeline=True), files_per_batch=3)
+    assert (local.table["status"] == "failed").sum() == 1
+    _same_table(local.table, got.table)
+    _same_table(local.timeline, got.timeline)
+    assert got.n_windows == local.n_windows > 21
+
+    assert main(["predict", str(onnx_run), str(audio), "--onnx", "--out", str(tmp_path / "local.csv")]) == 1
+    assert main(["predict", str(onnx_run), str(audio), "--engine", "ray", "--out", str(tmp_path / "ray.csv")]) == 1
+    _same_table(pd.read_csv(tmp_path / "local.csv"), pd.read_csv(tmp_path / "ray.csv"))
+
+
+def test_ray_prediction_survives_a_killed_worker(ray_local, onnx_run, tmp_path):
+    from classify.predict import PredictConfig, find_inputs, predict
+    from classify.predict_ray import predict_ray
+
+    audio = _predict_audio(tmp_path / "audio")
+    local = predict([onnx_run], [audio], backend="onnx")
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def killer():
+        while not stop.is_set() and not killed:
+            for pid in _descendants(os.getpid()):
+                if _cmdline(pid).startswith("ray::predict_batch"):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    break
+            time.sleep(0.005)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    try:
+        got = predict_ray([onnx_run], find_inputs([audio]), PredictConfig(), files_per_batch=2)
+    finally:
+        stop.set()
+        t.join()
+    assert killed, "no worker was running a prediction task to kill"
+    _same_table(local.table, got.table)
