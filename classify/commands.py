@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import HEAD_ONLY_BELOW, TrainConfig
+from .config import AUTO_ARCH, HEAD_ONLY_BELOW, TrainConfig
 from .data import ImageSet, load_image_set
 from .errors import ClassifyError
 from .runfolder import lock_run_dir, new_run_dir
@@ -28,8 +28,29 @@ def clips_per_class(ds: ImageSet) -> float:
     return float(np.median(counts.to_numpy())) if len(counts) else 0.0
 
 
+def choose_arch(ds: ImageSet, cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with ``arch="auto"`` decided from the images (logged): the AudioSet backbone
+    ``efficientat_mn04`` for images of its own front-end (spec2img's default preset), else
+    ``efficientnet_lite0`` (ImageNet weights shipped with the package; any image settings)."""
+    if cfg.arch != AUTO_ARCH:
+        return cfg
+    from .backbones.embed_head import check_front_end
+
+    try:
+        check_front_end(ds.cfg)
+        arch = "efficientat_mn04" if ds.cfg.mode == "grey" else "efficientnet_lite0"
+    except ClassifyError:
+        arch = "efficientnet_lite0"
+    why = ("images of its own front-end (spec2img --preset efficientat)" if arch == "efficientat_mn04"
+           else f"images of the {ds.cfg.preset!r} preset, not the AudioSet front-end")
+    log.info("backbone: %s (%s); --arch overrides", arch, why)
+    return cfg.replace(arch=arch)
+
+
 def choose_mode(ds: ImageSet, cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with ``head_only`` decided when it is None (see :data:`HEAD_ONLY_BELOW`); logged."""
+    """``cfg`` with ``arch`` (:func:`choose_arch`) and ``head_only`` decided when not given (see
+    :data:`HEAD_ONLY_BELOW`); logged."""
+    cfg = choose_arch(ds, cfg)
     if cfg.head_only is not None:
         return cfg
     n = clips_per_class(ds)
@@ -46,13 +67,30 @@ def fit(cfg: TrainConfig) -> Path:
     ds = load_image_set(Path(cfg.images), relabel=cfg.relabel, drop=cfg.drop)
     cfg = choose_mode(ds, cfg)
     run_dir = run_dir_for(cfg)
+    created = not run_dir.exists()
     lock = lock_run_dir(run_dir)  # a second fit into the same --out stops with one line
     try:
         fit_function(cfg)(ds, cfg.replace(out=str(run_dir)), run_dir)
         build_report_quietly(run_dir)
-    finally:
+    except BaseException:
         lock.release()
+        if created:
+            remove_if_empty(run_dir)  # a failed start leaves no empty run folder behind
+        raise
+    lock.release()
     return run_dir
+
+
+def remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` if nothing but its lock file is in it."""
+    from spec2img.lock import LOCK_NAME
+
+    try:
+        if {p.name for p in folder.iterdir()} <= {LOCK_NAME}:
+            (folder / LOCK_NAME).unlink(missing_ok=True)
+            folder.rmdir()
+    except OSError:
+        pass
 
 
 def build_report_quietly(run_dir: Path) -> None:
@@ -83,5 +121,6 @@ def lr_find(cfg: TrainConfig) -> float:
     from . import train
 
     ds = load_image_set(Path(cfg.images))
+    cfg = choose_arch(ds, cfg)
     run_dir = run_dir_for(cfg)
     return train.lr_find(ds, cfg.replace(out=str(run_dir)), run_dir)

@@ -107,8 +107,9 @@ def tag(
         window: analysis window in seconds.
         model: an already loaded :class:`EfficientATMN` (skips weight resolution).
 
-    Files that cannot be read are skipped with a warning; if none can be read the first error
-    is raised.
+    Files that cannot be read (never opened when they are FIFOs, folders or missing) are skipped
+    with a warning and listed in ``df.attrs["skipped"]`` as ``(path, reason)``; if none can be read
+    the first error is raised.
     """
     if not 1 <= top_k <= 527:
         raise ClassifyError(f"top_k={top_k} must be between 1 and 527")
@@ -117,13 +118,14 @@ def tag(
     cfg = from_preset("efficientat")
     model = model if model is not None else pretrained_mn04(weights)
     model.eval()
-    tables, first_error = [], None
+    tables, first_error, skipped = [], None, []
     for path in paths:
         try:
             mels = clip_windows(Path(path), cfg, seconds=window)
         except Spec2ImgError as exc:
             log.warning("skipped %s", exc)
             first_error = first_error or exc
+            skipped.append((str(path), str(exc)))
             continue
         table = top_tags(clip_probabilities(model, mels), top_k=top_k)
         table.insert(0, "source", str(path))
@@ -132,7 +134,9 @@ def tag(
         if first_error is not None:
             raise first_error
         return pd.DataFrame(columns=COLUMNS)
-    return pd.concat(tables, ignore_index=True)[COLUMNS]
+    out = pd.concat(tables, ignore_index=True)[COLUMNS]
+    out.attrs["skipped"] = skipped
+    return out
 
 
 def format_tags(df: pd.DataFrame) -> list[str]:
