@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spec2img.window import Windows, plan_windows
+
 from .archs import ArchSpec
-from .windows import window_starts  # noqa: F401  (torch-free, shared with the ONNX path)
 
 
 def adapt_first_conv(body: nn.Module, in_channels: int) -> bool:
@@ -193,24 +194,27 @@ def build_model(spec: ArchSpec, *, n_classes: int, in_channels: int, pretrained:
                            value_range=value_range if spec.raw_values else None)
 
 
+def cut_windows(images: list[torch.Tensor], *, width: int,
+                hop: int | None = None) -> tuple[list[torch.Tensor], Windows]:
+    """The model windows of uint8 images ``(C, H, W_i)`` (CPU): ``width`` columns each, by
+    :func:`spec2img.window.plan_windows` (hop ``width // 2`` by default, the last window aligned to
+    the end, a narrower image centred between zeros). Returns the crops and the plan."""
+    plan = plan_windows([img.shape[-1] for img in images], size=width, hop=hop)
+    return [torch.from_numpy(c) for c in plan.cut([img.numpy() for img in images])], plan
+
+
 @torch.no_grad()
 def predict_windows(model: nn.Module, images: list[torch.Tensor], *, width: int, hop: int | None = None,
                     bs: int = 64, device: str | torch.device = "cpu",
                     multi_label: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities and embeddings of each image, averaged over its time windows.
 
-    ``images``: uint8 tensors ``(C, H, W_i)``. Each is cut into windows of ``width`` columns every
-    ``hop`` (default ``width // 2``; the last window aligned to the end; narrower images centred
-    between zeros, as the validation crops in training are) and the windows' probabilities (softmax, or sigmoid if ``multi_label``) averaged.
+    ``images``: uint8 tensors ``(C, H, W_i)``, windowed by :func:`cut_windows`; the windows'
+    probabilities (softmax, or sigmoid if ``multi_label``) and embeddings are averaged per image.
     Returns ``probs`` ``(n, n_classes)`` and ``emb`` ``(n, hidden)``, float32 on CPU.
     """
-    hop = hop or max(1, width // 2)
-    crops, owner = [], []
-    for i, img in enumerate(images):
-        for s in window_starts(img.shape[-1], width=width, hop=hop):
-            crops.append(take_columns(img, s, width))
-            owner.append(i)
-    owner_t = torch.tensor(owner)
+    crops, plan = cut_windows(images, width=width, hop=hop)
+    owner_t = torch.from_numpy(plan.owner)
     model.eval()
     probs, embs = [], []
     for b in range(0, len(crops), bs):
@@ -225,14 +229,3 @@ def predict_windows(model: nn.Module, images: list[torch.Tensor], *, width: int,
     P = torch.zeros(n, p.shape[1]).index_add_(0, owner_t, p) / counts
     E = torch.zeros(n, e.shape[1]).index_add_(0, owner_t, e) / counts
     return P, E
-
-
-def take_columns(img: torch.Tensor, start: int, width: int) -> torch.Tensor:
-    """``img[..., start:start+width]``, zero-padded on both sides (centred) to exactly ``width``
-    columns when shorter, as :class:`classify.data.CropDataset` centres validation images and
-    :func:`classify.windows.crop` centres prediction windows."""
-    out = img[..., start:start + width]
-    pad = width - out.shape[-1]
-    if pad > 0:
-        out = F.pad(out, (pad // 2, pad - pad // 2))
-    return out

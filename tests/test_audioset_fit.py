@@ -192,13 +192,3 @@ def test_audioset_weights_fine_tune_and_head_only(eat_images, tmp_path):
                  "--fine-tune", "--epochs", "1", "--freeze-epochs", "1", "--bs", "4", "-q"]) == 0
     assert_run_predicts_its_csv(ft, eat_images)
     assert json.loads((ft / "model.json").read_text())["head"] == "pool"
-
-
-def test_short_images_are_centred_in_the_prediction_window():
-    """Prediction pads a narrow image on both sides, as fastai's validation crops do."""
-    from classify.model import take_columns
-
-    img = torch.ones(1, 2, 4, dtype=torch.uint8)
-    out = take_columns(img, 0, 9)
-    assert out.shape == (1, 2, 9) and out[0, 0].tolist() == [0, 0, 1, 1, 1, 1, 0, 0, 0]
-    assert torch.equal(take_columns(torch.arange(10).view(1, 1, 10), 6, 4), torch.arange(6, 10).view(1, 1, 4))

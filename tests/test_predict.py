@@ -15,7 +15,7 @@ import pytest
 from classify.cli import main
 from classify.errors import ClassifyError, RunFolderError
 from classify.predict import geometric_mean, predict
-from classify.windows import crop, file_windows, window_starts
+from classify.windows import file_windows
 from spec2img.config import SpectrogramConfig
 
 from conftest import tone, write
@@ -67,23 +67,6 @@ def base_result(runs, clips):
 
 
 # ----------------------------------------------------------------------------- windows
-def test_window_rule_matches_training_code():
-    torch = pytest.importorskip("torch")
-    from classify.data import CropDataset
-    from classify.model import window_starts as model_starts
-
-    assert model_starts is window_starts  # one implementation, shared by the torch and ONNX paths
-    assert window_starts(100, width=63, hop=31) == [0, 31, 37] and window_starts(10, width=63, hop=31) == [0]
-    rng = np.random.default_rng(0)
-    for w in (20, 62, 63, 90):
-        img = rng.integers(0, 255, (1, 8, w), dtype=np.uint8)
-        ds = CropDataset([torch.from_numpy(img)], np.zeros((1, 2), np.float32), np.ones(1, np.float32),
-                         width=63, train=False)
-        expected = ds[0][0].numpy()
-        got = crop(img, (w - 63) // 2 if w > 63 else 0, 63)
-        np.testing.assert_array_equal(got, expected)
-
-
 def test_windows_cover_any_length(clips):
     cfg = SpectrogramConfig(**SMALL_SPEC)
     short = file_windows(clips["short"], cfg, CROP)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from spec2img.manifest import RUN_INFO_NAME
+from spec2img.window import image_seconds
 
 from ..errors import RunFolderError
 
@@ -79,9 +80,7 @@ class RunData:
     @property
     def window_seconds(self) -> float | None:
         """Seconds of audio behind one image (``tile`` or ``duration``), None for whole clips."""
-        cfg = self.spectrogram
-        value = cfg.get("tile") or cfg.get("duration")
-        return float(value) if value else None
+        return image_seconds(tile=self.spectrogram.get("tile"), duration=self.spectrogram.get("duration"))
 
 
 # ------------------------------------------------------------------------------------ small readers
