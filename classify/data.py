@@ -79,13 +79,17 @@ def decode_all(root: Path, rel_paths: list[str], *, n_rows: int, channels: int,
         return list(pool.map(one, rel_paths))
 
 
-def load_image_set(images_dir: Path, *, classes: list[str] | None = None) -> ImageSet:
-    """Read manifest + spectrogram config + every labelled image of a spec2img folder."""
+def load_image_set(images_dir: Path, *, classes: list[str] | None = None, relabel: str | Path | None = None,
+                   drop: str | Path | None = None) -> ImageSet:
+    """Read manifest + spectrogram config + every labelled image of a spec2img folder
+    (``relabel`` / ``drop``: CSVs applied by :func:`apply_label_edits` first)."""
     root = Path(images_dir)
     if not root.is_dir():
         raise ClassifyError(f"{root}: no such folder; pass the output folder of spec2img")
     cfg = SpectrogramConfig.load(root)
     table = image_table(read_manifest(root))
+    if relabel is not None or drop is not None:
+        table = apply_label_edits(table, relabel=relabel, drop=drop)
     unlabelled = table["labels"].map(len) == 0
     if unlabelled.any():
         log.warning("%d image(s) without labels ignored (e.g. %s)", int(unlabelled.sum()),
@@ -112,6 +116,48 @@ def load_image_set(images_dir: Path, *, classes: list[str] | None = None) -> Ima
     multi = bool((targets.sum(1) > 1).any())
     images = decode_all(root, list(table["image"]), n_rows=cfg.n_rows, channels=cfg.channels)
     return ImageSet(root, cfg, table, images, list(classes), targets, multi)
+
+
+def _edit_csv(path: Path, flag: str, need_label: bool) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ClassifyError(f"--{flag} {path}: cannot read it as CSV ({exc})") from None
+    col = next((c for c in ("file", "source", "fname", "filename") if c in df.columns), None)
+    label = next((c for c in ("suggested", "label", "new_label") if c in df.columns), None)
+    if col is None or (need_label and label is None):
+        raise ClassifyError(f"--{flag} {path}: needs a column 'file'" + (" and a column 'suggested'" if need_label else "")
+                            + f" (the suspect_labels.csv layout); it has {', '.join(df.columns) or 'none'}")
+    return df.rename(columns={col: "file", **({label: "suggested"} if label else {})})
+
+
+def apply_label_edits(table: pd.DataFrame, *, relabel: str | Path | None = None,
+                      drop: str | Path | None = None) -> pd.DataFrame:
+    """The image table with the clips listed in ``drop`` removed and those in ``relabel`` given
+    the label in its ``suggested`` column (an empty cell leaves the clip as it is).
+
+    Both CSVs name clips by manifest ``source`` in a ``file`` column (``suspect_labels.csv`` from
+    ``classify cv``). A name that matches no clip is an error (the CSV is for another folder).
+    """
+    sources = set(table["source"].astype(str))
+    for flag, path in (("drop", drop), ("relabel", relabel)):
+        if path is None:
+            continue
+        df = _edit_csv(Path(path), flag, need_label=flag == "relabel")
+        unknown = sorted(set(df["file"]) - sources)
+        if unknown:
+            raise ClassifyError(f"--{flag} {path}: {len(unknown)} file(s) are not in manifest.csv "
+                                f"(e.g. {unknown[0]!r}); use the 'file' values of this folder's suspect_labels.csv")
+        if flag == "drop":
+            gone = table["source"].isin(set(df["file"]))
+            table = table[~gone].reset_index(drop=True)
+            log.warning("--drop %s: %d clip(s) left out (%d images)", path, df["file"].nunique(), int(gone.sum()))
+        else:
+            new = {f: lab.strip() for f, lab in zip(df["file"], df["suggested"]) if lab.strip()}
+            table = table.copy()
+            table["labels"] = [[new[s]] if s in new else labs for s, labs in zip(table["source"], table["labels"])]
+            log.warning("--relabel %s: %d clip(s) relabelled", path, len(new))
+    return table
 
 
 # --------------------------------------------------------------------------------- selection

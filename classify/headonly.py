@@ -102,6 +102,53 @@ def probabilities(Z: np.ndarray, W: np.ndarray, b: np.ndarray, *, multi_label: b
     return p / p.sum(1, keepdims=True)
 
 
+def choose_on_inner(ds: ImageSet, sel, cfg: TrainConfig, X: np.ndarray, Y: np.ndarray, w: np.ndarray,
+                    owner: np.ndarray) -> tuple[float, float | None, dict]:
+    """``(C, threshold, record)``: the inverse L2 strength (``cfg.head_c``, or with ``head_c=None``
+    the one of :data:`~classify.config.HEAD_C_GRID` with the lowest log-loss) and the multi-label
+    threshold (best micro-F1), both chosen on an inner split of the *training* windows
+    (:func:`classify.splits.inner_for`); the scored validation images are not read. Fixed values
+    (``head_c`` set; threshold 0.5) when nothing needs choosing or the training part cannot be
+    split (then logged)."""
+    from . import splits
+    from .config import HEAD_C_GRID
+    from .errors import ClassifyError
+    from .evaluate import best_threshold
+
+    grid = HEAD_C_GRID if cfg.head_c is None else (cfg.head_c,)
+    record = {"head_c": "fixed" if cfg.head_c is not None else None,
+              "threshold": "fixed 0.5" if ds.multi_label else None, "inner_valid_images": 0}
+    if cfg.head_c is not None and not ds.multi_label:
+        return cfg.head_c, None, record
+    try:
+        inner = splits.inner_for(ds, sel, cfg)
+    except ClassifyError:
+        if cfg.head_c is None:
+            raise
+        log.info("training part too small for an inner split: multi-label threshold fixed at 0.5")
+        return cfg.head_c, None, record
+    held = np.isin(np.asarray(sel.train)[owner], inner.valid)
+    sw = w[~held] if (w != 1).any() else None
+    best = None
+    for C in grid:
+        shift, scale, W, b = fit_logistic(X[~held], Y[~held], multi_label=ds.multi_label, C=C,
+                                          seed=cfg.seed or 0, sample_weight=sw)
+        P = probabilities((X[held] - shift) / scale, W, b, multi_label=ds.multi_label)
+        loss = float(per_item_loss(P, Y[held], multi_label=ds.multi_label).mean())
+        if best is None or loss < best[0] - 1e-12:
+            best = (loss, C, P)
+    _, C, P = best
+    where = f"inner split ({len(inner.valid)} training images, held out of this choice's fit)"
+    threshold = best_threshold(P, Y[held]) if ds.multi_label else None
+    record.update({"inner_valid_images": int(len(inner.valid))})
+    if cfg.head_c is None:
+        record["head_c"] = f"lowest log-loss of {list(grid)} on the {where}"
+        log.info("head-only C=%g chosen on an inner split of %d training images", C, len(inner.valid))
+    if ds.multi_label:
+        record["threshold"] = f"best micro-F1 on the {where}"
+    return C, threshold, record
+
+
 def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None) -> dict:
     """Fit the head-only model and write the run folder; returns the metrics (also metrics.json).
@@ -117,6 +164,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     seed = cfg.seed or 0
     torch.manual_seed(seed)
     sel = select_for(ds, cfg, clip_valid=clip_valid, exclude=exclude)
+    cfg = cfg.resolved(ds, sel.train)
     width = crop_width(ds.cfg, cfg.crop_seconds, ds.max_width)
     model = build_model(spec, n_classes=len(ds.classes), in_channels=ds.cfg.channels,
                         pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,
@@ -132,7 +180,8 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     Y = ds.targets[sel.train][owner]
     w = loss_weights(ds, unverified_weight=cfg.unverified_weight)[sel.train][owner]
     t1 = time.perf_counter()
-    shift, scale, W, b = fit_logistic(X, Y, multi_label=ds.multi_label, C=cfg.head_c, seed=seed,
+    C, threshold, choice = choose_on_inner(ds, sel, cfg, X, Y, w, owner)
+    shift, scale, W, b = fit_logistic(X, Y, multi_label=ds.multi_label, C=C, seed=seed,
                                       sample_weight=w if (w != 1).any() else None)
     head_seconds = time.perf_counter() - t1
     with torch.no_grad():
@@ -146,8 +195,11 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     train_loss = float(np.average(per_item_loss(P, Y, multi_label=ds.multi_label), weights=w))
 
     history = [{"train_loss": train_loss, "epoch": 0, "phase": "head-only"}]
-    metrics = evaluate_and_save(ds, sel, cfg, run_dir, model, width, history=history, extra={
-        "head_only": True, "head_c": cfg.head_c, "train_seconds": seconds,
+    n_valid_clips = len(np.unique(ds.table["clip"].to_numpy()[sel.valid]))
+    proto = {"scored_on": f"validation fold: {n_valid_clips} clips, never trained on and never used for a choice",
+             "epochs": "none (one logistic fit)", "checkpoint": "the one fit", "lr": None, **choice}
+    metrics = evaluate_and_save(ds, sel, cfg, run_dir, model, width, history=history, threshold=threshold, extra={
+        "head_only": True, "head_c": C, "protocol": proto, "train_seconds": seconds,
         "embed_seconds": embed_seconds, "head_fit_seconds": head_seconds,
         "train_images_per_second": len(sel.train) / max(seconds, 1e-9), "train_windows": int(len(X)),
         "epochs_run": 1,
