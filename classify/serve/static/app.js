@@ -94,7 +94,7 @@ async function startMic() {
   $("mic-start").disabled = true;
   try {
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      throw new Error("this browser gives no microphone here (open the page as http://127.0.0.1 or localhost)");
+      throw new Error("this browser gives no microphone here (open the page from 127.0.0.1 or localhost: a secure context)");
     }
     const stream = await navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 } });
