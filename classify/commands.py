@@ -22,7 +22,7 @@ def run_dir_for(cfg: TrainConfig) -> Path:
 
 def clips_per_class(ds: ImageSet) -> float:
     """Clips in the median class (every label of a multi-label clip counts)."""
-    from .report.compute import class_counts
+    from .metrics import class_counts
 
     counts = class_counts(list(ds.clip_table()["labels"]), ds.classes)
     return float(np.median(counts.to_numpy())) if len(counts) else 0.0

@@ -123,3 +123,14 @@ def lwlrap_per_class(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
     support = truth.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(support > 0, sums / np.maximum(support, 1), np.nan)
+
+
+def class_counts(label_lists: list[list[str]], classes: list[str] | None = None):
+    """Clips per label [pandas Series, label -> count], most first; a multi-label clip counts once
+    for each of its labels. With ``classes``, every class appears (0 when absent)."""
+    import pandas as pd
+
+    s = pd.Series([lab for labs in label_lists for lab in labs], dtype=object).value_counts()
+    if classes is not None:
+        s = s.reindex(sorted(set(classes) | set(s.index)), fill_value=0).sort_values(ascending=False, kind="stable")
+    return s

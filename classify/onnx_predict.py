@@ -1,6 +1,7 @@
-"""Prediction with an exported ONNX model: onnxruntime + numpy + spec2img, no torch, no fastai.
+"""Exported ONNX models as :class:`classify.scorer.Scorer`: onnxruntime + numpy + spec2img, no
+torch, no fastai. Predicting files with them is :mod:`classify.predict`'s job:
 
-    from classify.onnx_predict import predict_onnx
+    from classify.predict import predict_onnx
     result = predict_onnx(["runs/x/model.onnx"], ["clips/"])
 
 ``model.onnx`` comes with ``model.onnx.json`` (written by :func:`classify.export.export_onnx`):
@@ -18,7 +19,7 @@ from spec2img.config import SpectrogramConfig
 from spec2img.errors import ConfigError
 
 from .errors import RunFolderError
-from .predict import PredictResult, Scorer, predict
+from .scorer import Scorer
 
 ONNX_FORMAT = "classify-onnx"
 ONNX_FORMAT_VERSION = 1  # keep in step with classify.export
@@ -32,7 +33,7 @@ def onnx_paths(path: Path) -> tuple[Path, Path]:
 
 
 def onnx_scorer(path: Path, *, threads: int | None = None) -> Scorer:
-    """An exported model as a :class:`classify.predict.Scorer` (onnxruntime, CPU)."""
+    """An exported model as a :class:`classify.scorer.Scorer` (onnxruntime, CPU)."""
     import onnxruntime as ort
 
     model, meta_path = onnx_paths(path)
@@ -66,8 +67,3 @@ def onnx_scorer(path: Path, *, threads: int | None = None) -> Scorer:
         return sess.run([out_name], {in_name: x.astype(np.float32) / np.float32(255)})[0]
 
     return Scorer(str(model), classes, spec, crop_width, multi, threshold, score)
-
-
-def predict_onnx(models, inputs, **kwargs) -> PredictResult:
-    """:func:`classify.predict.predict` with onnxruntime models (``.onnx`` files or run folders)."""
-    return predict(models, inputs, backend="onnx", **kwargs)

@@ -17,14 +17,13 @@ import logging
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from spec2img.config import SpectrogramConfig
 from spec2img.errors import AudioError
 from spec2img.io import write_atomic
 from spec2img.manifest import join_cell
@@ -32,6 +31,7 @@ from spec2img.paths import AUDIO_LIKE, Entry, check_input, display, walk_audio
 
 from .errors import ClassifyError, RunFolderError
 from .evaluate import geometric_mean as _geometric_mean
+from .scorer import Scorer
 from .windows import CHUNK_SECONDS, FileWindows, file_windows
 
 log = logging.getLogger(__name__)
@@ -39,22 +39,6 @@ log = logging.getLogger(__name__)
 AGGREGATES = ("mean", "max")
 BACKENDS = ("torch", "onnx")
 EPS = 1e-7
-
-
-@dataclass(frozen=True)
-class Scorer:
-    """One model, as prediction sees it.
-
-    ``score(x)``: x uint8 ``(B, C, n_rows, crop_width)`` -> probabilities float32 ``(B, n_classes)``.
-    """
-
-    name: str
-    classes: tuple[str, ...]
-    spectrogram: SpectrogramConfig
-    crop_width: int
-    multi_label: bool
-    threshold: float | None
-    score: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -256,6 +240,11 @@ def predict(run_dirs, inputs, *, top_k: int = 3, aggregate: str = "mean", tta: i
     scorers = scorers or load_scorers(run_dirs, backend=backend)
     refused = {i: (e.status, e.error) for i, e in enumerate(entries) if not e.ok}
     return predict_files(scorers, [e.path for e in entries], cfg, refused=refused)
+
+
+def predict_onnx(models, inputs, **kwargs) -> PredictResult:
+    """:func:`predict` with onnxruntime models (``.onnx`` files or run folders holding ``model.onnx``)."""
+    return predict(models, inputs, backend="onnx", **kwargs)
 
 
 def predict_files(scorers: list[Scorer], files: list[Path], cfg: PredictConfig, *,

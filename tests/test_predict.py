@@ -205,7 +205,7 @@ def test_onnx_path_needs_neither_torch_nor_fastai(runs, clips, tmp_path):
         "        raise ImportError('blocked: ' + name)\n"
         "    return real(name, *a, **k)\n"
         "builtins.__import__ = guard\n"
-        "from classify.onnx_predict import predict_onnx\n"
+        "from classify.predict import predict_onnx\n"
         f"r = predict_onnx([{str(model)!r}], [{str(clips['flac'])!r}, {str(clips['ogg'])!r}])\n"
         "assert (r.table['status'] == 'ok').all(), r.table\n"
         "assert not any(m.split('.')[0] in ('torch', 'fastai') for m in sys.modules)\n"

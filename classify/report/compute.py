@@ -7,6 +7,8 @@ import pandas as pd
 
 from .. import metrics
 
+class_counts = metrics.class_counts  # clips per label: one home in classify.metrics (fit uses it too)
+
 
 def headline_metrics(probs: np.ndarray, truth: np.ndarray, y: np.ndarray, multilabel: bool) -> dict[str, float]:
     """Accuracy, top-3, MAP@3 and macro F1 (single-label) or lwlrap and mean AP (multi-label)."""
@@ -140,14 +142,6 @@ def tsne_2d(x: np.ndarray, *, seed: int = 0, max_iter: int = 500) -> np.ndarray:
         xy = tsne.fit_transform(x)
     lo, hi = xy.min(axis=0), xy.max(axis=0)
     return (xy - lo) / np.where(hi > lo, hi - lo, 1)
-
-
-def class_counts(label_lists: list[list[str]], classes: list[str] | None = None) -> pd.Series:
-    """Clips per label (a multi-label clip counts once for each of its labels), most first."""
-    s = pd.Series([lab for labs in label_lists for lab in labs], dtype=object).value_counts()
-    if classes is not None:
-        s = s.reindex(sorted(set(classes) | set(s.index)), fill_value=0).sort_values(ascending=False, kind="stable")
-    return s
 
 
 def duration_summary(durations: pd.Series) -> dict[str, float]:
