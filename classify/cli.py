@@ -190,6 +190,24 @@ def _train_config(args):
     return TrainConfig(**values, augment=aug)
 
 
+def _check_run(path, *, onnx_ok: bool = True) -> None:
+    """A run folder (fit or cv) or, where accepted, an ``.onnx`` export; else one line, before any
+    model code loads."""
+    from .errors import RunFolderError
+
+    path = Path(path)
+    if onnx_ok and path.suffix == ".onnx":
+        if not path.is_file():
+            raise RunFolderError(f"{path}: no such ONNX model; export one with classify export RUN_DIR")
+        return
+    if not path.is_dir():
+        what = "a file, not a run folder" if path.exists() else "no such run folder"
+        raise RunFolderError(f"{path}: {what}; pass a folder written by classify fit or classify cv")
+    if not (path / "model.json").is_file() and not any(path.glob("fold_*/model.json")):
+        raise RunFolderError(f"{path}: not a run folder (no model.json, no fold_*/model.json); "
+                             "pass a folder written by classify fit or classify cv")
+
+
 def _preflight(args) -> None:
     """Argument and path errors that need no model, answered before torch or fastai load."""
     from .archs import get_arch
@@ -218,11 +236,25 @@ def _preflight(args) -> None:
 def _add_fit(sub) -> None:
     p = sub.add_parser("fit", help="fine-tune a CNN on a spec2img image folder")
     _add_train_flags(p)
+    p.add_argument("--distributed", type=int, metavar="N", default=None,
+                   help="data-parallel fine-tuning on N processes of this machine (fastai DDP via accelerate; "
+                        "gloo on CPU, one GPU each with CUDA); --bs stays the global batch. Several machines: "
+                        "torchrun/accelerate launch -m classify.cli fit ... --out RUN_DIR")
 
 
 def _cmd_fit(args) -> int:
     _preflight(args)
     cfg = _train_config(args)
+    from . import distributed
+
+    if args.distributed is not None:
+        print(distributed.launch(cfg, args.distributed))
+        return 0
+    if distributed.world_size() > 1:  # started by torchrun / accelerate launch: one rank of the job
+        run_dir = distributed.run_rank(cfg)
+        if distributed.is_main():
+            print(run_dir)
+        return 0
     from .commands import fit
 
     print(fit(cfg))
@@ -315,6 +347,7 @@ def _add_report(sub) -> None:
 
 
 def _cmd_report(args) -> int:
+    _check_run(args.run_dir, onnx_ok=False)
     from .report import ReportConfig, build_report
 
     cfg = ReportConfig(top_n=args.top_n, max_per_cell=args.max_per_cell, audio=args.audio,
@@ -361,6 +394,8 @@ def _add_predict(sub) -> None:
 
 
 def _cmd_predict(args) -> int:
+    for run in (args.run_dir, *args.run):
+        _check_run(run)
     from .errors import ClassifyError
     from .predict import predict, split_runs, write_csv, write_kaggle, write_timeline
 
@@ -391,6 +426,7 @@ def _add_export(sub) -> None:
 
 
 def _cmd_export(args) -> int:
+    _check_run(args.run_dir, onnx_ok=False)
     from .export import export_runs
 
     for out in export_runs(args.run_dir, args.out):

@@ -4,7 +4,9 @@ assembles last; never trains. t-SNE coordinates are cached in ``report/cache/`` 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +17,17 @@ import pandas as pd
 
 from .. import metrics
 from ..errors import ClassifyError
+from ..suspects import suspect_table
 from . import compute, media
 from . import html as H
 from . import sections as S
 from .load import RunData, load_run, prediction_arrays
 
 log = logging.getLogger(__name__)
+
+
+class ReportError(ClassifyError):
+    """The report would be worse than the one it replaces (exit code 2, nothing overwritten)."""
 
 AUDIO_MODES = ("copy", "link", "none")
 
@@ -32,7 +39,8 @@ class ReportConfig:
     ``top_n`` worst items listed, ``max_per_cell`` clips kept per confusion cell, ``max_pairs``
     most-confused pairs listed, ``audio`` copy / link / none, ``max_audio_mb`` copy budget (clips
     beyond it get no player; priority: top losses, confused cells, correct cells, the rest),
-    ``tsne`` on/off, ``seed`` for t-SNE.
+    ``tsne`` on/off, ``seed`` for t-SNE. ``force``: replace an existing report even when this build
+    finds no thumbnails or no audio where the existing one had them (otherwise that is an error).
     """
 
     top_n: int = 50
@@ -42,6 +50,7 @@ class ReportConfig:
     max_audio_mb: float = 100.0
     tsne: bool = True
     seed: int = 0
+    force: bool = False
 
     def __post_init__(self) -> None:
         if self.audio not in AUDIO_MODES:
@@ -72,8 +81,13 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
     notes = list(run.notes)
     data: dict = {"classes": run.classes, "multilabel": run.multilabel}
 
-    # ---- compute
-    headline = compute.headline_metrics(run.probs, run.truth, run.y, run.multilabel)
+    # ---- compute: the headline per clip (mean of its windows' probabilities), as fit scores it
+    clip_p, clip_t, clip_y = compute.clip_level(run.probs, run.truth, run.preds["source"])
+    headline = compute.headline_metrics(clip_p, clip_t, clip_y, run.multilabel)
+    per_window = compute.headline_metrics(run.probs, run.truth, run.y, run.multilabel)
+    explain = S.headline_text(run, headline, per_window, len(clip_y))
+    log.info("%s", explain)
+    suspects = _suspects(run)
     spread = _fold_spread(run, notes)
     table = compute.per_class_table(run.classes, run.probs, run.truth, run.y, run.pred, run.multilabel)
     top = compute.top_losses(run.loss, cfg.top_n)
@@ -85,8 +99,9 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
     tsne = _tsne_views(run, out, cfg) if cfg.tsne else {}
 
     # ---- media for the rows the page references
-    shown = _rows_by_priority(run, top, cells, pairs)
-    thumb_rows = list(dict.fromkeys(list(top) + [r for c in (cells or {}).values() for r in c]))
+    suspect_rows = [] if suspects is None else suspects["row"].head(cfg.top_n).tolist()
+    shown = list(dict.fromkeys(suspect_rows + _rows_by_priority(run, top, cells, pairs)))
+    thumb_rows = list(dict.fromkeys(suspect_rows + list(top) + [r for c in (cells or {}).values() for r in c]))
     thumbs = media.write_thumbnails({r: _image_path(run, r) for r in thumb_rows}, out)
     if run.images_dir is not None and thumb_rows and not thumbs:
         notes.append(f"no spectrogram images found under {run.images_dir}: no thumbnails")
@@ -103,6 +118,8 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
         if over > 0:
             notes.append(f"{over} items over the {cfg.max_audio_mb:g} MB audio budget have no player "
                          "(raise --max-audio-mb or use --audio link)")
+    index = out / "index.html"
+    _refuse_poorer(index, len(thumbs), len(audio), cfg, run)
     media.prune(out, set(thumbs.values()) | (set(audio.values()) if cfg.audio == "copy" else set()))
 
     data["items"] = _items_json(run, thumbs, audio)
@@ -111,20 +128,29 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
         data["cm"] = cm.tolist()
         data["cells"] = {f"{i},{j}": rows for (i, j), rows in cells.items()}
     data["tsne"] = tsne
+    csv_href = None
+    if suspects is not None:
+        data["suspects"] = _suspects_json(run, suspects.head(cfg.top_n))
+        cols = ["file", "given", "suggested", "score"]
+        (out / "suspect_labels.csv").write_text(suspects[cols].to_csv(index=False), encoding="utf-8")
+        csv_href = "suspect_labels.csv"
 
     # ---- plots and sections
     sections = [
-        ("summary", "Summary", S.summary_html(run, headline, spread)),
+        ("summary", "Summary", S.summary_html(run, headline, spread, explain)),
+        ("headfit", "Head-only fit", S.head_only_html(run)) if run.head_only else
         ("training", "Training", S.training_html(run, out)),
         ("classes", "Per class", S.per_class_html(table, run.multilabel)),
         ("confusion", "Confusion", S.confusion_html(run, pairs, cfg.max_per_cell)),
         ("losses", "Top losses", S.top_losses_html(len(top))),
+        *([("suspects", "Suspect labels", S.suspects_html(
+            len(suspects), int(run.preds["source"].nunique()), min(cfg.top_n, len(suspects)),
+            _unverified(run, suspects), csv_href))] if suspects is not None else []),
         ("tsne", "t-SNE", S.tsne_html(tsne)),
         ("dataset", "Dataset", S.dataset_html(run, out)),
     ]
 
     title = f"classify report: {run.run_dir.resolve().name}"
-    index = out / "index.html"
     index.write_text(H.page(title, sections, notes, data), encoding="utf-8")
     log.info("report: %s (%d items, %d thumbnails, %d audio files / %.1f MB copied, %d items playable) in %.1f s",
              index, run.n, len(thumbs), len(set(audio.values())), audio_bytes / 2**20, len(audio),
@@ -133,6 +159,77 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
 
 
 # ------------------------------------------------------------------------------------- helpers
+def _suspects(run: RunData) -> pd.DataFrame | None:
+    """Suspect labels of a single-label cv run (out-of-fold predictions), with each clip's first
+    row in ``row``; None where they are not defined (single runs, multi-label runs)."""
+    if not run.is_cv or run.multilabel:
+        return None
+    table = suspect_table(run.preds, run.classes)
+    first = {}
+    for r, src in enumerate(run.preds["source"].astype(str)):
+        first.setdefault(src, r)
+    return table.assign(row=[first[f] for f in table["file"]])
+
+
+def _suspects_json(run: RunData, table: pd.DataFrame) -> list[dict]:
+    index = {c: i for i, c in enumerate(run.classes)}
+    probs = table[[f"p_{c}" for c in run.classes]].to_numpy()
+    verified = _verified_of(run)
+    out = []
+    for k, row in enumerate(table.itertuples(index=False)):
+        order = np.argsort(-probs[k])[:3]
+        out.append({"r": int(row.row), "g": index[row.given], "s": index[row.suggested],
+                    "score": round(float(row.score), 3),
+                    "top": [[int(j), round(float(probs[k, j]), 3)] for j in order],
+                    "v": verified.get(row.file)})
+    return out
+
+
+def _verified_of(run: RunData) -> dict:
+    m = run.manifest
+    if m is None or "manually_verified" not in m or "source" not in m:
+        return {}
+    v = pd.to_numeric(m["manually_verified"], errors="coerce")
+    return {str(s): int(x) for s, x in zip(m["source"], v) if not np.isnan(x)}
+
+
+def _unverified(run: RunData, table: pd.DataFrame) -> int | None:
+    """How many suspects are not manually verified; None where the manifest does not say."""
+    verified = _verified_of(run)
+    if not verified:
+        return None
+    return int(sum(1 for f in table["file"] if verified.get(f) == 0))
+
+
+def _media_counts(index: Path) -> tuple[int, int] | None:
+    """(thumbnails, audio players) of an existing report page, None when there is none."""
+    if not index.is_file():
+        return None
+    m = re.search(r'<script type="application/json" id="report-data">(.*?)</script>',
+                  index.read_text(encoding="utf-8", errors="replace"), re.S)
+    try:
+        items = json.loads(m.group(1).replace("<\\/", "</"))["items"] if m else {}
+        return len(items.get("thumb", {})), len(items.get("audio", {}))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _refuse_poorer(index: Path, n_thumbs: int, n_audio: int, cfg: ReportConfig, run: RunData) -> None:
+    """Never replace a report that shows spectrograms / plays audio with one that cannot (the
+    images or audio folder was not found from here) unless ``cfg.force``."""
+    old = _media_counts(index)
+    if old is None or cfg.force:
+        return
+    lost = []
+    if old[0] > 0 and n_thumbs == 0:
+        lost.append(f"{old[0]} spectrogram thumbnails (images folder: {run.images_dir or 'not found'})")
+    if old[1] > 0 and n_audio == 0 and cfg.audio != "none":
+        lost.append(f"{old[1]} audio players (audio folder: {run.audio_dir or 'not found'})")
+    if lost:
+        raise ReportError(f"{index} not replaced: it has {' and '.join(lost)}, this build would have none; "
+                          "pass --images-dir / --audio-dir, or --force to replace it anyway")
+
+
 def _fold_spread(run: RunData, notes: list[str]) -> pd.DataFrame | None:
     """Headline metrics per fold (from the oof rows of each fold, else the fold's own predictions,
     else its metrics.json), summarised as mean and std; None for a single run."""

@@ -151,3 +151,44 @@ def duration_summary(durations: pd.Series) -> dict[str, float]:
         return {}
     return {"count": int(d.size), "hours": float(d.sum() / 3600), "min": float(d.min()),
             "median": float(d.median()), "mean": float(d.mean()), "max": float(d.max())}
+
+
+def clip_level(probs: np.ndarray, truth: np.ndarray, sources) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-clip scores as ``classify fit`` computes its metrics: the mean of each clip's window
+    probabilities. Returns ``(probs [shape=(n_clips, K)], truth [shape=(n_clips, K)] bool,
+    y [shape=(n_clips,)])`` in first-seen clip order."""
+    codes, uniq = pd.factorize(pd.Series(list(sources)).astype(str))
+    n = len(uniq)
+    p = np.zeros((n, probs.shape[1]))
+    np.add.at(p, codes, np.asarray(probs, np.float64))
+    p /= np.bincount(codes, minlength=n)[:, None]
+    t = np.zeros((n, truth.shape[1]), dtype=bool)
+    np.logical_or.at(t, codes, np.asarray(truth, bool))
+    y = np.where(t.any(axis=1), np.argmax(t, axis=1), -1)
+    return p, t, y
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``"1 clip"``, ``"2 clips"``, ``"1,200 clips"``."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def human_number(v) -> str:
+    """A number as people write it: ``15000``, ``0.003``, ``3e-5``, ``0.25``; never ``1.5e+04``."""
+    import math
+
+    if isinstance(v, (bool, np.bool_)) or v is None:
+        return str(v).lower() if v is not None else "–"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    v = float(v)
+    if math.isnan(v) or math.isinf(v):
+        return "–" if math.isnan(v) else ("∞" if v > 0 else "−∞")
+    if v == int(v) and abs(v) < 1e15:
+        return str(int(v))
+    if abs(v) >= 1e-3:
+        digits = max(0, 3 - int(math.floor(math.log10(abs(v)))))
+        text = f"{v:.{digits}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    mant, exp = f"{v:.1e}".split("e")
+    return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"

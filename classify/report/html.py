@@ -15,6 +15,8 @@ from string import Template
 import numpy as np
 import pandas as pd
 
+from .compute import human_number
+
 PAGE = Template("""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -60,8 +62,10 @@ def fmt(value, digits: int = 3) -> str:
     if isinstance(value, (float, np.floating)):
         if math.isnan(value):
             return "–"
-        if abs(value) != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.3g}"
+        if abs(value) >= 1e5:
+            return f"{value:,.0f}"
+        if abs(value) != 0 and abs(value) < 1e-3:
+            return human_number(value)
         return f"{value:.{digits}f}"
     return esc(value)
 
@@ -102,8 +106,10 @@ def _cell(v) -> str:
         return esc(text if len(text) < 200 else text[:197] + "...")
     if isinstance(v, dict):
         return esc(json.dumps(v)[:200])
-    if isinstance(v, float) and not math.isnan(v):
-        return f"{v:.4g}"
+    if isinstance(v, (float, np.floating)) and not math.isnan(v):
+        return human_number(v)
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        return human_number(v)
     return fmt(v)
 
 

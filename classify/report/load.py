@@ -60,6 +60,8 @@ class RunData:
     lr_find: dict | None = None
     metrics: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
+    train_dir: Path | None = None
+    model: dict = field(default_factory=dict)
     spectrogram: dict = field(default_factory=dict)
     images_dir: Path | None = None
     audio_dir: Path | None = None
@@ -76,6 +78,20 @@ class RunData:
     @property
     def is_cv(self) -> bool:
         return bool(self.folds)
+
+    @property
+    def head_only(self) -> bool:
+        """A ``--head-only`` run (logistic head on frozen features): no epochs, no curves."""
+        fold_metrics = self.folds[0].metrics if self.folds else {}
+        return bool(self.train.get("head_only") or self.metrics.get("head_only") or fold_metrics.get("head_only")
+                    or self.model.get("head") == "linear")
+
+    @property
+    def protocol(self) -> dict:
+        """``metrics.json``'s account of what was scored on what (the first fold's, for cv runs)."""
+        m = self.metrics if self.metrics.get("protocol") else (self.folds[0].metrics if self.folds else {})
+        p = m.get("protocol")
+        return p if isinstance(p, dict) else {}
 
     @property
     def window_seconds(self) -> float | None:
@@ -164,7 +180,8 @@ def load_run(run_dir: Path, *, images_dir: Path | None = None, audio_dir: Path |
         )
     probs, truth, preds = prediction_arrays(preds, classes, run_dir / pred_name, notes)
 
-    train = _read_json(_first(run_dir, folds, "train.json"), {}) or {}
+    train_path = _first(run_dir, folds, "train.json")
+    train = _read_json(train_path, {}) or {}
     multilabel = bool(train.get("multilabel") or train.get("multi_label")) or bool((truth.sum(axis=1) > 1).any())
     y = np.where(truth.any(axis=1), np.argmax(truth, axis=1), -1)
     pred = np.argmax(probs, axis=1)
@@ -217,6 +234,7 @@ def load_run(run_dir: Path, *, images_dir: Path | None = None, audio_dir: Path |
         loss=loss, offset=offset, multilabel=multilabel, embeddings=embeddings, history=history,
         lr_find=_read_json(_first(run_dir, folds, "lr_find.json")),
         metrics=_read_json(run_dir / "metrics.json", {}) or {}, train=train, spectrogram=spectrogram,
+        train_dir=train_path.parent, model=_read_json(_first(run_dir, folds, "model.json"), {}) or {},
         folds=fold_data, cv_metrics=_read_json(run_dir / "cv_metrics.json", {}) or {}, notes=notes,
     )
     _resolve_data_dirs(run, images_dir, audio_dir)
@@ -273,7 +291,7 @@ def _resolve_data_dirs(run: RunData, images_dir: Path | None, audio_dir: Path | 
             run.notes.append(f"--images-dir {images_dir} is not a folder: no spectrogram thumbnails")
     else:
         recorded = t.get("images_dir") or t.get("images")
-        run.images_dir = _resolve_dir(recorded, *bases)
+        run.images_dir = _find_images(run)
         if run.images_dir is None:
             run.notes.append(
                 f"images folder {recorded!r} from train.json not found: no thumbnails (pass --images-dir)"
@@ -286,16 +304,47 @@ def _resolve_data_dirs(run: RunData, images_dir: Path | None, audio_dir: Path | 
         manifest_path = run.images_dir / "manifest.csv"
         if manifest_path.is_file():
             run.manifest = _read_csv(manifest_path)
-    for cand in (run.run_dir / "audit.csv", run.images_dir / "audit.csv" if run.images_dir else None):
-        if cand is not None and cand.is_file():
-            run.audit_csv = cand
-            break
-
     if audio_dir is not None:
         run.audio_dir = Path(audio_dir) if Path(audio_dir).is_dir() else None
         if run.audio_dir is None:
             run.notes.append(f"--audio-dir {audio_dir} is not a folder: no audio players")
-        return
+    else:
+        _find_audio(run, img_meta)
+    # spec2img audit's output: beside the run, in the images folder, or its default AUDIO_DIR/../audit
+    for cand in (run.run_dir / "audit.csv", run.images_dir / "audit.csv" if run.images_dir else None,
+                 run.audio_dir.parent / "audit" / "audit.csv" if run.audio_dir else None):
+        if cand is not None and cand.is_file():
+            run.audit_csv = cand
+            break
+
+
+def _find_images(run: RunData) -> Path | None:
+    """IMAGES_DIR from train.json, found from any working directory and from a moved run folder:
+    its absolute path, its path relative to the run folder, then ``images`` as written (relative
+    to the run folder, the folder that holds it, or the current directory)."""
+    t, base = run.train, run.train_dir or run.run_dir
+    for value, bases in ((t.get("images_absolute"), ()), (t.get("images_from_run_dir"), (base,)),
+                         (t.get("images_dir") or t.get("images"), (base, run.run_dir, run.run_dir.parent))):
+        found = _resolve_dir(value, *bases)
+        if found is not None and (found / "manifest.csv").is_file():
+            return found
+    return None
+
+
+def _moved_with_images(run: RunData, value) -> Path | None:
+    """The audio folder after a move of the whole project: the same place relative to the images
+    folder as when the run was trained (train.json's ``images_absolute``)."""
+    old_images = run.train.get("images_absolute")
+    if not old_images or run.images_dir is None or not Path(str(value)).is_absolute():
+        return None
+    import os
+
+    cand = (run.images_dir / os.path.relpath(str(value), old_images)).resolve()
+    return cand if cand.is_dir() else None
+
+
+def _find_audio(run: RunData, img_meta: dict) -> None:
+    t = run.train
     for source, value, base in (
         ("train.json", t.get("audio_dir"), run.run_dir),
         (RUN_INFO_NAME, img_meta.get("audio_dir"), run.images_dir),
@@ -303,6 +352,8 @@ def _resolve_data_dirs(run: RunData, images_dir: Path | None, audio_dir: Path | 
     ):
         if value:
             found = _resolve_dir(value, *(b for b in (base, run.run_dir) if b is not None))
+            if found is None:
+                found = _moved_with_images(run, value)
             if found is not None:
                 run.audio_dir = found
                 return

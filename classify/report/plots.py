@@ -15,6 +15,20 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 DPI = 96
+# user strings (class names, file names) are drawn as typed: "$x^$" is text, not mathtext
+PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
+
+
+def _plain_text(draw):
+    """Run a plot function with mathtext off, so no user string is parsed as markup."""
+    import functools
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(PLAIN_TEXT):
+            return draw(*args, **kwargs)
+
+    return wrapper
 LOSS_COLUMNS = ("train_loss", "valid_loss")
 NOT_METRICS = {"epoch", "time", "fold", "lr", "mom", *LOSS_COLUMNS}
 
@@ -26,6 +40,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+@_plain_text
 def lr_find_plot(lrs: np.ndarray, losses: np.ndarray, marks: dict[str, float], path: Path) -> Path:
     """Loss against learning rate (log x) with each named rate in ``marks`` as a vertical line."""
     fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -50,6 +65,7 @@ def lr_find_plot(lrs: np.ndarray, losses: np.ndarray, marks: dict[str, float], p
     return _save(fig, path)
 
 
+@_plain_text
 def history_plot(history: pd.DataFrame, path: Path) -> Path:
     """Loss curves (left) and metric curves (right) per epoch; one line style per fold if any."""
     fig, (ax_l, ax_m) = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -75,6 +91,7 @@ def history_plot(history: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+@_plain_text
 def class_distribution_plot(counts: pd.Series, path: Path, title: str = "clips per class") -> Path:
     """Horizontal bars, most frequent class on top; height grows with the number of classes."""
     n = len(counts)
@@ -89,6 +106,7 @@ def class_distribution_plot(counts: pd.Series, path: Path, title: str = "clips p
     return _save(fig, path)
 
 
+@_plain_text
 def duration_plot(durations: np.ndarray, path: Path) -> Path:
     """Histogram of clip durations in seconds."""
     fig, ax = plt.subplots(figsize=(6, 3))

@@ -5,7 +5,6 @@ Plots are drawn here (second step), from arrays :mod:`.compute` made (first step
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +12,41 @@ import pandas as pd
 
 from . import compute, plots
 from . import html as H
+from .compute import plural
 from .load import RunData, split_labels
 
 
-def summary_html(run: RunData, headline: dict, spread) -> str:
+# train.json keys that only mean something for one kind of run (the page lists what the run used)
+FINE_TUNE_ONLY = {"epochs", "freeze_epochs", "lr", "lr_mult", "unfrozen_lr", "lr_find_iters", "wd", "augment",
+                  "patience", "monitor", "restore_best", "bf16", "channels_last", "dropout", "export_learner",
+                  "inner_pct"}
+HEAD_ONLY_ONLY = {"head_c"}
+NEVER_SHOWN = {"quiet", "out", "images_absolute", "images_from_run_dir"}
+SPEC_UNITS = {"sr": "Hz", "fmin": "Hz", "fmax": "Hz", "n_fft": "samples", "hop_length": "samples",
+              "win_length": "samples", "duration": "s", "tile": "s", "tile_hop": "s", "top_db": "dB"}
+
+
+def headline_text(run: RunData, clip_headline: dict, window_headline: dict, n_clips: int) -> str:
+    """One sentence: what the headline numbers are computed on (shown on the page and logged)."""
+    key = "lwlrap" if run.multilabel else "accuracy"
+    windows = run.n
+    per = (f"each clip scored on the mean of its windows' probabilities ({plural(windows, 'window')} in all)"
+           if windows != n_clips else "one image per clip")
+    if run.is_cv:
+        who = "out-of-fold: every clip scored once, by the one fold model that never trained on it"
+    else:
+        ck = run.protocol.get("checkpoint") or ("the one logistic fit" if run.head_only else "the saved model")
+        who = f"validation clips never trained on, scored by {ck}"
+    text = (f"Headline {key} {H.human_number(clip_headline.get(key))} is per clip over {plural(n_clips, 'clip')} "
+            f"({who}; {per}).")
+    if windows != n_clips and key in window_headline:
+        text += f" Per window (each image alone): {H.human_number(window_headline[key])} over {plural(windows, 'window')}."
+    return text
+
+
+def summary_html(run: RunData, headline: dict, spread, explain: str) -> str:
     sources = run.preds["source"].astype(str)
-    dataset = {"validation items": run.n, "validation clips": int(sources.nunique()),
+    dataset = {"validation windows (images)": run.n, "validation clips": int(sources.nunique()),
                "classes": len(run.classes), "task": "multi-label" if run.multilabel else "single-label"}
     m = run.manifest
     if m is not None and len(m):
@@ -31,26 +59,37 @@ def summary_html(run: RunData, headline: dict, spread) -> str:
             if len(mv):
                 dataset["verified share"] = float(mv.mean())
     for key in ("n_train", "n_valid", "valid_pct", "split", "fold", "valid_fold"):
-        if key in run.train:
+        if key in run.train and run.train[key] is not None:
             dataset[key] = run.train[key]
     if run.is_cv:
         dataset["folds"] = len(run.folds)
     spec_keys = ("preset", "feature", "sr", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "mode",
                  "duration", "crop", "tile", "tile_hop")
-    spec = {k: run.spectrogram[k] for k in spec_keys if k in run.spectrogram}
-    train = {k: v for k, v in run.train.items() if not isinstance(v, (dict,)) or len(str(v)) < 200}
+    spec = {k: _with_unit(k, run.spectrogram[k]) for k in spec_keys if k in run.spectrogram}
+    skip = NEVER_SHOWN | (FINE_TUNE_ONLY if run.head_only else HEAD_ONLY_ONLY)
+    train = {k: v for k, v in run.train.items()
+             if k not in skip and (not isinstance(v, dict) or len(str(v)) < 200) and v is not None}
     recorded = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
     parts = [H.metrics_table(headline, spread),
-             '<p class="hint">Computed from the validation predictions'
-             + (" (out-of-fold for this cv run; ± is the spread across folds)" if run.is_cv else "") + ".</p>",
+             f'<p class="hint" id="headline-explain">{H.esc(explain)}'
+             + (" ± is the spread of the fold models' own scores." if run.is_cv else "") + "</p>",
              '<div class="cols">',
              f"<div><h3>Dataset</h3>{H.key_value_table(dataset)}</div>",
              f"<div><h3>Spectrogram</h3>{H.key_value_table(spec) if spec else '<p>spectrogram.json missing</p>'}</div>",
-             f"<div><h3>Training</h3>{H.key_value_table(train) if train else '<p>train.json missing</p>'}</div>",
+             f"<div><h3>{'Head-only fit' if run.head_only else 'Training'} settings</h3>"
+             f"{H.key_value_table(train) if train else '<p>train.json missing</p>'}</div>",
              "</div>"]
     if recorded:
         parts.append(f"<details><summary>metrics.json as written by fit</summary>{H.key_value_table(recorded)}</details>")
     return "\n".join(parts)
+
+
+def _with_unit(key: str, value):
+    if value is None:
+        return "none" if key != "fmax" else "none (sr / 2)"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and key in SPEC_UNITS:
+        return f"{H.human_number(value)} {SPEC_UNITS[key]}"
+    return value
 
 
 def _lr_marks(run: RunData) -> dict[str, float]:
@@ -74,14 +113,104 @@ def training_html(run: RunData, out: Path) -> str:
         plots.lr_find_plot(np.asarray(lrs, float), np.asarray(losses, float), _lr_marks(run), out / "plots" / "lr_find.png")
         parts.append(H.figure("plots/lr_find.png", "lr_find curve", "loss against learning rate; dashed: suggestions and the chosen rate"))
     else:
-        parts.append("<p>No lr_find curve in this run (lr_find.json absent or without lrs/losses).</p>")
+        lr = run.train.get("lr")
+        fixed = f"fixed at {H.human_number(lr)} (--lr)" if isinstance(lr, (int, float)) else "not searched"
+        parts.append(f"<p>The learning rate was {H.esc(fixed)}, so no learning-rate search was recorded. "
+                     "Run with <code>--lr auto</code> to let lr_find choose it and plot its curve here.</p>")
     if run.history is not None and len(run.history):
         plots.history_plot(run.history, out / "plots" / "history.png")
         parts.append(H.figure("plots/history.png", "training curves", "loss and metrics per epoch"))
         parts.append(f"<details><summary>history.csv</summary>{H.data_table(run.history, table_id='history', sortable=False)}</details>")
     else:
-        parts.append("<p>No history.csv in this run.</p>")
+        parts.append("<p>No per-epoch history (history.csv) in this run folder.</p>")
     return "\n".join(parts)
+
+
+def head_only_html(run: RunData) -> str:
+    """What a ``--head-only`` run did: features from a frozen backbone, one logistic fit."""
+    t, mi = run.train, run.model
+    fold_metrics = [(fd.name, fd.metrics) for fd in run.folds] or [("", run.metrics)]
+    m0 = fold_metrics[0][1]
+    weights = t.get("weights") or ("ImageNet weights" if t.get("pretrained", True) else "random weights")
+    cut = mi.get("cut", t.get("cut")) or 0
+    dims = mi.get("hidden")
+    sr, hop = run.spectrogram.get("sr"), run.spectrogram.get("hop_length")
+    width = mi.get("crop_width") or m0.get("crop_width")
+    win = (f"{plural(int(width), 'frame')} (about {H.human_number(round(width * hop / sr, 2))} s)"
+           if width and sr and hop else (plural(int(width), "frame") if width else "the whole image"))
+    feats = {
+        "backbone": f"{t.get('arch', mi.get('arch', '?'))}, frozen ({weights}); no gradient step touched it",
+        "stages dropped from its end (--cut)": cut,
+        "pooling": f"{mi.get('pool', 'mean')} over time and frequency",
+        "feature vector": f"{dims} values per window" if dims else "unknown (model.json missing)",
+        "windows": f"{win}, hop half a window; a clip's prediction is the mean over its windows",
+        "training windows": m0.get("train_windows"),
+    }
+    multi = run.multilabel
+    protocol = run.protocol
+    how = protocol.get("head_c")
+    Cs = sorted({float(m.get("head_c")) for _, m in fold_metrics if isinstance(m.get("head_c"), (int, float))})
+    if how in (None, "fixed"):
+        how = f"fixed at C = {H.human_number(Cs[0]) if Cs else t.get('head_c')} (--head-c), not tuned on data"
+    fit = {
+        "model": "StandardScaler, then scikit-learn LogisticRegression "
+                 + ("(one binary regression per class, sigmoid)" if multi else "(multinomial, softmax)"),
+        "regularisation": "L2 penalty, strength 1/C" + (f"; C = {', '.join(H.human_number(c) for c in Cs)}" if Cs else ""),
+        "how C was chosen": how,
+        "unverified clips": (f"sample weight {H.human_number(t.get('unverified_weight'))}"
+                             if t.get("unverified_weight", 1) != 1 else "weight 1 (as verified)"),
+        "folded into the network": "scaler and regression become the model's linear head (model.pt)",
+    }
+    parts = ["<p>This run did not fine-tune: it computed features with a frozen pretrained network and fitted "
+             "one logistic regression on them, so there are no epochs, learning rates, augmentation or "
+             "training curves.</p>",
+             '<div class="cols">',
+             f"<div><h3>Features</h3>{H.key_value_table(feats)}</div>",
+             f"<div><h3>Logistic fit</h3>{H.key_value_table(fit)}</div>", "</div>"]
+    rows = []
+    for name, m in fold_metrics:
+        h = None
+        for fd in run.folds:
+            if fd.name == name and fd.history is not None and len(fd.history):
+                h = fd.history
+        if h is None and run.history is not None and len(run.history) and not run.folds:
+            h = run.history
+        rows.append({**({"fold": name} if name else {}),
+                     "C": m.get("head_c"), "training windows": m.get("train_windows"),
+                     "training loss": float(h["train_loss"].iloc[0]) if h is not None and "train_loss" in h else None,
+                     "features (s)": m.get("embed_seconds"), "logistic fit (s)": m.get("head_fit_seconds")})
+    df = pd.DataFrame(rows).dropna(axis=1, how="all")
+    if len(df.columns):
+        parts.append("<h3>Fit" + ("s per fold" if len(rows) > 1 else "") + "</h3>"
+                     + H.data_table(df, table_id="head-fits", sortable=len(rows) > 1))
+    return "\n".join(parts)
+
+
+def suspects_html(n_suspects: int, n_clips: int, shown: int, unverified: int | None, csv_href: str | None) -> str:
+    """The suspect-labels section (cards drawn by report.js from the page data)."""
+    if not n_suspects:
+        return (f"<p>No suspect labels: for every one of the {plural(n_clips, 'clip')}, the out-of-fold "
+                "predictions agree with the given label or are not confident enough to contradict it.</p>")
+    head = (f"<p><b>{plural(n_suspects, 'clip')}</b> of {n_clips:,} "
+            f"{'has a label' if n_suspects == 1 else 'have labels'} that {'its' if n_suspects == 1 else 'their'} "
+            "own out-of-fold predictions contradict")
+    if unverified is not None:
+        head += f" ({unverified:,} of them not manually verified)"
+    head += ".</p>"
+    rule = ('<p class="hint">Confident learning: each class gets a threshold, the mean probability the models '
+            "give it on the clips labelled with it; a clip is counted as really being class <i>j</i> when "
+            "<i>j</i> is the most probable class reaching its threshold. Per given label, as many clips as "
+            "that count estimates are suspect (those with the largest margin p(suggested) − p(given)), "
+            "ranked by that margin, worst first. Probabilities are the mean over a clip's windows.</p>")
+    more = f'<p class="hint">Showing the first {shown}; the CSV lists all.</p>' if shown < n_suspects else ""
+    csv = ""
+    if csv_href:
+        csv = (f'<p><a href="{H.esc(csv_href)}" download>suspect_labels.csv</a> (file, given, suggested, score): '
+               "delete the rows you disagree with, correct <i>suggested</i> where needed, then rerun with "
+               "<code>--relabel suspect_labels.csv</code> (take the suggestions) or "
+               "<code>--drop suspect_labels.csv</code> (leave the clips out).</p>")
+    return head + rule + csv + more + '<div id="suspect-cards" class="cards"></div>'
+
 
 
 def per_class_html(table: pd.DataFrame, multilabel: bool) -> str:
@@ -118,8 +247,9 @@ def confusion_html(run: RunData, pairs, max_per_cell: int) -> str:
 
 
 def top_losses_html(n: int) -> str:
-    return (f'<p class="hint">The {n} validation items with the highest loss, worst first.</p>'
-            '<div id="top-losses" class="cards"></div>')
+    what = "validation window with the highest loss" if n == 1 else f"{n} validation windows with the highest loss, worst first"
+    return f'<p class="hint">The {what}.</p><div id="top-losses" class="cards"></div>'
+
 
 
 def tsne_html(views: dict) -> str:
@@ -130,20 +260,33 @@ def tsne_html(views: dict) -> str:
             '<span class="hint">filled: correct, ring: wrong prediction; hover for details, click to play</span></div>'
             '<div class="tsne-wrap"><svg id="tsne-svg" viewBox="-20 -20 1040 1040" xmlns="http://www.w3.org/2000/svg"></svg>'
             '<div class="tsne-side"><div id="tsne-info" class="cards"><p class="hint">Click a point.</p></div>'
-            '<div id="tsne-legend"></div></div></div>')
+            '<div class="tsne-find"><input type="search" id="tsne-search" placeholder="find classes…" '
+            'aria-label="highlight classes whose name contains"> <span id="tsne-found" class="hint"></span></div>'
+            '<p class="hint">Click a class to highlight it; click again to clear.</p>'
+            '<div id="tsne-pairs"></div><div id="tsne-legend"></div></div></div>')
+
+
+AUDIT_NAV_MARK = "<!--report-nav-->"
 
 
 def dataset_html(run: RunData, out: Path) -> str:
     parts = []
     labels = durations = None
+    audit_page = run.audit_csv.with_name("audit.html") if run.audit_csv is not None else None
+    if audit_page is not None and audit_page.is_file():
+        page = audit_page.read_text(encoding="utf-8")
+        back = '<a href="index.html">← report</a>'
+        (out / "audit.html").write_text(page.replace(AUDIT_NAV_MARK, back, 1), encoding="utf-8")
+        parts.append('<p><a href="audit.html" id="audit-link"><b>Audit of the audio files</b></a> '
+                     "(spec2img audit: levels, clipping, silence, files with issues).</p>")
+    else:
+        parts.append('<p class="hint">No audit page found. <code>spec2img audit AUDIO_DIR</code> writes one '
+                     "(by default to AUDIO_DIR/../audit/); rebuild this report to link it here.</p>")
     if run.audit_csv is not None:
         audit = pd.read_csv(run.audit_csv, keep_default_na=False, na_values=[""])
-        html_src = run.audit_csv.with_name("audit.html")
-        if html_src.is_file():
-            shutil.copyfile(html_src, out / "audit.html")
-            parts.append('<p><a href="audit.html">spec2img audit (full page)</a></p>')
-        if "label" in audit:
-            labels = [split_labels(v) for v in audit["label"]]
+        col = "labels" if "labels" in audit else ("label" if "label" in audit else None)
+        if col:
+            labels = [split_labels(v) for v in audit[col]]
         durations = audit.get("duration")
         parts.append(f"<p class=\"hint\">From {H.esc(run.audit_csv)}.</p>")
     elif run.manifest is not None:
@@ -156,16 +299,21 @@ def dataset_html(run: RunData, out: Path) -> str:
             parts.append(H.key_value_table({f"clips {k}": int(v) for k, v in status.items()}))
         parts.append(f"<p class=\"hint\">From {H.esc(run.images_dir / 'manifest.csv')}.</p>")
     else:
-        return "<p>No audit.csv or manifest.csv found (the images folder is unknown or incomplete).</p>"
+        parts.append("<p>No audit.csv or manifest.csv found (the images folder is unknown or incomplete).</p>")
+        return "\n".join(parts)
     if labels:
         counts = compute.class_counts(labels, run.classes)
         plots.class_distribution_plot(counts, out / "plots" / "classes.png")
         parts.append(H.figure("plots/classes.png", "class distribution"))
     if durations is not None:
+        d = pd.to_numeric(durations, errors="coerce").dropna().to_numpy()
         summ = compute.duration_summary(durations)
-        if summ:
-            parts.append(H.key_value_table({f"duration {k}" if k not in ("count", "hours") else k: v
+        if summ and summ["max"] - summ["min"] < 0.01:
+            parts.append(f"<p>All {plural(summ['count'], 'clip')} last {H.human_number(round(summ['min'], 2))} s "
+                         f"({H.human_number(round(summ['hours'], 2))} h in all).</p>")
+        elif summ:
+            parts.append(H.key_value_table({f"duration {k} (s)" if k not in ("count", "hours") else k: v
                                             for k, v in summ.items()}))
-            plots.duration_plot(pd.to_numeric(durations, errors="coerce").dropna().to_numpy(), out / "plots" / "durations.png")
+            plots.duration_plot(d, out / "plots" / "durations.png")
             parts.append(H.figure("plots/durations.png", "duration histogram"))
     return "\n".join(parts)

@@ -15,13 +15,17 @@ from PIL import Image
 def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, tiles: int = 2,
                         n_audio: int | None = None, audio_seconds: float | None = None, audio_sr: int = 8000,
                         image_size: tuple[int, int] = (32, 40), multilabel: bool = False,
-                        folds: int = 0, emb_dim: int = 32, seed: int = 0) -> dict[str, Path]:
+                        folds: int = 0, emb_dim: int = 32, seed: int = 0, classes: list[str] | None = None,
+                        flipped: int = 0, head_only: bool = False) -> dict[str, Path]:
     """Write ``root/audio``, ``root/images`` and ``root/run``; return those three paths.
 
     Every validation clip is cut into ``tiles`` windows of 1 s (one image each, offsets 0, 1, ...),
     so there are ``n_clips * tiles`` validation items. Only the first ``n_audio`` clips (default
     all) get a WAV (``audio_seconds``, default one second per tile), so the rest exercise "no audio file". ``folds > 0`` writes a cv run
     (``fold_k/`` subfolders + ``oof_predictions.csv`` + ``cv_metrics.json``).
+    ``classes``: class names (default generated); ``flipped``: that many clips (single-label; the
+    last ones) carry a wrong given label, two classes on, while their scores follow the real class;
+    ``head_only``: the files ``classify fit --head-only`` writes (one-row history, no lr_find).
     """
     import soundfile as sf
 
@@ -30,7 +34,10 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
     audio_dir, images_dir, run_dir = root / "audio", root / "images", root / "run"
     for d in (audio_dir, images_dir, run_dir):
         d.mkdir(parents=True, exist_ok=True)
-    classes = [f"class_{k:02d}" if k % 3 else f"Long class name {k:02d}" for k in range(n_classes)]
+    if classes is None:
+        classes = [f"class_{k:02d}" if k % 3 else f"Long class name {k:02d}" for k in range(n_classes)]
+    classes = list(classes)
+    n_classes = len(classes)
 
     # clips: a label (or 1-3 labels), a source path, an audio file for the first n_audio
     n_audio = n_clips if n_audio is None else n_audio
@@ -41,7 +48,10 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
         if multilabel and rng.random() < 0.4:
             labs.append(int(rng.integers(n_classes)))
         clip_labels.append(sorted(set(labs)))
-    sources = [f"{classes[labs[0]].replace(' ', '_')}/clip {c:04d}.wav" for c, labs in enumerate(clip_labels)]
+    given_labels = [list(labs) for labs in clip_labels]
+    for c in range(n_clips - flipped, n_clips):
+        given_labels[c] = [(clip_labels[c][0] + 2) % n_classes]
+    sources = [f"class{labs[0]}/clip {c:04d}.wav" for c, labs in enumerate(clip_labels)]
     t = np.arange(int((audio_seconds or float(tiles)) * audio_sr)) / audio_sr
     for c in range(min(n_audio, n_clips)):
         (audio_dir / sources[c]).parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +71,7 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
             imgs.append(rel)
             rows.append({"image": rel, "source": src, "offset": float(k), "clip": c})
         manifest.append({"source": src, "images": ";".join(imgs), "offsets": ";".join(str(float(k)) for k in range(tiles)),
-                         "labels": ";".join(classes[i] for i in labs), "fold": c % max(folds, 1), "group": src,
+                         "labels": ";".join(classes[i] for i in given_labels[c]), "fold": c % max(folds, 1), "group": src,
                          "manually_verified": int(c % 4 != 0), "duration": float(tiles), "orig_sr": audio_sr,
                          "channels": 1, "status": "ok", "error": ""})
     manifest.append({"source": "broken.wav", "images": "", "offsets": "", "labels": "", "fold": "", "group": "broken.wav",
@@ -86,9 +96,10 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
     else:
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
-        loss = -np.log(probs[truth])
+        given = np.array([given_labels[row["clip"]][0] for row in rows])
+        loss = -np.log(probs[np.arange(n), given])
     df = pd.DataFrame(rows).drop(columns="clip")
-    df["labels"] = [";".join(classes[i] for i in np.flatnonzero(t)) for t in truth]
+    df["labels"] = [";".join(classes[i] for i in given_labels[row["clip"]]) for row in rows]
     df["pred"] = [classes[i] for i in probs.argmax(axis=1)]
     df["loss"] = loss
     for k, cname in enumerate(classes):
@@ -100,6 +111,14 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
     (images_dir / "spec2img_run.json").write_text(json.dumps({"audio_dir": str(audio_dir), "labels_csv": None}))
     train = {"images_dir": str(images_dir), "arch": "resnet18", "epochs": 3,
              "lr": 3e-3, "bs": 32, "seed": seed, "multilabel": multilabel}
+    model = {"arch": "resnet18", "head": "pool", "hidden": 512, "crop_width": 63, "cut": 0, "pool": "mean"}
+    extra = {}
+    if head_only:
+        train = {"images_dir": str(images_dir), "arch": "efficientat_mn04", "epochs": 10, "lr": 3e-3,
+                 "augment": {"mixup": 0.4}, "head_only": True, "head_c": 1.0, "seed": seed, "multilabel": multilabel}
+        model = {"arch": "efficientat_mn04", "head": "linear", "hidden": 384, "crop_width": 250, "cut": 0, "pool": "mean"}
+        extra = {"head_only": True, "head_c": 1.0, "train_windows": 3 * n, "embed_seconds": 4.2,
+                 "head_fit_seconds": 0.3, "protocol": {"head_c": "fixed", "checkpoint": "the one logistic fit"}}
     epochs = np.arange(3)
     history = pd.DataFrame({"epoch": epochs, "train_loss": 2.0 / (epochs + 1), "valid_loss": 1.8 / (epochs + 1) + 0.2,
                             "accuracy": 0.5 + 0.1 * epochs, "time": ["00:01"] * 3})
@@ -114,10 +133,15 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
         (folder / "spectrogram.json").write_text(json.dumps(spec, indent=2))
         df[sel].to_csv(folder / "valid_predictions.csv", index=False)
         np.save(folder / "valid_embeddings.npy", emb[sel].astype(np.float32))
-        history.to_csv(folder / "history.csv", index=False)
-        (folder / "lr_find.json").write_text(json.dumps(lr_find))
+        (folder / "model.json").write_text(json.dumps(model))
+        if head_only:
+            pd.DataFrame({"train_loss": [0.4], "valid_loss": [float(loss[sel].mean())], "epoch": [0],
+                          "phase": ["head-only"]}).to_csv(folder / "history.csv", index=False)
+        else:
+            history.to_csv(folder / "history.csv", index=False)
+            (folder / "lr_find.json").write_text(json.dumps(lr_find))
         (folder / "metrics.json").write_text(json.dumps({"accuracy": float(np.mean(probs[sel].argmax(1) == truth[sel].argmax(1))),
-                                                         "valid_loss": float(loss[sel].mean())}))
+                                                         "valid_loss": float(loss[sel].mean()), **extra}))
 
     if folds:
         clip_fold = np.array([row["clip"] % folds for row in rows])

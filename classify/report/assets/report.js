@@ -19,9 +19,17 @@
     if (!a) return null;
     return w ? a + '#t=' + w[0] + ',' + w[1] : a;
   }
+  function plural(n, word, many) { return n + ' ' + (n === 1 ? word : (many || word + 's')); }
+  /* up to 20 classes: Tableau 20 (distinct at a glance); more: hues spread by the golden angle with
+     three lightness and two saturation levels, so neighbours in class order never look alike */
+  var T20 = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22',
+             '#17becf', '#aec7e8', '#ffbb78', '#98df8a', '#ff9896', '#c5b0d5', '#c49c94', '#f7b6d2', '#c7c7c7',
+             '#dbdb8d', '#9edae5'];
   function colour(i) {
-    var h = (i * 137.508) % 360, l = 42 + (i % 3) * 10;
-    return 'hsl(' + h.toFixed(1) + ',65%,' + l + '%)';
+    if (C.length <= 10) return T20[i];
+    if (C.length <= 20) return T20[(i % 2) * 10 + (i >> 1)];
+    var h = (i * 137.508) % 360, l = [38, 52, 66][i % 3], s = [80, 55][Math.floor(i / 3) % 2];
+    return 'hsl(' + h.toFixed(1) + ',' + s + '%,' + l + '%)';
   }
   function wrong(r) {
     if (I.pl) {  // multi-label: wrong when the labels scored >= 0.5 differ from the true set
@@ -44,7 +52,24 @@
                  : '<div>pred: <b>' + esc(C[I.p[r]]) + '</b> (p=' + num(I.pp[r], 2) + ')</div>';
     html += '<div class="small">p(true)=' + num(I.pt[r], 3) + ' · loss=' + num(I.loss[r], 3) +
             (w ? ' · ' + num(w[0], 1) + '–' + num(w[1], 1) + ' s' : '') + '</div>';
-    html += au ? '<audio controls preload="none" src="' + au + '"></audio>'
+    html += au ? '<audio controls preload="metadata" src="' + au + '"></audio>'
+               : '<div class="noaudio">audio not in report</div>';
+    return html + '</div>';
+  }
+  function suspectCard(s) {
+    var r = s.r, th = I.thumb[r], au = I.audio[r];
+    var html = '<div class="card suspect" data-r="' + r + '">';
+    html += th ? '<img src="' + th + '" loading="lazy" alt="spectrogram of ' + esc(I.src[r]) + '">'
+               : '<div class="nothumb">no spectrogram thumbnail</div>';
+    html += '<div class="file" title="' + esc(I.src[r]) + '">' + esc(baseName(I.src[r])) + '</div>';
+    html += '<div>given: <b>' + esc(C[s.g]) + '</b>' + (s.v === 0 ? ' <span class="tag">unverified</span>' : '') + '</div>';
+    html += '<div>suggested: <b class="sugg">' + esc(C[s.s]) + '</b> <span class="small">margin ' + num(s.score, 2) + '</span></div>';
+    html += '<div class="probs">' + s.top.map(function (t) {
+      var w = Math.max(0, Math.min(100, 100 * t[1]));
+      return '<div class="pb' + (t[0] === s.g ? ' given' : t[0] === s.s ? ' sugg' : '') + '"><span style="width:' +
+             w.toFixed(1) + '%"></span><em>' + esc(C[t[0]]) + '</em><b>' + num(t[1], 2) + '</b></div>';
+    }).join('') + '</div>';
+    html += au ? '<audio controls preload="metadata" src="' + au + '"></audio>'
                : '<div class="noaudio">audio not in report</div>';
     return html + '</div>';
   }
@@ -68,7 +93,7 @@
     var rows = (D.cells && D.cells[i + ',' + j]) || [];
     var count = D.cm ? D.cm[i][j] : rows.length;
     var more = count > rows.length ? 'showing the ' + rows.length + ' with the highest loss of ' + count : '';
-    openDrawer('true ' + C[i] + ' → predicted ' + C[j] + ' (' + count + ')', rows, more);
+    openDrawer('true ' + C[i] + ' → predicted ' + C[j] + ' (' + plural(count, 'clip') + ')', rows, more);
   }
 
   /* ------------------------------------------------------------------ sortable tables */
@@ -107,7 +132,7 @@
       rows = rows.concat((D.cells && D.cells[i + ',' + j]) || []);
     }
     rows.sort(function (a, b) { return I.loss[b] - I.loss[a]; });
-    openDrawer('true ' + C[i] + ': misclassified (' + count + ')', rows,
+    openDrawer('true ' + C[i] + ': misclassified (' + plural(count, 'clip') + ')', rows,
                rows.length < count ? 'showing ' + rows.length + ' of ' + count + ' (the highest-loss clips of each cell)' :
                rows.length ? '' : 'no misclassified clips');
   }
@@ -175,7 +200,7 @@
       var t = ev.target;
       if (!t.classList || !t.classList.contains('cm-cell')) { hideTip(); return; }
       var i = +t.dataset.i, j = +t.dataset.j, c = D.cm[i][j];
-      showTip('true <b>' + esc(C[i]) + '</b><br>pred <b>' + esc(C[j]) + '</b><br>' + c + ' clips (' +
+      showTip('true <b>' + esc(C[i]) + '</b><br>pred <b>' + esc(C[j]) + '</b><br>' + plural(c, 'clip') + ' (' +
               (totals[i] ? (100 * c / totals[i]).toFixed(1) : '0') + '% of ' + esc(C[i]) + ')', ev);
     });
     svg.addEventListener('mouseleave', hideTip);
@@ -228,21 +253,79 @@
       return present[i] ? '<span class="lg" data-i="' + i + '"><i style="background:' + colour(i) + '"></i>' +
                           esc(name) + '</span>' : '';
     }).join('');
+    var search = document.getElementById('tsne-search'), found = document.getElementById('tsne-found');
+    var pairsBox = document.getElementById('tsne-pairs');
+    function highlight(classes) {  // classes: list of class indices; [] clears
+      var on = classes.length > 0;
+      Array.prototype.forEach.call(legend.querySelectorAll('.lg'), function (x) {
+        x.classList.toggle('on', classes.indexOf(+x.dataset.i) >= 0);
+      });
+      svg.classList.toggle('focus', on);
+      pts.forEach(function (p, r) {
+        p.classList.toggle('hi', on && trueIdx(r).some(function (i) { return classes.indexOf(i) >= 0; }));
+      });
+      showPairs(classes.length === 1 ? classes[0] : -1);
+    }
+    tsneHighlight = highlight;
+    function showPairs(i) {  // the chosen class's most-confused partners, each a link to its clips
+      if (!pairsBox) return;
+      if (i < 0 || !D.cm) { pairsBox.innerHTML = ''; return; }
+      var links = [];
+      for (var j = 0; j < C.length; j++) {
+        if (j === i) continue;
+        if (D.cm[i][j]) links.push([D.cm[i][j], i, j]);
+        if (D.cm[j][i]) links.push([D.cm[j][i], j, i]);
+      }
+      links.sort(function (a, b) { return b[0] - a[0]; });
+      pairsBox.innerHTML = links.length ? '<b>Confused with ' + esc(C[i]) + ':</b> ' + links.slice(0, 8).map(function (l) {
+        return '<a href="#" class="pairlink" data-i="' + l[1] + '" data-j="' + l[2] + '">' + esc(C[l[1]]) + ' → ' +
+               esc(C[l[2]]) + ' (' + l[0] + ')</a>';
+      }).join(' · ') : '<span class="hint">' + esc(C[i]) + ': no confusions</span>';
+    }
+    if (pairsBox) pairsBox.addEventListener('click', function (ev) {
+      var a = ev.target.closest('.pairlink');
+      if (!a) return;
+      ev.preventDefault();
+      var i = +a.dataset.i, j = +a.dataset.j;
+      highlight([i, j]);
+      showCell(i, j);
+    });
     legend.addEventListener('click', function (ev) {
       var t = ev.target.closest('.lg');
       if (!t) return;
-      var on = !t.classList.contains('on');
-      Array.prototype.forEach.call(legend.querySelectorAll('.lg'), function (x) { x.classList.remove('on'); });
-      if (on) t.classList.add('on');
-      var i = +t.dataset.i;
-      svg.classList.toggle('focus', on);
-      pts.forEach(function (p, r) { p.classList.toggle('hi', on && trueIdx(r).indexOf(i) >= 0); });
+      var i = +t.dataset.i, was = t.classList.contains('on') && legend.querySelectorAll('.lg.on').length === 1;
+      if (search) search.value = '';
+      if (found) found.textContent = '';
+      highlight(was ? [] : [i]);
+    });
+    if (search) search.addEventListener('input', function () {
+      var q = search.value.trim().toLowerCase(), hits = [];
+      if (q) C.forEach(function (name, i) { if (present[i] && name.toLowerCase().indexOf(q) >= 0) hits.push(i); });
+      Array.prototype.forEach.call(legend.querySelectorAll('.lg'), function (x) {
+        x.classList.toggle('dim', !!q && hits.indexOf(+x.dataset.i) < 0);
+      });
+      found.textContent = q ? plural(hits.length, 'class', 'classes') : '';
+      highlight(hits);
     });
   }
+  var tsneHighlight = null;
+  Array.prototype.forEach.call(document.querySelectorAll('tr.pair'), function (tr) {
+    var cell = tr.cells[tr.cells.length - 1];
+    cell.insertAdjacentHTML('beforeend', ' <a href="#tsne" class="to-tsne" title="show both classes in the t-SNE">t-SNE</a>');
+  });
+  document.addEventListener('click', function (ev) {
+    var a = ev.target.closest && ev.target.closest('a.to-tsne');
+    if (!a || !tsneHighlight) return;
+    ev.stopPropagation();
+    var tr = a.closest('tr');
+    tsneHighlight([+tr.dataset.i, +tr.dataset.j]);
+  }, true);
 
   /* ------------------------------------------------------------------ go */
   var top = document.getElementById('top-losses');
   if (top) renderCards(top, D.top || []);
+  var sus = document.getElementById('suspect-cards');
+  if (sus) sus.innerHTML = (D.suspects || []).map(suspectCard).join('');
   drawConfusion();
   drawTsne();
   document.documentElement.classList.add('ready');
