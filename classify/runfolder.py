@@ -210,7 +210,8 @@ def check_model_info(path: Path, data) -> ModelInfo:
     if unknown or missing:
         what = "; ".join(x for x in (unknown and f"unknown key(s) {', '.join(unknown)}",
                                      missing and f"missing key(s) {', '.join(missing)}") if x)
-        raise RunFolderError(f"{path}: {what}; re-run classify fit (or use a matching classify version)")
+        raise RunFolderError(f"{path}: unreadable run files ({what}); re-run classify fit "
+                             "(or use the classify version that wrote it)")
     for key, value in data.items():
         ok, want = _MODEL_CHECKS[key]
         if not ok(value):

@@ -42,7 +42,9 @@ def write_manifest(rows: list[dict], images_dir: Path) -> Path:
     for col in LIST_COLUMNS:
         df[col] = df[col].map(lambda v: join_cell(map(_fmt, v)) if isinstance(v, (list, tuple)) else (v or ""))
     buf = io.StringIO()
-    df.to_csv(buf, index=False)
+    # CRLF rows: the csv writer quotes a cell holding any line-terminator character, so a lone
+    # '\r' in a file name or label stays inside its cell (with '\n' endings it would end the row)
+    df.to_csv(buf, index=False, lineterminator="\r\n")
     path = Path(images_dir) / MANIFEST_NAME
     write_atomic(path, buf.getvalue().encode())
     return path
