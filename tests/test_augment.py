@@ -1,0 +1,85 @@
+"""classify.augment: SpecAugment masks, circular time roll and mixup do what they say."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from classify.augment import augment_batch, mask_time_freq, mixup, roll_time  # noqa: E402
+from classify.config import AugmentConfig  # noqa: E402
+
+
+def runs(mask_1d: torch.Tensor) -> list[int]:
+    """Lengths of the runs of True in a 1-d bool tensor."""
+    out, n = [], 0
+    for v in mask_1d.tolist() + [False]:
+        if v:
+            n += 1
+        elif n:
+            out.append(n)
+            n = 0
+    return out
+
+
+def test_masks_zero_whole_columns_and_rows_of_bounded_bands():
+    torch.manual_seed(0)
+    B, C, H, W = 64, 2, 20, 50
+    x = torch.rand(B, C, H, W) + 0.5  # no zeros before masking
+    cfg = AugmentConfig(time_masks=2, time_mask_frac=0.1, freq_masks=1, freq_mask_frac=0.2, roll=False, mixup=0)
+    out = mask_time_freq(x, cfg)
+    zero = out == 0
+    assert zero[:, 0].equal(zero[:, 1])  # the same mask on every channel
+    z = zero[:, 0]
+    cols, rows = z.all(dim=1), z.all(dim=2)  # (B, W) masked columns, (B, H) masked rows
+    expected = cols[:, None, :] | rows[:, :, None]
+    assert z.equal(expected)  # nothing zeroed but whole columns and whole rows
+    assert torch.equal(out[~zero], x[~zero])  # the rest untouched
+    for b in range(B):
+        assert cols[b].sum() <= 2 * int(0.1 * W) and rows[b].sum() <= 1 * int(0.2 * H)
+        assert all(r <= int(0.2 * H) for r in runs(rows[b]))  # one band: one run, at most 4 rows
+    assert cols.any(dim=1).float().mean() > 0.5 and rows.any(dim=1).float().mean() > 0.5  # masks happen
+    assert len({tuple(c.nonzero().flatten().tolist()) for c in cols}) > 10  # per example, not shared
+
+
+def test_no_masks_when_fractions_are_zero():
+    x = torch.rand(4, 1, 8, 16) + 0.5
+    cfg = AugmentConfig(time_masks=3, time_mask_frac=0.0, freq_masks=3, freq_mask_frac=0.0, roll=False, mixup=0)
+    assert torch.equal(mask_time_freq(x, cfg), x)
+
+
+def test_roll_is_a_circular_time_shift_per_example():
+    torch.manual_seed(1)
+    x = torch.rand(32, 3, 4, 10)
+    out = roll_time(x)
+    shifts = []
+    for b in range(32):
+        match = [s for s in range(10) if torch.equal(out[b], torch.roll(x[b], s, dims=-1))]
+        assert len(match) == 1  # exactly a roll along time (columns), rows and channels kept
+        shifts.append(match[0])
+    assert len(set(shifts)) > 3  # random per example
+
+
+def test_mixup_mixes_images_and_labels_with_the_same_weights():
+    torch.manual_seed(2)
+    B, K = 16, 16
+    x = torch.arange(B, dtype=torch.float32).view(B, 1, 1, 1).expand(B, 1, 2, 3).clone()  # image i == i
+    y = torch.eye(K)[:B]  # label i == class i
+    xm, ym = mixup(x, y, alpha=0.4)
+    assert torch.allclose(ym.sum(1), torch.ones(B))
+    lam = ym.max(1).values  # the weight of the example's own label
+    assert (lam >= 0.5 - 1e-6).all()
+    # the image value is the label-weighted mean of the class indices: images and labels mixed alike
+    assert torch.allclose(xm[:, 0, 0, 0], ym @ torch.arange(K, dtype=torch.float32), atol=1e-5)
+    assert torch.allclose(xm.flatten(1).std(1), torch.zeros(B))  # whole images mixed, not pixels
+    mixed = (lam < 0.999) & (ym.argmax(1) == torch.arange(B))
+    assert mixed.sum() >= B // 2  # most rows really are mixtures with their own label dominant
+
+
+def test_augment_batch_keeps_soft_targets_and_shape():
+    torch.manual_seed(3)
+    x, y = torch.rand(8, 1, 16, 32) + 0.5, torch.eye(4)[torch.arange(8) % 4]
+    xo, yo = augment_batch(x, y, AugmentConfig())
+    assert xo.shape == x.shape and yo.shape == y.shape and torch.allclose(yo.sum(1), torch.ones(8))
+    xo, yo = augment_batch(x, y, AugmentConfig(time_masks=0, freq_masks=0, roll=False, mixup=0))
+    assert torch.equal(xo, x) and torch.equal(yo, y)
