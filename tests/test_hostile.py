@@ -371,3 +371,18 @@ def test_run_folder_that_disagrees_with_itself_is_one_line_exit_2(tmp_path, caps
     assert err.startswith("error:") and len(err.splitlines()) == 1 and match in err, err
     assert str(path) in err or name in err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_tag_lists_what_it_skipped_and_never_opens_a_fifo(corpus):
+    import torch
+
+    from classify.backbones.efficientat import EfficientATMN
+    from classify.tag import tag
+
+    torch.manual_seed(0)
+    inputs = [corpus.audio / "plain.wav", corpus.audio / "junk.wav", corpus.audio / "dangling.wav"]
+    inputs += [corpus.fifo] if corpus.fifo else []
+    with deadline():
+        df = tag(inputs, top_k=2, window=1.0, model=EfficientATMN())
+    assert set(df["source"]) == {str(corpus.audio / "plain.wav")}
+    assert [p for p, _ in df.attrs["skipped"]] == [str(p) for p in inputs[1:]]  # -> exit 1
