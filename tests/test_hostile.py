@@ -386,3 +386,32 @@ def test_tag_lists_what_it_skipped_and_never_opens_a_fifo(corpus):
         df = tag(inputs, top_k=2, window=1.0, model=EfficientATMN())
     assert set(df["source"]) == {str(corpus.audio / "plain.wav")}
     assert [p for p, _ in df.attrs["skipped"]] == [str(p) for p in inputs[1:]]  # -> exit 1
+
+
+def test_a_full_disk_under_audit_or_any_atomic_write_is_one_line(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from spec2img import io as sio
+
+    class Full:
+        def __init__(self, fd, mode):
+            os.close(fd)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")  # as the kernel says it: no file name
+    monkeypatch.setattr(sio.os, "fdopen", Full)
+    with pytest.raises(OSError) as err:
+        sio.write_atomic(tmp_path / "out.csv", b"x")
+    assert err.value.filename == str(tmp_path / "out.csv") and not list(tmp_path.iterdir())
+    clips = tmp_path / "a"
+    wav(clips / "x.wav")
+    code = spec2img_main(["audit", str(clips), "--out", str(tmp_path / "audit"), "-j", "1", "-q"])
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert code == ExitCode.USAGE and len(err_lines) == 1 and "disk full" in err_lines[0]
+    assert "audit.csv" in err_lines[0]
