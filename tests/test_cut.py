@@ -96,6 +96,7 @@ def test_config_resolves_the_arch_choice():
     assert (eat.cut, eat.input_height) == (0, None)
 
 
+@pytest.mark.slow
 def test_head_only_lite0_probe_run_round_trips(tiny_images, tmp_path):
     out = tmp_path / "probe"
     assert main(["fit", str(tiny_images), "--out", str(out), "--head-only", "-q"]) == 0
@@ -106,6 +107,7 @@ def test_head_only_lite0_probe_run_round_trips(tiny_images, tmp_path):
     assert_run_predicts_its_csv(out, tiny_images)
 
 
+@pytest.mark.slow
 def test_fine_tune_with_a_cut_round_trips(tiny_images, tmp_path):
     out = tmp_path / "ft"
     assert main(["fit", str(tiny_images), "--out", str(out), "--arch", "resnet18", "--no-pretrained",
@@ -125,7 +127,7 @@ def test_bad_cut_on_the_cli_is_exit_2(tiny_images, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ fine-tune or head-only by default
-def test_small_sets_default_to_the_head_only_probe(tiny_images, tmp_path, caplog):
+def test_small_sets_default_to_the_head_only_probe(tiny_images, caplog):
     from classify.commands import choose_mode, clips_per_class
     from classify.config import HEAD_ONLY_BELOW
     from classify.data import load_image_set
@@ -138,6 +140,10 @@ def test_small_sets_default_to_the_head_only_probe(tiny_images, tmp_path, caplog
     assert "pass --fine-tune" in caplog.text
     assert choose_mode(ds, base.replace(pretrained=False)).head_only is False  # random features: train them
     assert choose_mode(ds, base.replace(head_only=False)).head_only is False  # --fine-tune wins
+
+
+@pytest.mark.slow
+def test_small_sets_fit_head_only_by_default(tiny_images, tmp_path):
     out = tmp_path / "auto"
     assert main(["fit", str(tiny_images), "--out", str(out), "-q"]) == 0
     assert json.loads((out / "train.json").read_text())["head_only"] is True
