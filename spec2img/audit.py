@@ -10,8 +10,13 @@ Per-file columns (``audit.csv``): ``path`` (relative to AUDIO_DIR), ``labels`` (
 (Hz), ``channels``, ``format``, ``subtype`` (e.g. PCM_16, FLOAT), ``bits`` (bit depth, empty for
 compressed formats), ``peak_dbfs``, ``rms_dbfs`` (over all channels), ``silent_share`` (fraction of
 50 ms frames whose RMS is below -60 dBFS), ``clipped`` / ``clipped_share`` (samples with
-``|x| >= 0.999``), ``nonfinite`` (NaN/Inf samples), ``issues`` (';'-joined flags: silent,
-mostly_silent, clipped, nonfinite, short), ``status`` (ok / failed), ``error``.
+``|x| >= 0.999``), ``clipped_run`` (longest run of consecutive such samples in one channel),
+``dc_offset`` (largest per-channel mean, as a share of full scale), ``nonfinite`` (NaN/Inf
+samples), ``issues`` (';'-joined flags, rules in :data:`RULES`), ``status`` (ok / failed), ``error``.
+
+The issue rules (:data:`RULES`, also stated on the page): a peak-normalised clip touches full
+scale at one sample and is *not* clipped; clipping is a flat top, ``CLIP_RUN`` or more consecutive
+samples at full scale, or more than ``CLIP_SHARE`` of all samples there.
 """
 
 from __future__ import annotations
@@ -46,10 +51,28 @@ FRAMES_PER_BLOCK = 200  # 10 s blocks of 50 ms frames
 SHORT_SECONDS = 0.05  # shorter than about one 2048-sample window at 44.1 kHz
 MOSTLY_SILENT = 0.9
 FLOOR_DB = -200.0  # dBFS reported for digital silence instead of -inf
+CLIP_RUN = 3  # this many consecutive samples at full scale in one channel: a clipped (flat) top
+CLIP_SHARE = 0.001  # or this share of all samples at full scale
+SILENT_PEAK = 1e-6  # no sample above this: digital silence
+DC_OFFSET = 0.01  # |mean| of a channel above 1% of full scale (-40 dBFS)
+
+RULES = {
+    "clipped": f"{CLIP_RUN}+ consecutive samples at full scale (|x| >= {CLIP_LEVEL}) in one channel (a flat top; "
+               f"Audacity's Find Clipping default), or more than {CLIP_SHARE:.1%} of all samples there; a "
+               "single full-scale sample (peak-normalised audio) is not clipping",
+    "silent": f"no sample above {SILENT_PEAK:g} of full scale (digital silence)",
+    "mostly_silent": f"{MOSTLY_SILENT:.0%} or more of its {FRAME_SECONDS * 1000:.0f} ms frames quieter than "
+                     f"{SILENT_DBFS:.0f} dBFS (RMS)",
+    "dc_offset": f"a channel's mean is above {DC_OFFSET:.0%} of full scale ({20 * np.log10(DC_OFFSET):.0f} dBFS)",
+    "nonfinite": "NaN or infinite samples (float files)",
+    "short": f"shorter than {SHORT_SECONDS * 1000:.0f} ms",
+    "failed": "could not be read (see the error column)",
+}
 
 COLUMNS = [
     "path", "labels", "manually_verified", "fold", "duration", "samplerate", "channels", "format", "subtype",
-    "bits", "peak_dbfs", "rms_dbfs", "silent_share", "clipped", "clipped_share", "nonfinite", "issues",
+    "bits", "peak_dbfs", "rms_dbfs", "silent_share", "clipped", "clipped_share", "clipped_run", "dc_offset",
+    "nonfinite", "issues",
     "status", "error",
 ]
 _BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32, "DOUBLE": 64,
@@ -68,14 +91,24 @@ class AuditResult:
     def n_failed(self) -> int:
         return int((self.files["status"] == "failed").sum())
 
+    def issue_counts(self) -> dict[str, int]:
+        """Files per issue kind (a file can have several), in :data:`RULES` order; ``failed`` too."""
+        kinds = [k for cell in self.files["issues"].fillna("") for k in str(cell).split(";") if k]
+        counts = {k: kinds.count(k) for k in RULES if k in kinds}
+        if self.n_failed:
+            counts["failed"] = self.n_failed
+        return counts
+
     def line(self) -> str:
-        """One-line summary for the CLI."""
+        """One-line summary for the CLI: files, hours, classes, issues by kind, where the page is."""
         f = self.files
         hours = f.loc[f["status"] == "ok", "duration"].sum() / 3600
-        issues = int((f["issues"].fillna("") != "").sum())
-        where = f"; wrote {self.paths[-1]}" if self.paths else ""
-        return (f"audited {len(f)} files ({hours:.2f} h) in {len(self.classes)} classes: "
-                f"{self.n_failed} failed, {issues} with issues{where}")
+        with_issues = int(((f["issues"].fillna("") != "") | (f["status"] != "ok")).sum())
+        kinds = ", ".join(f"{v} {k}" for k, v in self.issue_counts().items())
+        where = f"; page: {self.paths[-1]}" if self.paths else ""
+        n_cls = len(self.classes)
+        return (f"audited {_plural(len(f), 'file')} ({hours:.2f} h) in {_plural(n_cls, 'class', 'classes')}: "
+                f"{_plural(with_issues, 'file')} with issues" + (f" ({kinds})" if kinds else "") + where)
 
 
 # ------------------------------------------------------------------ compute
@@ -100,7 +133,9 @@ def file_stats(path: Path) -> dict:
         row.update(samplerate=sr, channels=ch, format=info.format, subtype=info.subtype,
                    bits=_BITS.get(info.subtype))
         frame = max(1, int(round(FRAME_SECONDS * sr)))
-        n = peak = sumsq = clipped = nonfinite = silent = frames = 0
+        n = peak = sumsq = clipped = nonfinite = silent = frames = longest = 0
+        run = np.zeros(ch, dtype=np.int64)  # current full-scale run per channel, carried across blocks
+        sums = np.zeros(ch)
         thresh = (10 ** (SILENT_DBFS / 20)) ** 2
         for block in sf.blocks(str(path), blocksize=frame * FRAMES_PER_BLOCK, dtype="float32", always_2d=True):
             finite = np.isfinite(block)
@@ -112,7 +147,11 @@ def file_stats(path: Path) -> dict:
             peak = max(peak, float(a.max(initial=0.0)))
             sq = block.astype(np.float64) ** 2
             sumsq += float(sq.sum())
-            clipped += int((a >= CLIP_LEVEL).sum())
+            at_top = a >= CLIP_LEVEL
+            clipped += int(at_top.sum())
+            if at_top.any() or run.any():
+                longest, run = _longest_runs(at_top, run, longest)
+            sums += block.sum(axis=0, dtype=np.float64)
             k = -(-block.shape[0] // frame)  # frames in this block, the last one maybe partial
             per_frame = np.add.reduceat(sq.sum(axis=1), np.arange(0, block.shape[0], frame))
             sizes = np.minimum(frame, block.shape[0] - np.arange(k) * frame) * ch
@@ -126,20 +165,42 @@ def file_stats(path: Path) -> dict:
     row.update(
         duration=n / sr, peak_dbfs=_db(peak), rms_dbfs=_db(np.sqrt(sumsq / samples)),
         silent_share=silent / frames, clipped=clipped, clipped_share=clipped / samples, nonfinite=nonfinite,
+        clipped_run=int(longest), dc_offset=float(np.abs(sums / n).max()),
     )
     issues = []
-    if peak < 1e-6:
+    if peak < SILENT_PEAK:
         issues.append("silent")
     elif row["silent_share"] >= MOSTLY_SILENT:
         issues.append("mostly_silent")
-    if clipped:
+    if longest >= CLIP_RUN or row["clipped_share"] > CLIP_SHARE:
         issues.append("clipped")
+    if row["dc_offset"] > DC_OFFSET and peak >= SILENT_PEAK:
+        issues.append("dc_offset")
     if nonfinite:
         issues.append("nonfinite")
     if row["duration"] < SHORT_SECONDS:
         issues.append("short")
     row["issues"] = ";".join(issues)
     return row
+
+
+def _longest_runs(at_top: np.ndarray, run: np.ndarray, longest: int) -> tuple[int, np.ndarray]:
+    """Longest run of True down each column of ``at_top`` [shape=(n, ch)], continuing the runs
+    ``run`` [shape=(ch,)] open at the end of the previous block; returns (longest, open runs)."""
+    run = run.copy()
+    for c in range(at_top.shape[1]):
+        x = at_top[:, c]
+        if not x.any():
+            run[c] = 0
+            continue
+        edges = np.flatnonzero(np.diff(np.r_[0, x.astype(np.int8), 0]))
+        starts, ends = edges[::2], edges[1::2]
+        lengths = ends - starts
+        if starts[0] == 0:
+            lengths[0] += run[c]
+        longest = max(longest, int(lengths.max()))
+        run[c] = lengths[-1] if ends[-1] == len(x) else 0
+    return longest, run
 
 
 def audit_table(
@@ -191,7 +252,7 @@ def audit_table(
             **st,
         })
     df = pd.DataFrame(sorted(rows, key=lambda r: r["path"]), columns=COLUMNS)
-    for col in ("samplerate", "channels", "bits", "clipped", "nonfinite", "manually_verified", "fold"):
+    for col in ("samplerate", "channels", "bits", "clipped", "clipped_run", "nonfinite", "manually_verified", "fold"):
         df[col] = df[col].astype("Int64")
     return df
 
@@ -265,13 +326,19 @@ def write_audit(result: AuditResult, out_dir: Path, *, title: str = "") -> tuple
     return paths
 
 
+def _plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def _png_data_uri(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _charts(result: AuditResult) -> list[tuple[str, str]]:
+def _charts(result: AuditResult) -> list[tuple[str, str, str]]:
+    """(anchor, title, html) of each chart the data calls for: files per class when there are
+    several classes; a duration histogram when durations vary, one sentence when they do not."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -279,64 +346,218 @@ def _charts(result: AuditResult) -> list[tuple[str, str]]:
 
     charts = []
     cl = result.classes
-    if len(cl):
-        fig, ax = plt.subplots(figsize=(7, 0.25 * len(cl) + 1.0))
-        ax.barh(cl["label"][::-1], cl["files"][::-1], color="#4c72b0")
-        ax.set_xlabel("files")
-        ax.set_title("files per class")
-        charts.append(("Class distribution", _png_data_uri(fig)))
-        plt.close(fig)
     ok = result.files[result.files["status"] == "ok"]
-    if len(ok):
-        exploded = ok.assign(label=ok["labels"].str.split(";")).explode("label")
-        exploded["label"] = exploded["label"].replace("", "(none)")
-        order = list(cl["label"][cl["label"].isin(exploded["label"])])
-        data = [exploded.loc[exploded["label"] == lab, "duration"].to_numpy(float) for lab in order]
-        fig, ax = plt.subplots(figsize=(7, 0.25 * len(order) + 1.0))
-        pos = np.arange(len(order))[::-1]
-        ax.boxplot(data, positions=pos, orientation="horizontal", widths=0.6, showfliers=False)
-        rng = np.random.default_rng(0)
-        for y, d in zip(pos, data):
-            ax.plot(d, y + rng.uniform(-0.2, 0.2, d.size), ".", color="#dd8452", alpha=0.6, ms=3)
-        ax.set_yticks(pos, order)
-        ax.set_xlabel("duration (s)")
-        ax.set_title("clip duration per class")
-        charts.append(("Durations", _png_data_uri(fig)))
-        plt.close(fig)
+    with plt.rc_context({"text.parse_math": False, "text.usetex": False}):  # "$x$" in a label is text
+        if len(cl) > 1:
+            fig, ax = plt.subplots(figsize=(7, 0.22 * len(cl) + 1.0))
+            ax.barh(np.arange(len(cl)), cl["files"].to_numpy()[::-1], color="#4c72b0")
+            ax.set_yticks(np.arange(len(cl)), [str(x) for x in cl["label"][::-1]], fontsize=7 if len(cl) > 40 else 8)
+            ax.set_xlabel("files")
+            ax.grid(axis="x", alpha=0.3)
+            charts.append(("class-chart", "Files per class",
+                           f'<img alt="files per class" src="{_png_data_uri(fig)}">'))
+            plt.close(fig)
+        d = ok["duration"].to_numpy(float)
+        if len(d) and d.max() - d.min() >= 0.01:
+            fig, ax = plt.subplots(figsize=(7, 2.8))
+            ax.hist(d, bins=min(50, max(5, int(np.sqrt(len(d))))), color="#55a868")
+            ax.set_xlabel("duration (s)")
+            ax.set_ylabel("files")
+            ax.grid(alpha=0.3)
+            text = (f"<p>From {_num(d.min())} s to {_num(d.max())} s, median {_num(float(np.median(d)))} s.</p>"
+                    f'<img alt="duration histogram" src="{_png_data_uri(fig)}">')
+            plt.close(fig)
+            charts.append(("durations", "Durations", text))
+        elif len(d):
+            charts.append(("durations", "Durations",
+                           f"<p>All {_plural(len(d), 'readable file')} last {_num(float(d[0]))} s.</p>"))
     return charts
 
 
-def _table(df: pd.DataFrame, max_rows: int = 200) -> str:
-    shown = df.head(max_rows)
-    more = f"<p>{len(df) - max_rows} more rows in the CSV.</p>" if len(df) > max_rows else ""
-    return shown.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.3g}", border=0, escape=True) + more
+def _num(v) -> str:
+    """A number as people write it (15000, 0.25, 3e-5), '' for a missing value: never <NA> or nan."""
+    if v is None or v is pd.NA:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    try:
+        if pd.isna(v):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if v == int(v) and abs(v) < 1e15:
+            return str(int(v))
+        if abs(v) >= 1e-3:
+            return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
+        mant, exp = f"{v:.1e}".split("e")
+        return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
+    return str(v)
+
+
+def _esc(v) -> str:
+    return html.escape(_num(v), quote=True)
+
+
+def _data_table(df: pd.DataFrame, table_id: str, *, headers: dict[str, str] | None = None,
+                row_attr=None) -> str:
+    """A sortable table (numbers carry data-v), every cell escaped, missing values blank."""
+    headers = headers or {}
+    cols = list(df.columns)
+    numeric = {c: pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in cols}
+    head = "".join(f'<th data-col="{k}" data-num="{int(numeric[c])}">{html.escape(headers.get(c, c))}</th>'
+                   for k, c in enumerate(cols))
+    rows = []
+    for r, row in enumerate(df.itertuples(index=False)):
+        tds = []
+        for c, v in zip(cols, row):
+            if numeric[c]:
+                missing = v is pd.NA or v is None or (isinstance(v, float) and np.isnan(v))
+                dv = "" if missing else f"{float(v):.6g}"
+                tds.append(f'<td data-v="{dv}">{_esc(v)}</td>')
+            else:
+                tds.append(f'<td class="t">{_esc(v)}</td>')
+        attrs = row_attr(r) if row_attr else ""
+        rows.append(f"<tr{attrs}>{''.join(tds)}</tr>")
+    return (f'<div class="table-wrap"><table id="{table_id}" class="data sortable"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def _kv(pairs) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_esc(v)}</td></tr>" for k, v in pairs)
+    return f'<table class="kv">{rows}</table>'
 
 
 def render_html(result: AuditResult, *, title: str = "") -> str:
-    """A self-contained HTML page: summary, charts (inline PNG), class table, problem files."""
+    """A self-contained page in the report's look: summary with issue counts, the rules, charts the
+    data calls for, per-class counts with verified share, a sortable/filterable table of files with
+    issues. No network; opened from disk."""
     f = result.files
     ok = f[f["status"] == "ok"]
     rates = ", ".join(f"{int(k)} Hz: {v}" for k, v in ok["samplerate"].value_counts().sort_index().items())
     chans = ", ".join(f"{int(k)} ch: {v}" for k, v in ok["channels"].value_counts().sort_index().items())
+    counts = result.issue_counts()
     summary = [
         ("files", len(f)), ("readable", len(ok)), ("failed", result.n_failed),
-        ("total duration", f"{ok['duration'].sum() / 3600:.2f} h"), ("sample rates", rates or "-"),
-        ("channels", chans or "-"), ("with issues", int((f["issues"].fillna("") != "").sum())),
+        ("total duration", f"{ok['duration'].sum() / 3600:.2f} h"), ("sample rates", rates or "none"),
+        ("channels", chans or "none"),
+        ("with issues", int(((f["issues"].fillna("") != "") | (f["status"] != "ok")).sum())),
     ]
-    problems = f[(f["status"] != "ok") | (f["issues"].fillna("") != "")]
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>spec2img audit {html.escape(title)}</title><style>",
-        "body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;font-size:85%}"
-        "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}img{max-width:100%}",
-        "</style></head><body>",
-        f"<h1>Audit of {html.escape(title)}</h1><table>",
-        *(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary),
-        "</table>",
-        *(f"<h2>{name}</h2><img alt='{name}' src='{uri}'>" for name, uri in _charts(result)),
-        "<h2>Classes</h2>", _table(result.classes),
-        "<h2>Failed files and files with issues</h2>",
-        _table(problems) if len(problems) else "<p>None.</p>",
-        "</body></html>\n",
-    ]
-    return "\n".join(parts)
+    tiles = "".join(f'<div class="metric"><div class="value">{v}</div><div class="name">{html.escape(k)}</div></div>'
+                    for k, v in counts.items()) or '<p>No issues found.</p>'
+    rules = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in RULES.items())
+    sections = [("summary", "Summary", f'<div class="metrics">{tiles}</div>{_kv(summary)}'),
+                ("rules", "Rules", f'<p class="hint">How each issue is decided.</p><table class="kv rules">{rules}</table>')]
+    charts = _charts(result)
+    sections += [(a, t, body) for a, t, body in charts]
+    cl = result.classes.copy()
+    headers = {"total_duration": "total (s)", "median_duration": "median (s)", "min_duration": "min (s)",
+               "max_duration": "max (s)", "verified_share": "verified share"}
+    sections.append(("classes", "Classes", _data_table(cl, "class-table", headers=headers)))
+    problems = f[(f["status"] != "ok") | (f["issues"].fillna("") != "")].copy()
+    if len(problems):
+        problems["issues"] = [";".join([x for x in str(i).split(";") if x] + ([str(st)] if st != "ok" else []))
+                              for i, st in zip(problems["issues"].fillna(""), problems["status"])]
+        cols = [c for c in ("path", "labels", "issues", "duration", "peak_dbfs", "rms_dbfs", "silent_share",
+                            "clipped_run", "clipped_share", "dc_offset", "samplerate", "channels", "error")
+                if c in problems and (c != "error" or problems[c].fillna("").astype(str).ne("").any())]
+        problems = problems.round({"peak_dbfs": 1, "rms_dbfs": 1, "silent_share": 3, "clipped_share": 5,
+                                   "dc_offset": 4, "duration": 3})
+        options = "".join(f'<option value="{html.escape(k)}">{html.escape(k)} ({v})</option>' for k, v in counts.items())
+        issue_html = ('<div class="filters"><label>issue <select id="issue-kind"><option value="">all</option>'
+                      f'{options}</select></label> <label>file or label <input type="search" id="issue-text" '
+                      'placeholder="filter…"></label> <span id="issue-count" class="hint"></span></div>'
+                      '<p class="hint">Click a header to sort.</p>'
+                      + _data_table(problems[cols].reset_index(drop=True), "issue-table",
+                                    row_attr=lambda r, p=problems: f' data-issues="{html.escape(str(p["issues"].iloc[r]))}"'))
+    else:
+        issue_html = "<p>No file has an issue.</p>"
+    sections.append(("issues", "Files with issues", issue_html))
+    nav = "<!--report-nav-->" + "".join(f'<a href="#{a}">{html.escape(t)}</a>' for a, t, _ in sections)
+    body = "\n".join(f'<section id="{a}"><h2>{html.escape(t)}</h2>\n{b}\n</section>' for a, t, b in sections)
+    name = html.escape(title)
+    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f'<title>spec2img audit: {name}</title>\n<link rel="icon" href="data:,">\n<style>{AUDIT_CSS}</style>\n'
+            f"</head>\n<body>\n<header>\n<h1>Audit of {name}</h1>\n<nav>{nav}</nav>\n</header>\n<main>\n{body}\n</main>\n"
+            f"<script>{AUDIT_JS}</script>\n</body>\n</html>\n")
+
+
+# the report's look (classify/report/assets/report.css), inlined so the page is one file
+AUDIT_CSS = """
+:root { --fg: #1d232b; --muted: #5b6570; --line: #dde2e8; --bg: #f6f8fa; --accent: #2563b1; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); }
+header { position: sticky; top: 0; z-index: 5; background: #fff; border-bottom: 1px solid var(--line); padding: 8px 24px; }
+header h1 { font-size: 18px; margin: 0 0 4px; overflow-wrap: anywhere; }
+nav a { margin-right: 16px; color: var(--accent); text-decoration: none; font-weight: 500; }
+nav a:hover { text-decoration: underline; }
+main { max-width: 1280px; margin: 0 auto; padding: 8px 24px 80px; overflow-wrap: anywhere; }
+section { padding: 8px 0 16px; border-bottom: 1px solid var(--line); scroll-margin-top: 70px; }
+h2 { font-size: 20px; margin: 16px 0 8px; }
+.hint { color: var(--muted); font-size: 13px; margin: 4px 0 8px; }
+.metrics { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0; }
+.metric { background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: 10px 18px; min-width: 120px; }
+.metric .value { font-size: 26px; font-weight: 600; }
+.metric .name { color: var(--muted); }
+table { border-collapse: collapse; font-size: 13px; }
+table.kv th { text-align: left; font-weight: 500; color: var(--muted); padding: 2px 12px 2px 0; vertical-align: top; white-space: nowrap; }
+table.kv td { padding: 2px 0; }
+.table-wrap { max-width: 100%; overflow-x: auto; }
+table.data { margin: 6px 0; }
+table.data th, table.data td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: right; }
+table.data th[data-num="0"], table.data td.t { text-align: left; }
+table.data td.t { max-width: 420px; overflow-wrap: anywhere; }
+table.data td.t:first-child { min-width: 12em; }
+table.sortable th { cursor: pointer; user-select: none; white-space: nowrap; background: #fff; }
+table.sortable th[data-dir="asc"]::after { content: " \\25B2"; }
+table.sortable th[data-dir="desc"]::after { content: " \\25BC"; }
+.filters { display: flex; flex-wrap: wrap; gap: 16px; align-items: center; margin: 6px 0; }
+.filters input, .filters select { font: inherit; padding: 3px 6px; border: 1px solid var(--line); border-radius: 4px; }
+img { max-width: 100%; border: 1px solid var(--line); }
+"""
+
+AUDIT_JS = """
+(function () {
+  'use strict';
+  document.querySelectorAll('table.sortable').forEach(function (table) {
+    var ths = table.querySelectorAll('th');
+    ths.forEach(function (th) {
+      th.addEventListener('click', function () {
+        var col = +th.dataset.col, isNum = th.dataset.num === '1', asc = th.dataset.dir !== 'asc';
+        ths.forEach(function (t) { delete t.dataset.dir; });
+        th.dataset.dir = asc ? 'asc' : 'desc';
+        var tbody = table.tBodies[0], rows = Array.prototype.slice.call(tbody.rows);
+        rows.sort(function (a, b) {
+          var x = a.cells[col], y = b.cells[col], c;
+          if (isNum) {
+            var u = x.dataset.v === '' ? NaN : +x.dataset.v, v = y.dataset.v === '' ? NaN : +y.dataset.v;
+            if (isNaN(u) || isNaN(v)) return isNaN(u) - isNaN(v);
+            c = u - v;
+          } else { c = x.textContent.localeCompare(y.textContent); }
+          return asc ? c : -c;
+        });
+        rows.forEach(function (r) { tbody.appendChild(r); });
+      });
+    });
+  });
+  var kind = document.getElementById('issue-kind'), text = document.getElementById('issue-text');
+  var table = document.getElementById('issue-table'), count = document.getElementById('issue-count');
+  function filter() {
+    if (!table) return;
+    var k = kind.value, q = text.value.trim().toLowerCase(), shown = 0, rows = table.tBodies[0].rows;
+    for (var i = 0; i < rows.length; i++) {
+      var r = rows[i], issues = (r.dataset.issues || '').split(';');
+      var ok = (!k || issues.indexOf(k) >= 0) && (!q || r.textContent.toLowerCase().indexOf(q) >= 0);
+      r.hidden = !ok;
+      if (ok) shown++;
+    }
+    count.textContent = shown + ' of ' + rows.length + (rows.length === 1 ? ' file' : ' files');
+  }
+  if (kind) { kind.addEventListener('change', filter); text.addEventListener('input', filter); filter(); }
+  document.documentElement.classList.add('ready');
+})();
+"""

@@ -64,9 +64,14 @@ def _internal(exc: BaseException) -> int:
 
 
 # ------------------------------------------------------------------------------------- convert
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-v", "--verbose", action="store_true", help="debug output and tracebacks")
-    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+def add_verbosity(p: argparse.ArgumentParser, default=False) -> None:
+    """``-v/--verbose`` and ``-q/--quiet``, the same on every command of both programs."""
+    p.add_argument("-v", "--verbose", action="store_true", default=default, help="debug output and tracebacks")
+    p.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="only warnings and errors (no progress bars)")
+
+
+_add_common = add_verbosity
 
 
 def _add_follow(p: argparse.ArgumentParser) -> None:
@@ -161,10 +166,14 @@ def _cmd_convert(args) -> int:
 # ------------------------------------------------------------------------------------- audit
 def audit_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spec2img audit",
-                                description="Per-file duration, rate, channels, peak, silence and clipping, "
-                                "class counts; writes audit.csv, audit_classes.csv and audit.html.")
+                                description="Per-file duration, rate, channels, levels, clipping (a flat top: "
+                                "3+ consecutive full-scale samples, or over 0.1% of samples), silence and DC offset; "
+                                "class counts with the verified share. Writes audit.csv, audit_classes.csv and "
+                                "audit.html into a folder named 'audit' beside AUDIO_DIR (AUDIO_DIR/../audit), where "
+                                "`classify report` of a run on these clips finds and links it.")
     p.add_argument("audio_dir", type=Path, metavar="AUDIO_DIR")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: AUDIO_DIR/../audit)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: AUDIO_DIR/../audit, i.e. 'audit' beside AUDIO_DIR)")
     _add_labels(p)
     p.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)")
     _add_follow(p)

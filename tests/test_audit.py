@@ -95,7 +95,8 @@ def test_writes_self_contained_html(folder, tmp_path):
     assert res.n_failed == 2
     page = (tmp_path / "out" / "audit.html").read_text()
     assert not re.search(r"https?://", page)
-    assert all(src.startswith("data:image/png;base64,") for src in re.findall(r"src='([^']*)'", page))
+    srcs = re.findall(r'<img[^>]* src="([^"]*)"', page)
+    assert srcs and all(src.startswith("data:image/png;base64,") for src in srcs)
     assert "corrupt.wav" in page and page.count("<img") == 2
 
 
