@@ -11,6 +11,9 @@ from pathlib import Path
 from .errors import ClassifyError
 
 TRAIN_CONFIG_NAME = "train.json"
+#: ``arch`` default: chosen from the images by :func:`classify.commands.choose_arch` (the AudioSet
+#: backbone for images of its front-end, spec2img's default; else EfficientNet-Lite0).
+AUTO_ARCH = "auto"
 MONITORS = ("valid_loss", "accuracy", "lwlrap")
 # Below this many clips in the median class, a pretrained backbone is not fine-tuned by default:
 # a logistic head on its frozen features scores higher. Measured (README, Benchmarks), head-only
@@ -93,7 +96,7 @@ class TrainConfig:
 
     images: str
     out: str | None = None
-    arch: str = "efficientnet_lite0"
+    arch: str = "auto"
     pretrained: bool = True
     weights: str | None = None
     epochs: int = 10

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 
 def top_k(probs: np.ndarray, k: int) -> np.ndarray:
@@ -37,6 +36,8 @@ def map_at_k(probs: np.ndarray, y: np.ndarray, k: int = 3) -> float:
 def macro_f1(probs: np.ndarray, y: np.ndarray, n_classes: int | None = None) -> float:
     """Unweighted mean of per-class F1 over the classes present in ``y`` or predicted."""
     pred = np.argmax(probs, axis=1)
+    from sklearn.metrics import f1_score  # imported here: prediction needs this module, not sklearn
+
     return float(f1_score(y, pred, average="macro", zero_division=0))
 
 

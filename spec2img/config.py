@@ -49,7 +49,7 @@ class SpectrogramConfig:
     a clip while flooring its noise.
     """
 
-    preset: str = "default"
+    preset: str = "logmel"
     feature: Feature = "logmel"
     sr: int = 44100
     n_fft: int = 2048
@@ -254,8 +254,17 @@ class SpectrogramConfig:
         return dataclasses.replace(self, **changes)
 
 
+#: The preset ``spec2img AUDIO_DIR IMAGES_DIR`` uses: the AudioSet backbone's own front-end, so
+#: that ``classify fit IMAGES_DIR`` trains the strongest measured path (README, "Which backbone").
+DEFAULT_PRESET = "efficientat"
+#: Older names still accepted: ``default`` was the 44.1 kHz log-mel preset's name until it stopped
+#: being the default (spectrogram.json files written then say ``"preset": "default"``).
+PRESET_ALIASES = {"default": "logmel"}
+
 PRESETS: dict[str, dict] = {
-    "default": {},
+    # The original general-purpose log-mel: 44.1 kHz, 2048/512, 128 mels 20 Hz..sr/2, 80 dB
+    # (the field defaults of SpectrogramConfig); for ImageNet backbones and for sounds above 15 kHz.
+    "logmel": {},
     # For ImageNet backbones on small sets: magma colours (what ImageNet filters respond to) and a
     # 23 ms hop, so a 5 s clip is 216 frames and, with `classify fit --input-height 224`, the
     # network sees the public notebooks' 224 x ~224 geometry without squashing (see README).
@@ -289,8 +298,9 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def from_preset(name: str = "default", **overrides) -> SpectrogramConfig:
+def from_preset(name: str = DEFAULT_PRESET, **overrides) -> SpectrogramConfig:
     """Build a config from a named preset, then apply explicit overrides (None means 'keep')."""
+    name = PRESET_ALIASES.get(name, name)
     if name not in PRESETS:
         raise ConfigError(f"preset {name!r} is unknown; choose one of {', '.join(PRESETS)}")
     values = {"preset": name, **PRESETS[name]}

@@ -20,7 +20,7 @@ from spec2img.io import read_png
 from spec2img.manifest import image_table, read_manifest
 from tests.conftest import tone, write
 
-CFG = from_preset(sr=22050)
+CFG = from_preset("logmel", sr=22050)
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ def test_long_recording_tiles_without_loading_it_whole(tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(sf.SoundFile, "read", spy)
-    cfg = from_preset(sr=8000, n_fft=512, hop_length=256, n_mels=32, tile=60.0, tile_hop=60.0)
+    cfg = from_preset("logmel", sr=8000, n_fft=512, hop_length=256, n_mels=32, tile=60.0, tile_hop=60.0)
     n = sum(1 for _ in conv.iter_images(path, cfg))
     assert n == 60 and max(biggest) <= 60 * 8000
 
@@ -222,7 +222,7 @@ def test_killed_run_resumes_to_identical_output(tmp_path):
     ref = tmp_path / "ref"
     conv.convert(audio, ref, CFG, jobs=1)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "spec2img.cli", str(audio), str(out), "--sr", "22050", "-j", "1", "-q"]
+    cmd = [sys.executable, "-m", "spec2img.cli", str(audio), str(out), "--preset", "logmel", "--sr", "22050", "-j", "1", "-q"]
     proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.rglob("*.png"))) < 5:

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 def test_esc50_subset_converts_with_its_csv(tmp_path):
     root = require(SHARED_DATA / "esc50-dev")
-    s = convert(root / "audio", tmp_path / "img", from_preset(), labels_csv=root / "esc50.csv", jobs=2)
+    s = convert(root / "audio", tmp_path / "img", from_preset("logmel"), labels_csv=root / "esc50.csv", jobs=2)
     assert (s.converted, s.failed) == (206, 0)
     df = read_manifest(tmp_path / "img")
     assert df["labels"].map(len).eq(1).all() and df["labels"].map(tuple).nunique() == 25
@@ -27,6 +27,6 @@ def test_fsdd_digits_at_8khz_with_tiles(tmp_path):
     sub.mkdir()
     for p in sorted(root.glob("*_jackson_*.wav"))[:60]:  # a slice keeps the test quick
         (sub / p.name).symlink_to(p)
-    cfg = from_preset(sr=8000, n_fft=256, hop_length=64, n_mels=64, fmin=20.0, duration=1.0)
+    cfg = from_preset("logmel", sr=8000, n_fft=256, hop_length=64, n_mels=64, fmin=20.0, duration=1.0)
     s = convert(sub, tmp_path / "img", cfg, jobs=1)
     assert (s.converted, s.failed) == (60, 0)

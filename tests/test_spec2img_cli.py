@@ -8,7 +8,7 @@ from spec2img.manifest import read_manifest
 
 def test_convert_cli_writes_images_manifest_and_config(two_class_dir, tmp_path, capsys):
     out = tmp_path / "img"
-    assert main([str(two_class_dir), str(out), "--sr", "22050", "--n-mels", "64", "-j", "1"]) == 0
+    assert main([str(two_class_dir), str(out), "--preset", "logmel", "--sr", "22050", "--n-mels", "64", "-j", "1"]) == 0
     assert (out / "spectrogram.json").exists() and len(read_manifest(out)) == 6
     assert "6 converted, 0 up to date, 0 failed" in capsys.readouterr().err
 
@@ -23,7 +23,7 @@ def test_failed_clip_gives_exit_1_and_a_line_naming_it(two_class_dir, tmp_path, 
 @pytest.mark.parametrize(
     "extra, match",
     [(["--hop-length", "-5"], "error: hop_length=-5 must be a positive integer"),
-     (["--preset", "nope"], "error: preset 'nope' is unknown; choose one of default, imagenet, mfcc, efficientat"),
+     (["--preset", "nope"], "error: preset 'nope' is unknown; choose one of logmel, imagenet, mfcc, efficientat"),
      (["--labels", "missing.csv"], "error: missing.csv: labels CSV not found"),
      (["--jobs", "0"], "error: --jobs 0 must be at least 1"),
      (["--tile-hop", "1"], "error: tile_hop needs tile")],
