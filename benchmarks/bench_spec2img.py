@@ -175,7 +175,7 @@ def time_convert(audio_dir: Path, out: Path, jobs: int) -> tuple[float, float]:
     from spec2img.convert import convert
 
     w0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
-    summary = convert(audio_dir, out, CFG, jobs=jobs, progress=False)
+    summary = convert(audio_dir, out, CFG, jobs=jobs, progress=False, follow_symlinks=True)  # linked clips
     assert summary.failed == 0, summary.line()
     n = summary.converted
     return 1000 * (time.perf_counter() - w0) / n, 1000 * (time.process_time() - c0 + _children_cpu() - k0) / n
@@ -188,7 +188,7 @@ def peak_rss_mb(audio_dir: Path, out: Path) -> float:
         "import re, sys\n"
         "from threadpoolctl import threadpool_limits; threadpool_limits(1)\n"
         "from spec2img.convert import convert\nfrom spec2img.config import SpectrogramConfig\n"
-        "convert(sys.argv[1], sys.argv[2], SpectrogramConfig(), jobs=1, progress=False)\n"
+        "convert(sys.argv[1], sys.argv[2], SpectrogramConfig(), jobs=1, progress=False, follow_symlinks=True)\n"
         "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) / 1024)\n"
     )
     res = subprocess.run([sys.executable, "-c", code, str(audio_dir), str(out)], capture_output=True,
