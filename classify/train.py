@@ -33,6 +33,7 @@ from fastai.metrics import AccumMetric
 from fastai.torch_core import set_seed
 from torch import nn
 
+from . import distributed
 from . import metrics as M
 from . import splits
 from .augment import augment_batch
@@ -167,9 +168,10 @@ def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
                      width=width, train=True)
     va = CropDataset([ds.images[i] for i in sel.valid], ds.targets[sel.valid],
                      np.ones(len(sel.valid), np.float32), width=width, train=False)
+    bs = cfg.bs // distributed.world_size()  # --bs is global: each of N processes takes bs / N
     drop_last = len(tr) > cfg.bs
-    dls = DataLoaders(DataLoader(tr, bs=cfg.bs, shuffle=True, drop_last=drop_last, num_workers=0),
-                      DataLoader(va, bs=cfg.bs * 2, num_workers=0), device=device)
+    dls = DataLoaders(DataLoader(tr, bs=bs, shuffle=True, drop_last=drop_last, num_workers=0),
+                      DataLoader(va, bs=bs * 2, num_workers=0), device=device)
     model = build_model(get_arch(cfg.arch), n_classes=len(ds.classes), in_channels=ds.cfg.channels,
                         pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,
                         input_height=cfg.input_height, dropout=cfg.dropout,
@@ -228,7 +230,37 @@ def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
 
 
 def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", distributed.local_rank()) if distributed.world_size() > 1 else torch.device("cuda")
+    return torch.device("cpu")
+
+
+def data_parallel(learn: Learner, device: torch.device) -> Callback | None:
+    """Under a distributed launch (:mod:`classify.distributed`), fastai's DistributedTrainer
+    (DDP through accelerate) added to ``learn``; else None. On CPU (gloo) the loaders' index
+    broadcast stays on the CPU (fastai's moves it to CUDA, for NCCL) and BatchNorm is not synced."""
+    if distributed.world_size() <= 1:
+        return None
+    from fastai.distributed import DistributedDL, DistributedTrainer
+
+    class CpuDistributedDL(DistributedDL):
+        def _broadcast(self, t, rank):
+            t = torch.tensor(t, dtype=torch.long)
+            torch.distributed.broadcast(t, rank)
+            return t.tolist()
+
+    class Trainer(DistributedTrainer):
+        def _wrap_dl(self, dl):
+            if isinstance(dl, DistributedDL):
+                return dl
+            kind = CpuDistributedDL if device.type == "cpu" else DistributedDL
+            return kind(dl, device=self.learn.model.device)
+
+    cb = Trainer(sync_bn=device.type == "cuda", cpu=device.type == "cpu")
+    learn.add_cb(cb)
+    if not distributed.is_main():
+        learn.remove_cb(ProgressCallback)
+    return cb
 
 
 # ------------------------------------------------------------------------------------ fit
@@ -289,6 +321,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         learn.add_cb(BestCheckpoint(monitor=monitor, fname="best", reset_on_fit=False))
     t0 = time.perf_counter()
     planned = cfg.freeze_epochs + cfg.epochs
+    ddp = data_parallel(learn, device)
     try:
         if cfg.freeze_epochs:
             hist.phase = "frozen"
@@ -300,6 +333,8 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         learn.fit_one_cycle(cfg.epochs, slice(top / cfg.lr_mult, top), cbs=cbs)
     except CancelFitException:
         pass
+    if ddp is not None:
+        learn.remove_cb(ddp)
     seconds = time.perf_counter() - t0
     if cfg.restore_best:
         best_path = run_dir / "checkpoints" / "best.pth"
@@ -313,6 +348,9 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
                                multi_label=True)
         threshold = best_threshold(p.numpy(), ds.targets[inner.valid])
 
+    if not distributed.is_main():  # rank 0 writes the run folder; the others are done
+        distributed.barrier()
+        return {}
     n_valid_clips = len(np.unique(ds.table["clip"].to_numpy()[sel.valid]))
     proto = protocol(cfg, sel, inner, multi_label=ds.multi_label, n_valid_clips=n_valid_clips,
                      epochs_run=len(hist.rows), stopped_early=len(hist.rows) < planned)
@@ -329,6 +367,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
             learn.export(run_dir / "learner.pkl")
         except Exception as exc:  # convenience only; the run folder is complete without it
             log.warning("learner.pkl not written (%s: %s)", type(exc).__name__, exc)
+    distributed.barrier()  # every process has loaded the best checkpoint before it is removed
     _cleanup(run_dir)
     return result
 
