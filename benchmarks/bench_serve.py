@@ -82,6 +82,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used: start cost without the wait for a busy CPU."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
     def __init__(self, model: Path):
         t0 = time.perf_counter()
@@ -105,6 +111,7 @@ class Server:
             except OSError:
                 time.sleep(0.02)
         self.start_s = time.perf_counter() - t0
+        self.start_cpu_s = cpu_s(self.proc.pid)
 
     def conn(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
@@ -152,15 +159,17 @@ def main() -> None:
     res: dict = {"model": "efficientat_mn04 (untrained), efficientat preset, 501-column crops, 50 classes, ONNX",
                  "windows": f"4 s mono 16-bit WAV at 48 kHz from {what}", "load_avg_start": load0}
 
-    starts, rss_start = [], []
+    starts, rss_start, cpu = [], [], []
     for _ in range(args.starts):
         s = Server(model)
         starts.append(s.start_s)
+        cpu.append(s.start_cpu_s)
         rss_start.append(rss_mb(s.proc.pid))
         s.stop()
     res["start_s"] = starts
     res["rss_after_start_mb"] = rss_start
-    print(f"start: {', '.join(f'{x:.2f}' for x in starts)} s; RSS {', '.join(f'{x:.0f}' for x in rss_start)} MB",
+    res["start_cpu_s"] = cpu
+    print(f"start: {', '.join(f'{x:.2f}' for x in starts)} s ({', '.join(f'{x:.2f}' for x in cpu)} CPU s); RSS {', '.join(f'{x:.0f}' for x in rss_start)} MB",
           flush=True)
 
     server = Server(model)
@@ -210,6 +219,7 @@ def main() -> None:
           "| measure | value |", "|---|---|",
           f"| server start (launch to first answer), {len(starts)} starts | "
           f"{' / '.join(f'{x:.1f}' for x in starts)} s |",
+          f"| CPU time of the server process until its first answer | {' / '.join(f'{x:.1f}' for x in cpu)} s |",
           f"| resident memory after start | {' / '.join(f'{x:.0f}' for x in rss_start)} MB |"]
     md += [f"| latency per 4 s window, {k} client(s) (p50 / p95) | {v['p50']:.0f} / {v['p95']:.0f} ms |"
            for k, v in lat.items()]

@@ -34,7 +34,8 @@ from spec2img.io import encode_png
 
 from ..errors import ClassifyError, RunFolderError
 from ..onnx_predict import onnx_paths, onnx_scorer
-from ..predict import Scorer, _threshold, aggregate_windows, check_compatible, expand_runs, geometric_mean
+from ..predict import _threshold, aggregate_windows, check_compatible, expand_runs, geometric_mean
+from ..scorer import Scorer
 from ..windows import file_windows
 
 log = logging.getLogger(__name__)
