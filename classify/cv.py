@@ -120,6 +120,9 @@ def run_cv(cfg: CVConfig) -> Path:
         raise ClassifyError(f"only {len(fold_ids)} fold(s) to validate on; need at least 2")
     always = [] if cfg.predefined_folds else _single_recording_classes(ds, test)
     per_fold, oof, flagged = {}, [], {}
+    from spec2img.progress import Progress
+
+    folds_bar = Progress(len(fold_ids), unit="fold", desc="cv", every=0.0, min_items=1, logger=log)
     for k in fold_ids:
         run_dir = out / f"fold_{k}"
         log.info("fold %d of %d", fold_ids.index(k) + 1, len(fold_ids))
@@ -131,6 +134,7 @@ def run_cv(cfg: CVConfig) -> Path:
             flagged[int(k)] = {"classes": missing, "unscored_clips": int(drop.sum())}
         if not ((folds == k) & ~test & ~drop).any():
             log.warning("fold %d: nothing left to score; skipped", k)
+            folds_bar.update()
             continue
         m = fit(ds, tcfg.replace(out=str(run_dir), valid_fold=None, valid_csv=None), run_dir,
                 clip_valid=folds == k, exclude=test | drop)
@@ -141,6 +145,8 @@ def run_cv(cfg: CVConfig) -> Path:
         pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)
         pred.insert(0, "fold", int(k))
         oof.append(pred)
+        folds_bar.update()
+    folds_bar.close()
     oof_df = pd.concat(oof, ignore_index=True)
     write_atomic(out / "oof_predictions.csv", oof_df.to_csv(index=False, float_format="%.6g").encode())
     write_suspect_labels(out, oof_df, ds.classes, multi_label=ds.multi_label)  # suspect_labels.csv

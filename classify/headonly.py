@@ -42,12 +42,16 @@ def window_features(model: AudioClassifier, images: list[torch.Tensor], *, width
 
     ``images``: uint8 ``(C, H, W_i)``; windows as :func:`classify.model.cut_windows` cuts them.
     """
+    from spec2img.progress import Progress
+
     crops, plan = cut_windows(images, width=width)
     model.eval()
     out = []
-    for b in range(0, len(crops), bs):
-        x = torch.stack(crops[b:b + bs]).float().div_(255)
-        out.append(model.head.pool(model.body(model.prepare(x))).numpy())
+    with Progress(len(crops), unit="window", desc="frozen features", logger=log) as bar:
+        for b in range(0, len(crops), bs):
+            x = torch.stack(crops[b:b + bs]).float().div_(255)
+            out.append(model.head.pool(model.body(model.prepare(x))).numpy())
+            bar.update(len(x))
     return np.concatenate(out).astype(np.float64), plan.owner
 
 
@@ -204,6 +208,8 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         "train_images_per_second": len(sel.train) / max(seconds, 1e-9), "train_windows": int(len(X)),
         "epochs_run": 1,
     })
+    log.info("scored on the validation fold only (%d clips); C: %s%s", n_valid_clips,
+             f"{C:g} ({proto['head_c']})", f"; threshold: {proto['threshold']}" if ds.multi_label else "")
     # history.csv's validation columns, as fit's (per-image loss and metric over validation images)
     name = "lwlrap" if ds.multi_label else "accuracy"
     pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)

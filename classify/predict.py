@@ -28,6 +28,7 @@ from spec2img.errors import AudioError
 from spec2img.io import write_atomic
 from spec2img.manifest import join_cell
 from spec2img.paths import AUDIO_LIKE, Entry, check_input, display, walk_audio
+from spec2img.progress import Progress
 
 from .errors import ClassifyError, RunFolderError
 from .evaluate import geometric_mean as _geometric_mean
@@ -289,7 +290,10 @@ def predict_files(scorers: list[Scorer], files: list[Path], cfg: PredictConfig, 
             return time.perf_counter() - t0
 
         queued = 0
+        bar = Progress(n, unit="file", desc="predict" if len(groups) == 1 else f"predict, model group {gi + 1}",
+                       enabled=n > 1, logger=log)
         for i, path in enumerate(files):
+            bar.update()
             if errors[i]:
                 continue
             t0 = time.perf_counter()
@@ -311,6 +315,7 @@ def predict_files(scorers: list[Scorer], files: list[Path], cfg: PredictConfig, 
                 t_model += flush()
                 queued = 0
         t_model += flush()
+        bar.close()
 
     ok = np.array([not e for e in errors])
     probs = np.full((n, k), np.nan, dtype=np.float32)

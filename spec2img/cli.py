@@ -91,9 +91,12 @@ def _add_labels(p: argparse.ArgumentParser) -> None:
 def convert_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spec2img",
+        usage="spec2img AUDIO_DIR IMAGES_DIR [options]\n"
+              "       spec2img audit AUDIO_DIR [--labels CSV] [--out DIR]\n"
+              "       spec2img synth OUT_DIR [--per-class N]",
         description="Render every audio clip under AUDIO_DIR as a log-mel spectrogram PNG in IMAGES_DIR, "
         "with manifest.csv and spectrogram.json beside them. Other commands: "
-        "`spec2img audit AUDIO_DIR`, `spec2img synth OUT_DIR`.",
+        "`spec2img audit AUDIO_DIR`, `spec2img synth OUT_DIR`, `spec2img store IMAGES_DIR`.",
     )
     p.add_argument("audio_dir", type=Path, metavar="AUDIO_DIR")
     p.add_argument("images_dir", type=Path, metavar="IMAGES_DIR")
@@ -214,7 +217,28 @@ def _cmd_synth(args) -> int:
     return 0
 
 
-COMMANDS = {"audit": (audit_parser, _cmd_audit), "synth": (synth_parser, _cmd_synth)}
+# ------------------------------------------------------------------------------------- store
+def store_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spec2img store",
+                                description="Write IMAGES_DIR/store/: every image of the manifest in one "
+                                "memory-mapped file, which classify then reads instead of decoding the PNGs "
+                                "into memory (for sets larger than RAM).")
+    p.add_argument("images_dir", type=Path, metavar="IMAGES_DIR")
+    _add_common(p)
+    return p
+
+
+def _cmd_store(args) -> int:
+    from .store import build_store
+
+    if not (args.images_dir / "manifest.csv").is_file():
+        raise Spec2ImgError(f"{args.images_dir}: no manifest.csv; pass a folder written by spec2img AUDIO_DIR IMAGES_DIR")
+    log.warning("store written: %s", build_store(args.images_dir))
+    return 0
+
+
+COMMANDS = {"audit": (audit_parser, _cmd_audit), "synth": (synth_parser, _cmd_synth),
+            "store": (store_parser, _cmd_store)}
 
 
 def main(argv: list[str] | None = None) -> int:

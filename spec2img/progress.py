@@ -40,8 +40,9 @@ class Progress:
         self.total, self.unit, self.desc = int(total), unit, desc
         self.done, self.t0, self.last = 0, time.perf_counter(), time.perf_counter()
         self.every, self.min_items, self.min_seconds = every, min_items, min_seconds
-        self.enabled = True if enabled is None else bool(enabled)
         self.log = logger or log
+        # -q (logging at WARNING) silences bars and lines alike
+        self.enabled = (True if enabled is None else bool(enabled)) and self.log.isEnabledFor(logging.INFO)
         self.bar = None
         if self.enabled and sys.stderr.isatty():
             from tqdm import tqdm

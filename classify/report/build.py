@@ -308,11 +308,13 @@ def _items_json(run: RunData, thumbs: dict[int, str], audio: dict[int, str]) -> 
 
 def _tsne_views(run: RunData, out: Path, cfg: ReportConfig) -> dict[str, list[list[int]]]:
     """{"embeddings": [xs, ys], "probabilities": [xs, ys]} with coordinates as ints in 0..1000."""
+    from spec2img.progress import Progress
+
     views = {}
-    sources = (("embeddings", run.embeddings), ("probabilities", run.probs))
+    sources = [(name, x) for name, x in (("embeddings", run.embeddings), ("probabilities", run.probs))
+               if x is not None]
+    bar = Progress(len(sources), unit="view", desc="t-SNE", every=0.0, min_items=1, logger=log)
     for name, x in sources:
-        if x is None:
-            continue
         key = hashlib.sha1(np.ascontiguousarray(x, dtype=np.float32).tobytes()).hexdigest()[:16]
         cache = out / "cache" / f"tsne-{name}-{key}-s{cfg.seed}.npy"
         if cache.is_file():
@@ -326,4 +328,6 @@ def _tsne_views(run: RunData, out: Path, cfg: ReportConfig) -> dict[str, list[li
                 old.unlink()
             np.save(cache, xy)
         views[name] = np.round(xy * 1000).astype(int).T.tolist()
+        bar.update()
+    bar.close()
     return views
