@@ -1,7 +1,9 @@
 """Images in memory, labels as targets, train/validation selection, fixed-width time crops.
 
 Every PNG is decoded once into a uint8 tensor ``(C, n_rows, frames)``; training then only slices
-tensors. Targets are float rows ``(n_classes + 1,)``: one-hot (single-label) or multi-hot
+tensors. With a fresh image store (``spec2img store IMAGES_DIR``, :mod:`spec2img.store`) the tensors
+are memory-mapped views of it instead: nothing is decoded and pixels are read when a crop needs them.
+Targets are float rows ``(n_classes + 1,)``: one-hot (single-label) or multi-hot
 (multi-label), and the per-sample loss weight in the last column (1, or ``unverified_weight``), so
 mixup mixes both and the loss needs no side channel.
 """
@@ -20,6 +22,7 @@ import torch
 from spec2img.config import SpectrogramConfig
 from spec2img.io import read_png
 from spec2img.manifest import image_table, read_manifest
+from spec2img.store import open_fresh
 from spec2img.window import crop_offset, seconds_to_columns, take
 
 from . import splits
@@ -114,7 +117,10 @@ def load_image_set(images_dir: Path, *, classes: list[str] | None = None, relabe
     for r, labs in enumerate(table["labels"]):
         targets[r, [index[lab] for lab in labs]] = 1.0
     multi = bool((targets.sum(1) > 1).any())
-    images = decode_all(root, list(table["image"]), n_rows=cfg.n_rows, channels=cfg.channels)
+    names = list(table["image"])
+    store = open_fresh(root, names, cfg)  # `spec2img store IMAGES_DIR`: memory-mapped, nothing decoded
+    images = ([torch.from_numpy(store.get(n)) for n in names] if store is not None
+              else decode_all(root, names, n_rows=cfg.n_rows, channels=cfg.channels))
     return ImageSet(root, cfg, table, images, list(classes), targets, multi)
 
 
