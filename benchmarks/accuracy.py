@@ -9,9 +9,9 @@ seed 0); FSDD: one fold per speaker (the manifest's fold column, see ``fsdd_labe
   backbone gets the ``--head-only`` probe (logistic head on frozen features; for
   efficientnet_lite0 its stage-6 map, GeM-pooled, 224 rows); otherwise (fsdd, or no pretrained
   weights) the fastai fine-tune: native-height log-mel PNGs from spec2img, random 5 s time crops,
-  SpecAugment + roll + mixup, frozen 2 + unfrozen 10 one-cycle epochs, except that the best
-  checkpoint is NOT restored and early stopping is off, so no recipe selects epochs on the
-  validation fold it is scored on. ``--set head_only=false`` forces the fine-tune.
+  SpecAugment + roll + mixup, a fixed schedule (classify's defaults since issue 13: no best
+  checkpoint restored, no early stopping; crops from the image widths), so no recipe selects
+  anything on the validation fold it is scored on. ``--set head_only=false`` forces the fine-tune.
 - ``notebook``: matplotlib ``specshow`` PNGs (benchmarks/notebook_recipe.py, 640x480 at dpi 100),
   ``Resize(224)`` squash, ``vision_learner``, ``fit_one_cycle(5, slice(1e-2))`` frozen, unfreeze,
   ``fit_one_cycle(10, lr_max=slice(1e-5, 1e-4))``; scored on the last epoch.
@@ -55,19 +55,43 @@ def fold_ids(ds, n_folds: int, predefined: bool) -> np.ndarray:
     return splits.group_kfold(strata, clips["group"].astype(str).to_numpy(), n_splits=n_folds, seed=0) + 1
 
 
-def run_ours(ds, folds, k, arch, work: Path, epochs: int, freeze_epochs: int, bf16: bool | None = None,
-             overrides: dict | None = None, tag: str = "") -> dict:
+def run_ours(ds, folds, k, arch, work: Path, epochs: int | None = None, freeze_epochs: int | None = None,
+             bf16: bool | None = None, overrides: dict | None = None, tag: str = "") -> dict:
+    """``classify fit`` defaults (TrainConfig's: fixed schedule, nothing chosen on the scored fold)
+    on fold ``k``; ``epochs``/``freeze_epochs``/``overrides`` replace defaults only when given."""
     from classify.commands import choose_mode, fit_function
 
-    cfg = TrainConfig(images=str(ds.root), arch=arch, pretrained=arch != "resnet34", epochs=epochs,
-                      freeze_epochs=freeze_epochs, restore_best=False, patience=0, quiet=True, seed=0,
-                      bf16=bf16, **(overrides or {}))
+    given = {"epochs": epochs, "freeze_epochs": freeze_epochs}
+    cfg = TrainConfig(images=str(ds.root), arch=arch, pretrained=arch != "resnet34", quiet=True, seed=0,
+                      bf16=bf16, **{k_: v for k_, v in given.items() if v is not None}, **(overrides or {}))
     cfg = choose_mode(ds, cfg)
     t = time.perf_counter()
     m = fit_function(cfg)(ds, cfg, work / f"ours_{arch}{tag}_fold{k}", clip_valid=folds == k)
+    used = TrainConfig.load(work / f"ours_{arch}{tag}_fold{k}")
     return {"accuracy": m["accuracy"], "seconds": time.perf_counter() - t,
             "train_images_per_second": m["train_images_per_second"], "bf16": m.get("bf16"),
-            "mode": "head-only" if cfg.head_only else "fine-tune"}
+            "mode": "head-only" if cfg.head_only else "fine-tune", "epochs_run": m.get("epochs_run"),
+            "crop_seconds": used.crop_seconds, "protocol": m.get("protocol")}
+
+
+def provenance() -> dict:
+    """Commit (with a '+dirty' mark), package versions and machine, for benchmarks/results/."""
+    import os
+    import platform
+    import subprocess
+
+    from classify.runfolder import versions
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "classify"], cwd=root, capture_output=True,
+                               text=True).stdout.strip()
+    except OSError:
+        commit, dirty = "unknown", ""
+    return {"commit": commit + ("+dirty" if dirty else ""), "versions": versions(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cpus", "load_avg": os.getloadavg()[0]}
 
 
 def render_specshow(ds, audio_dir: Path, out: Path) -> pd.DataFrame:
@@ -138,8 +162,12 @@ def main() -> None:
     ap.add_argument("--run-folds", default="1")
     ap.add_argument("--archs", default="efficientnet_lite0")
     ap.add_argument("--recipes", default="ours,notebook")
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--freeze-epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=None, help="ours: unfrozen epochs (default: classify's)")
+    ap.add_argument("--freeze-epochs", type=int, default=None, help="ours: frozen epochs (default: classify's)")
+    ap.add_argument("--record", type=Path, default=None,
+                    help="also append each result, with commit/versions/machine, to this JSONL "
+                         "(e.g. benchmarks/results/accuracy.jsonl)")
+    ap.add_argument("--note", default="", help="free text stored with each recorded result")
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                     help="ours: force bfloat16 autocast on/off (default: classify's, on where the CPU has it)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
@@ -166,10 +194,12 @@ def main() -> None:
                 else:
                     r = run_notebook(df, folds, k, arch, bs=args.notebook_bs, bn_momentum=args.notebook_bn_momentum)
                     r.update(bs=args.notebook_bs, bn_momentum=args.notebook_bn_momentum)
-                rec = {"dataset": args.images.name, "arch": arch, "fold": k, "recipe": recipe + args.tag, **r}
+                rec = {"dataset": args.images.name, "arch": arch, "fold": k, "recipe": recipe + args.tag, **r,
+                       **provenance(), "note": args.note}
                 print(json.dumps(rec), flush=True)
-                with open(args.work / "results.jsonl", "a") as fh:
-                    fh.write(json.dumps(rec) + "\n")
+                for path in [args.work / "results.jsonl"] + ([args.record] if args.record else []):
+                    with open(path, "a") as fh:
+                        fh.write(json.dumps(rec) + "\n")
 
 
 if __name__ == "__main__":

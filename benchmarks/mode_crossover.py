@@ -2,11 +2,13 @@
 subsampled to N clips per class, both modes with ``classify fit`` defaults otherwise.
 
 This is the measurement behind ``classify.config.HEAD_ONLY_BELOW`` (README, Benchmarks).
-No epoch is chosen on the scored fold (no best-checkpoint restore, no early stopping).
+Both modes run ``classify fit``'s defaults (since issue 13 a fixed schedule and ``crop_seconds``
+from the image widths), so nothing is chosen on the scored fold.
 
 Usage (fsdd images from ``benchmarks/fsdd_labels.py`` + spec2img; fold = held-out speaker)::
 
-    uv run python benchmarks/mode_crossover.py /tmp/q/fsdd_img --fold 1 --per-class 10,30,100
+    uv run python benchmarks/mode_crossover.py /tmp/q/fsdd_img --fold 1 --per-class 10,30,100 \
+        --record benchmarks/results/crossover.jsonl
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from classify.config import TrainConfig
 from classify.data import load_image_set
 
-from accuracy import fold_ids
+from accuracy import fold_ids, provenance
 
 
 def main() -> None:
@@ -30,7 +32,9 @@ def main() -> None:
     ap.add_argument("images", type=Path)
     ap.add_argument("--fold", type=int, default=1, help="predefined fold (manifest) held out for scoring")
     ap.add_argument("--per-class", default="10,30,100", help="training clips per class, comma-separated")
-    ap.add_argument("--arch", default="efficientnet_lite0")
+    ap.add_argument("--arch", default="efficientat_mn04")
+    ap.add_argument("--record", type=Path, default=None,
+                    help="also append results with commit/versions/machine here (benchmarks/results/...)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench/crossover"))
     ap.add_argument("--out", type=Path, default=None, help="append JSON lines here (default WORK/results.jsonl)")
     args = ap.parse_args()
@@ -50,17 +54,17 @@ def main() -> None:
             keep[rng.choice(pool, min(n, len(pool)), replace=False)] = True
         exclude = ~keep & (folds != args.fold)
         for head_only in (True, False):
-            cfg = TrainConfig(images=str(args.images), arch=args.arch, head_only=head_only, restore_best=False,
-                              patience=0, quiet=True, seed=0)
+            cfg = TrainConfig(images=str(args.images), arch=args.arch, head_only=head_only, quiet=True, seed=0)
             t = time.perf_counter()
             m = fit_function(cfg)(ds, cfg, args.work / f"n{n}_{'ho' if head_only else 'ft'}",
                                   clip_valid=folds == args.fold, exclude=exclude)
             rec = {"dataset": args.images.name, "arch": args.arch, "fold": args.fold, "train_clips_per_class": n,
                    "mode": "head-only" if head_only else "fine-tune", "accuracy": m["accuracy"],
-                   "seconds": round(time.perf_counter() - t, 1), "n_train": m["n_train_images"]}
+                   "seconds": round(time.perf_counter() - t, 1), "n_train": m["n_train_images"], **provenance()}
             print(json.dumps(rec), flush=True)
-            with open(out, "a") as fh:
-                fh.write(json.dumps(rec) + "\n")
+            for path in [out] + ([args.record] if args.record else []):
+                with open(path, "a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
 
 
 if __name__ == "__main__":

@@ -83,7 +83,8 @@ def valid_pct_split(strata, groups, *, valid_pct: float, seed: int = 0) -> Split
 
 def inner_split(strata, groups, *, inner_pct: float, seed: int = 0) -> Split:
     """An inner validation split carved from a training part (pass only its clips): about
-    ``inner_pct`` of them, grouped and stratified like the outer split, with a seed of its own.
+    ``inner_pct`` of them (more when a class has fewer than ``1 / inner_pct`` clips, at most
+    half), grouped and stratified like the outer split, with a seed of its own.
 
     Every choice made from data (best checkpoint, early stop, multi-label threshold, the head-only
     regularisation) is made on this split, so the outer validation fold stays unseen until it is
@@ -96,6 +97,10 @@ def inner_split(strata, groups, *, inner_pct: float, seed: int = 0) -> Split:
             "validation split for early stopping / best-checkpoint / threshold choices needs at least 2; "
             "use the fixed schedule (--patience 0, no --restore-best)"
         )
+    lonely = set(single_group_classes(strata, groups))
+    counts = [int((strata == c).sum()) for c in np.unique(strata) if c not in lonely]
+    if counts:  # small training parts: a larger share, so that every class can be in it
+        inner_pct = min(0.5, max(inner_pct, 1.0 / max(2, min(counts))))
     return valid_pct_split(strata, groups, valid_pct=inner_pct, seed=seed + 7919)
 
 

@@ -116,8 +116,9 @@ def test_seeded_fine_tune_separates_synthetic_classes(tmp_path):
 
     images = make_image_set(tmp_path / "img", n_classes=4, per_class=16, groups_per_class=8, seed=3)
     ds = load_image_set(images)
-    cfg = TrainConfig(images=str(images), arch="resnet18", pretrained=False, bs=16, epochs=8, freeze_epochs=0,
-                      lr=3e-3, quiet=True, seed=0, valid_pct=0.25)
+    # efficientnet_lite0's ImageNet weights ship with the package: a real fine-tune, no download
+    cfg = TrainConfig(images=str(images), arch="efficientnet_lite0", bs=16, epochs=6, freeze_epochs=1,
+                      input_height=64, quiet=True, seed=0, valid_pct=0.25)
     m = train.fit(ds, cfg, tmp_path / "run")
     assert m["n_valid_clips"] >= 12 and m["accuracy"] >= 0.9, m["accuracy"]
 
@@ -205,3 +206,56 @@ def test_unscorable_names_only_classes_the_training_part_lacks(tmp_path):
     folds[labels == "class0"] = 2
     missing, drop = cvmod.unscorable(ds, folds, 2, none)
     assert missing == ["class0"] and drop.sum() == (labels == "class0").sum()
+
+
+# ------------------------------------------------------------------ the ImageNet route (resnet34)
+def _resnet34_in_torch_cache(monkeypatch, tmp_path):
+    """A resnet34 state dict (made here) where torchvision looks for its ImageNet weights; no network."""
+    import urllib.error
+
+    import torch
+    import torchvision
+
+    hub = tmp_path / "hub"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+
+    def no_network(*a, **k):
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    torch.manual_seed(0)
+    ref = torchvision.models.resnet34()
+    torch.nn.init.normal_(ref.conv1.weight)
+    url = torchvision.models.get_model_weights("resnet34").DEFAULT.url
+    path = hub / "checkpoints" / url.rsplit("/", 1)[-1]
+    path.parent.mkdir(parents=True)
+    torch.save(ref.state_dict(), path)
+    return ref
+
+
+def test_resnet34_imagenet_weights_from_the_torch_cache_with_the_defaults(monkeypatch, tmp_path):
+    from classify.runfolder import load_model
+
+    ref = _resnet34_in_torch_cache(monkeypatch, tmp_path)
+    images = make_image_set(tmp_path / "img", n_classes=3, per_class=6, groups_per_class=3)
+    out = tmp_path / "run"
+    assert main(["fit", str(images), "--arch", "resnet34", "--out", str(out), "--bs", "8", "-q"]) == 0
+    model, info = load_model(out)
+    assert info.train.pretrained and info.train.head_only  # 6 clips a class: the head-only default
+    # the frozen body is the cached state dict (grey input: first conv summed over RGB)
+    assert np.allclose(model.body[0].weight.detach().numpy(), ref.conv1.weight.sum(1, keepdim=True).detach().numpy(),
+                       atol=1e-6)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["protocol"]["scored_on"].startswith("validation fold") and m["protocol"]["head_c"] == "fixed"
+
+
+@pytest.mark.slow
+def test_resnet34_imagenet_fine_tune_from_the_torch_cache(monkeypatch, tmp_path):
+    _resnet34_in_torch_cache(monkeypatch, tmp_path)
+    images = make_image_set(tmp_path / "img", n_classes=3, per_class=6, groups_per_class=3)
+    out = tmp_path / "ft"
+    assert main(["fit", str(images), "--arch", "resnet34", "--fine-tune", "--out", str(out), "--bs", "8",
+                 "--epochs", "1", "--freeze-epochs", "1", "-q"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert not m.get("head_only") and 1 <= m["epochs_run"] <= 2
+    assert m["protocol"]["scored_on"].startswith("validation fold") and m["n_valid_clips"] > 0
