@@ -120,6 +120,11 @@ def training_html(run: RunData, out: Path) -> str:
     if run.history is not None and len(run.history):
         plots.history_plot(run.history, out / "plots" / "history.png")
         parts.append(H.figure("plots/history.png", "training curves", "loss and metrics per epoch"))
+        curves = run.protocol.get("curves")
+        parts.append('<p class="hint">The epoch lines score each validation window (image) alone'
+                     + (f" ({H.esc(curves)})" if curves else "")
+                     + "; the headline above scores each clip once, on the mean of its windows, with the saved "
+                       "model, so it need not equal any epoch line.</p>")
         parts.append(f"<details><summary>history.csv</summary>{H.data_table(run.history, table_id='history', sortable=False)}</details>")
     else:
         parts.append("<p>No per-epoch history (history.csv) in this run folder.</p>")
@@ -144,7 +149,7 @@ def head_only_html(run: RunData) -> str:
         "pooling": f"{mi.get('pool', 'mean')} over time and frequency",
         "feature vector": f"{dims} values per window" if dims else "unknown (model.json missing)",
         "windows": f"{win}, hop half a window; a clip's prediction is the mean over its windows",
-        "training windows": m0.get("train_windows"),
+        "training windows": m0.get("train_windows") if not run.folds else "per fold, below",
     }
     multi = run.multilabel
     protocol = run.protocol
