@@ -35,7 +35,7 @@ from .config import TrainConfig
 from .data import ImageSet, load_image_set
 from .errors import ClassifyError
 from .evaluate import clip_average, geometric_mean, summary
-from .runfolder import load_model, new_run_dir, write_json
+from .runfolder import load_model, lock_run_dir, new_run_dir, write_json
 from .suspects import write_suspect_labels
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ def run_cv(cfg: CVConfig) -> Path:
     fit = fit_function(tcfg)
     out = Path(tcfg.out) if tcfg.out else new_run_dir(Path("runs"), arch=f"cv-{tcfg.arch}")
     out.mkdir(parents=True, exist_ok=True)
+    lock = lock_run_dir(out)  # noqa: F841 -- held until run_cv returns: a second cv into --out stops
     write_atomic(out / "cv.json", (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
     folds, test = fold_assignment(ds, cfg)
     fold_ids = sorted(k for k in np.unique(folds) if k >= 0)
@@ -149,7 +150,9 @@ def run_cv(cfg: CVConfig) -> Path:
     folds_bar.close()
     oof_df = pd.concat(oof, ignore_index=True)
     write_atomic(out / "oof_predictions.csv", oof_df.to_csv(index=False, float_format="%.6g").encode())
-    write_suspect_labels(out, oof_df, ds.classes, multi_label=ds.multi_label)  # suspect_labels.csv
+    clips = ds.clip_table()  # suspect_labels.csv; the log counts unverified suspects
+    write_suspect_labels(out, oof_df, ds.classes, multi_label=ds.multi_label,
+                         verified=dict(zip(clips["source"], clips["manually_verified"])))
     result = {"folds": per_fold, **_mean_std(per_fold), "oof": _oof_score(oof_df, ds, per_fold)}
     head = "lwlrap" if ds.multi_label else "accuracy"
     fold_ids = list(per_fold)

@@ -74,6 +74,9 @@ class FolderLock:
             os.close(self.fd)  # closing the last descriptor drops the flock
             self.fd = None
 
+    def __del__(self) -> None:  # a lock held in a local variable ends with its function
+        self.release()
+
     def __enter__(self) -> FolderLock:
         return self.acquire()
 
