@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SMALL_SPEC = dict(sr=8000, n_fft=256, hop_length=128, n_mels=32)  # as tests/tiny_run.py (which imports torch)
 
 
 def onnx_model(folder: Path, **run_kwargs) -> Path:
@@ -19,6 +20,52 @@ def onnx_model(folder: Path, **run_kwargs) -> Path:
     from tiny_run import make_untrained_run
 
     return export_onnx(make_untrained_run(folder, **run_kwargs))
+
+
+def linear_onnx(folder: Path, *, classes=("high", "low", "mid"), multi_label: bool = False,
+                threshold: float | None = None, seed: int = 0, crop_width: int = 63, scale: float = 6.0) -> Path:
+    """A seeded linear classifier over the window's mean mel profile, written as ``model.onnx`` +
+    ``model.onnx.json`` in the export's format, without torch (milliseconds instead of an export).
+
+    Graph: image ``(B, C, H, W)`` -> mean over time -> flatten -> ``x @ W + b`` -> softmax (sigmoid
+    when multi-label). Tones of different pitch light different mel rows, so they get different labels.
+    """
+    import json
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from classify.onnx_predict import ONNX_FORMAT, ONNX_FORMAT_VERSION
+    from spec2img.config import SpectrogramConfig
+    spec = SpectrogramConfig(**SMALL_SPEC)
+    rng = np.random.default_rng(seed)
+    n_in = spec.channels * spec.n_rows
+    w = (scale * rng.standard_normal((n_in, len(classes))) / np.sqrt(n_in)).astype(np.float32)
+    b = (0.1 * rng.standard_normal(len(classes))).astype(np.float32)
+    nodes = [helper.make_node("ReduceMean", ["image"], ["m"], axes=[3], keepdims=0),
+             helper.make_node("Flatten", ["m"], ["f"], axis=1),
+             helper.make_node("MatMul", ["f", "W"], ["z"]),
+             helper.make_node("Add", ["z", "b"], ["logits"]),
+             helper.make_node("Sigmoid", ["logits"], ["probs"]) if multi_label
+             else helper.make_node("Softmax", ["logits"], ["probs"], axis=1)]
+    graph = helper.make_graph(
+        nodes, "linear_test",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", spec.channels, spec.n_rows, "width"])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", len(classes)])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "model.onnx"
+    onnx.save(model, str(path))
+    meta = {"format": ONNX_FORMAT, "format_version": ONNX_FORMAT_VERSION, "input": "image", "output": "probs",
+            "classes": list(classes), "spectrogram": spec.to_dict(), "crop_width": crop_width,
+            "multi_label": multi_label, "threshold": threshold, "arch": "linear_test", "run_dir": str(folder)}
+    (folder / "model.onnx.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
 
 
 class ServerProcess:

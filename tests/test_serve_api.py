@@ -22,16 +22,17 @@ from classify.predict import predict
 from classify.serve import Engine, ServeConfig, create_app
 from classify.serve.app import STATIC, is_loopback
 from conftest import ROOT, tone, write
-from serve_helpers import onnx_model
+from serve_helpers import linear_onnx
 
 OCTET = {"Content-Type": "application/octet-stream"}
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
+    """Seeded linear ONNX models in the export's format (no torch; the real export: the slow test)."""
     root = tmp_path_factory.mktemp("serve_models")
-    return {"a": onnx_model(root / "a", seed=0), "b": onnx_model(root / "b", seed=1),
-            "multi": onnx_model(root / "multi", seed=2, multi_label=True, threshold=0.5)}
+    return {"a": linear_onnx(root / "a", seed=0), "b": linear_onnx(root / "b", seed=1),
+            "multi": linear_onnx(root / "multi", seed=2, multi_label=True, threshold=0.5)}
 
 
 @pytest.fixture(scope="module")
@@ -293,29 +294,32 @@ import json, sys
 from pathlib import Path
 from fastapi.testclient import TestClient
 from classify.serve import Engine, create_app
-engine = Engine.load([Path(sys.argv[1])])
-with TestClient(create_app(engine)) as c:
-    r = c.post("/api/predict", content=Path(sys.argv[2]).read_bytes())
-    assert r.status_code == 200, r.text
-    assert c.get("/").status_code == 200
-engine.close()
+clip, names = Path(sys.argv[1]).read_bytes(), []
+for target in sys.argv[2:]:
+    engine = Engine.load([Path(target)])
+    with TestClient(create_app(engine)) as c:
+        r = c.post("/api/predict", content=clip)
+        assert r.status_code == 200, r.text
+        assert c.get("/").status_code == 200
+    engine.close()
+    names.append(engine.scorers[0].name)
 print(json.dumps({"heavy": sorted(m for m in ("torch", "fastai", "torchvision", "timm") if m in sys.modules),
-                  "onnx": [s.name for s in engine.scorers]}))
+                  "onnx": names}))
 """
 
 
-def _serve_in_child(model: Path, clip: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", _NO_TORCH, str(model), str(clip)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600)
+def _serve_in_child(clip: Path, *models: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", _NO_TORCH, str(clip), *map(str, models)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_serving_an_onnx_never_imports_torch_or_fastai(models, tmp_path):
     clip = write(tmp_path / "n.wav", _clip(1.0), 16000, "PCM_16")
-    for target in (models["a"], models["a"].parent):  # the .onnx, and the run folder holding it
-        got = _serve_in_child(target, clip)
-        assert got["heavy"] == [] and got["onnx"][0].endswith("model.onnx")
+    got = _serve_in_child(clip, models["a"], models["a"].parent)  # the .onnx, and the folder holding it
+    assert got["heavy"] == [] and len(got["onnx"]) == 2
+    assert all(n.endswith("model.onnx") for n in got["onnx"])
 
 
 @pytest.mark.slow
@@ -325,7 +329,7 @@ def test_run_folder_without_onnx_is_exported_in_a_child_process(tmp_path):
     run = make_untrained_run(tmp_path / "run", seed=3)
     assert not (run / "model.onnx").exists()
     clip = write(tmp_path / "n.wav", _clip(1.0), 16000, "PCM_16")
-    got = _serve_in_child(run, clip)
+    got = _serve_in_child(clip, run)
     assert got["heavy"] == []  # torch ran in the exporting child only
     assert (run / "model.onnx").is_file() and (run / "model.onnx.json").is_file()
     r = predict([run], [clip])  # torch model.pt == the served export

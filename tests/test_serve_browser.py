@@ -12,7 +12,7 @@ import pytest
 
 from classify.predict import predict
 from conftest import tone, write
-from serve_helpers import ServerProcess, onnx_model
+from serve_helpers import ServerProcess, linear_onnx
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -35,7 +35,7 @@ def setup(tmp_path_factory):
     """A tiny ONNX model, the microphone's WAV (the steady tone the model is surest about) and a server."""
     _need_chromium()
     root = tmp_path_factory.mktemp("serve_browser")
-    model = onnx_model(root / "run", seed=0)
+    model = linear_onnx(root / "run", seed=0)
     best = None
     for f in (300.0, 700.0, 1000.0, 1800.0, 2600.0):  # whole cycles in 3 s: the looped file has no click
         y = tone(f, sr=MIC_SR, duration=3.0, amp=0.4)

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from conftest import tone
-from serve_helpers import ServerProcess, onnx_model
+from serve_helpers import ServerProcess, linear_onnx
 
 CLIENTS, PER_CLIENT, DEADLINE_S = 12, 8, 240.0
 
@@ -30,7 +30,7 @@ def _window(seed: int, sr: int = 48000, seconds: float = 2.0) -> bytes:
 
 @pytest.mark.slow
 def test_many_clients_posting_windows_at_once(tmp_path):
-    model = onnx_model(tmp_path / "run", seed=0)
+    model = linear_onnx(tmp_path / "run", seed=0)
     windows = [_window(i) for i in range(7)]
     with ServerProcess(str(model)) as server:
         url = urlparse(server.url)
