@@ -170,7 +170,8 @@ class Engine:
         self.threshold = _threshold(scorers)
         self._slots = threading.BoundedSemaphore(self.config.n_workers)
         self._tmp = Path(tempfile.mkdtemp(prefix="classify-serve-"))
-        self.requests = 0
+        self._count = threading.Lock()
+        self.requests = 0  # clips labelled
 
     @classmethod
     def load(cls, paths: list[Path], config: ServeConfig | None = None) -> Engine:
@@ -240,7 +241,8 @@ class Engine:
             raise UploadError(str(exc).replace(str(path), "the upload"), 422) from None
         finally:
             path.unlink(missing_ok=True)
-        self.requests += 1
+        with self._count:
+            self.requests += 1
         out["elapsed_ms"] = round(1000 * (time.perf_counter() - t0), 2)
         return out
 
