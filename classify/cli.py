@@ -248,10 +248,14 @@ def _cmd_fit(args) -> int:
     from . import distributed
 
     if args.distributed is not None:
-        print(distributed.launch(cfg, args.distributed))
+        from .fit_distributed import launch
+
+        print(launch(cfg, args.distributed))
         return 0
     if distributed.world_size() > 1:  # started by torchrun / accelerate launch: one rank of the job
-        run_dir = distributed.run_rank(cfg)
+        from .fit_distributed import run_rank
+
+        run_dir = run_rank(cfg)
         if distributed.is_main():
             print(run_dir)
         return 0
@@ -405,9 +409,15 @@ def _cmd_predict(args) -> int:
     more_runs, audio = split_runs(args.audio)  # RUN_A RUN_B AUDIO...: leading run folders ensemble
     if not audio:
         raise ClassifyError("no audio given after the run folder(s); usage: classify predict RUN_DIR AUDIO...")
-    result = predict([args.run_dir, *more_runs, *args.run], audio, top_k=args.top_k, aggregate=args.aggregate,
-                     tta=args.tta, timeline=args.timeline is not None, batch_size=args.bs, backend=backend,
-                     follow_symlinks=args.follow_symlinks, engine=args.engine, address=args.address)
+    runs = [args.run_dir, *more_runs, *args.run]
+    common = dict(top_k=args.top_k, aggregate=args.aggregate, tta=args.tta, timeline=args.timeline is not None,
+                  batch_size=args.bs, follow_symlinks=args.follow_symlinks)
+    if args.engine == "ray":  # the same rows, batches of files on a Ray cluster (ONNX export)
+        from .predict_ray import predict_ray
+
+        result = predict_ray(runs, audio, address=args.address, **common)
+    else:
+        result = predict(runs, audio, backend=backend, **common)
     written = [write_csv(result, args.out)]
     if args.kaggle:
         written.append(write_kaggle(result, args.kaggle))

@@ -225,8 +225,7 @@ def geometric_mean(probs: list[np.ndarray], *, multi_label: bool) -> np.ndarray:
 # ------------------------------------------------------------------------------------ predict
 def predict(run_dirs, inputs, *, top_k: int = 3, aggregate: str = "mean", tta: int = 0,
             timeline: bool = False, batch_size: int = 64, backend: str = "torch",
-            scorers: list[Scorer] | None = None, follow_symlinks: bool = False,
-            engine: str = "local", address: str | None = None) -> PredictResult:
+            scorers: list[Scorer] | None = None, follow_symlinks: bool = False) -> PredictResult:
     """Predict every audio file in ``inputs`` (files and folders) with the run(s) ``run_dirs``.
 
     Bad audio gives a row with ``status="failed"`` and spec2img's error message; the rest is
@@ -234,10 +233,6 @@ def predict(run_dirs, inputs, *, top_k: int = 3, aggregate: str = "mean", tta: i
     """
     cfg = PredictConfig(top_k=top_k, aggregate=aggregate, tta=tta, timeline=timeline, batch_size=batch_size)
     entries = find_inputs(inputs, follow_symlinks=follow_symlinks)
-    if engine == "ray":  # the same per-file work, batches of files on a Ray cluster (ONNX models)
-        from .predict_ray import predict_ray
-
-        return predict_ray(run_dirs, entries, cfg, address=address)
     scorers = scorers or load_scorers(run_dirs, backend=backend)
     refused = {i: (e.status, e.error) for i, e in enumerate(entries) if not e.ok}
     return predict_files(scorers, [e.path for e in entries], cfg, refused=refused)

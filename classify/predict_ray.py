@@ -26,7 +26,8 @@ import pandas as pd
 from spec2img.engine_ray import TASK_RETRIES, FanOut, connect, lost_error
 
 from .errors import ClassifyError
-from .predict import PredictConfig, PredictResult, Scorer, expand_runs, load_scorers, predict_files
+from .predict import PredictConfig, PredictResult, expand_runs, find_inputs, load_scorers, predict_files
+from .scorer import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +99,17 @@ def join_results(parts: list[PredictResult]) -> PredictResult:
     )
 
 
-def predict_ray(run_dirs, entries: list, cfg: PredictConfig, *, address: str | None = None,
-                jobs: int | None = None, files_per_batch: int | None = None) -> PredictResult:
-    """Predict ``entries`` (from :func:`classify.predict.find_inputs`) on Ray; see the module docstring.
+def predict_ray(run_dirs, inputs, *, top_k: int = 3, aggregate: str = "mean", tta: int = 0,
+                timeline: bool = False, batch_size: int = 64, follow_symlinks: bool = False,
+                address: str | None = None, jobs: int | None = None,
+                files_per_batch: int | None = None) -> PredictResult:
+    """:func:`classify.predict.predict` with ONNX models on Ray; see the module docstring.
 
-    ``address``: the cluster to join, else a local instance with ``jobs`` CPUs (all cores when None).
+    ``address``: the cluster to join, else a local instance with ``jobs`` CPUs (all cores when None);
+    ``files_per_batch``: files per task (default about 4 tasks per worker, at most 64).
     """
+    cfg = PredictConfig(top_k=top_k, aggregate=aggregate, tta=tta, timeline=timeline, batch_size=batch_size)
+    entries = find_inputs(inputs, follow_symlinks=follow_symlinks)
     scorers = load_scorers(run_dirs, backend="onnx")  # checks the exports here, before any task runs
     items = [(str(e.path), e.status, e.error) for e in entries]
     session = connect(address, num_cpus=jobs)

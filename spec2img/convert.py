@@ -313,7 +313,8 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
     if engine == "ray":  # the seam: only the fan-out differs from -j
         from .engine_ray import run_jobs
 
-        results = run_jobs(todo, cfg, images_dir, jobs=jobs, address=address)
+        results = run_jobs(todo, _Task(cfg, images_dir), lost=_lost_row, init=_init_worker, jobs=jobs,
+                           address=address)
     else:
         results = _run_jobs(todo, cfg, images_dir, n_jobs)
     fatal, written = None, 0
@@ -381,6 +382,11 @@ class _Task:
 
     def __call__(self, job):
         return process(job, self.cfg, self.images_dir)
+
+
+def _lost_row(job: ClipJob, message: str) -> dict:
+    """The manifest row of a clip whose Ray worker died with it (--engine ray)."""
+    return _row(job.rel, job.labels, status="failed", error=f"{job.source}: {message}")
 
 
 class _PoolIter:

@@ -1,9 +1,10 @@
 """``spec2img --engine ray``: the per-clip work of :func:`spec2img.convert.convert` fanned out over a
 Ray cluster instead of a local process pool.
 
-Only the fan-out differs from ``-j N``: each Ray task runs :func:`spec2img.convert.process` (the
-function the pool runs) on a batch of clips and returns their manifest rows; the driver keeps the
-manifest, the resumability and the accounting of :func:`~spec2img.convert.convert`. So the PNG
+Only the fan-out differs from ``-j N``: each Ray task runs the task the pool runs
+(``spec2img.convert._Task``, i.e. :func:`spec2img.convert.process`, handed in by ``convert``: this
+module imports nothing of it) on a batch of clips and returns their manifest rows; the driver keeps
+the manifest, the resumability and the accounting of :func:`~spec2img.convert.convert`. So the PNG
 bytes and the manifest rows are those of ``-j N``.
 
 Failures: a task whose worker or node dies is retried by Ray (``max_retries``); a batch that still
@@ -24,7 +25,6 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import SpectrogramConfig
 from .errors import Spec2ImgError
 
 log = logging.getLogger(__name__)
@@ -97,22 +97,20 @@ def lost_error(exc: BaseException) -> str:
 _worker_ready = False
 
 
-def convert_batch(jobs, cfg: SpectrogramConfig, images_dir: Path, cwd: str | None) -> list[dict]:
-    """Runs on a Ray worker: :func:`spec2img.convert.process` for each job, in order."""
+def run_batch(task, items: list, init, cwd: str | None) -> list:
+    """Runs on a Ray worker: ``init()`` once per worker process, then ``task(item)`` for each item."""
     global _worker_ready
-    from . import convert as conv
-
-    if not _worker_ready:
-        conv._init_worker()  # one BLAS/FFT thread, heap kept between clips: as a -j worker
-        _worker_ready = True
+    if not _worker_ready and init is not None:
+        init()  # e.g. one BLAS/FFT thread and the heap kept between clips, as a -j worker
+    _worker_ready = True
     if cwd and os.getcwd() != cwd and os.path.isdir(cwd):
         os.chdir(cwd)  # relative AUDIO_DIR/IMAGES_DIR resolve as on the driver (same rows as -j)
-    return [conv.process(job, cfg, images_dir) for job in jobs]
+    return [task(item) for item in items]
 
 
-def batch_size(n_clips: int, workers: int) -> int:
-    """Clips per task: about 8 tasks a worker, at most :data:`MAX_BATCH` (as the -j pool's chunks)."""
-    return max(1, min(MAX_BATCH, n_clips // (8 * workers) or 1))
+def batch_size(n_items: int, workers: int) -> int:
+    """Items per task: about 8 tasks a worker, at most :data:`MAX_BATCH` (as the -j pool's chunks)."""
+    return max(1, min(MAX_BATCH, n_items // (8 * workers) or 1))
 
 
 class FanOut:
@@ -162,36 +160,34 @@ class FanOut:
 
 
 class RayResults:
-    """Manifest rows in completion order, with ``close()``: what the -j pool gives convert()."""
+    """Results in completion order, with ``close()``: what the -j pool gives convert(). An item
+    lost with its worker after the retries yields ``lost(item, message)``."""
 
-    def __init__(self, session: RaySession, todo: list, cfg: SpectrogramConfig, images_dir: Path):
+    def __init__(self, session: RaySession, todo: list, task, *, lost, init=None):
         ray = session.ray
-        remote = ray.remote(convert_batch).options(max_retries=TASK_RETRIES, retry_exceptions=False, num_cpus=1)
-        cfg_ref, cwd = ray.put(cfg), os.getcwd()
+        remote = ray.remote(run_batch).options(max_retries=TASK_RETRIES, retry_exceptions=False, num_cpus=1)
+        task_ref, cwd = ray.put(task), os.getcwd()
         size = batch_size(len(todo), session.cpus)
         batches = [todo[i:i + size] for i in range(0, len(todo), size)]
-        self.fan = FanOut(session, batches, lambda jobs: remote.remote(jobs, cfg_ref, images_dir, cwd))
+        self.lost = lost
+        self.fan = FanOut(session, batches, lambda items: remote.remote(task_ref, items, init, cwd))
 
     def __iter__(self):
-        from .convert import _row
-
-        for jobs, rows, exc in self.fan:
-            if exc is not None:
-                job = jobs[0]
-                rows = [_row(job.rel, job.labels, status="failed", error=f"{job.source}: {lost_error(exc)}")]
-            yield from rows
+        for items, rows, exc in self.fan:
+            yield from rows if exc is None else [self.lost(items[0], lost_error(exc))]
 
     def close(self) -> None:
         self.fan.close()
 
 
-def run_jobs(todo: list, cfg: SpectrogramConfig, images_dir: Path, *, jobs: int | None = None,
+def run_jobs(todo: list, task, *, lost, init=None, jobs: int | None = None,
              address: str | None = None) -> RayResults:
-    """The Ray counterpart of the -j pool in :func:`spec2img.convert.convert`. ``jobs``: CPUs of the
+    """The Ray counterpart of the -j pool in :func:`spec2img.convert.convert`: ``task(job) -> row``
+    (picklable), ``lost(job, message) -> row``, ``init()`` once per worker. ``jobs``: CPUs of the
     local instance (ignored with ``address``: the cluster decides)."""
     session = connect(address, num_cpus=jobs)
     try:
-        return RayResults(session, todo, cfg, Path(images_dir))
+        return RayResults(session, todo, task, lost=lost, init=init)
     except BaseException:
         session.close()
         raise

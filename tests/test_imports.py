@@ -18,10 +18,7 @@ REPORT_CALLERS = {"classify.cli", "classify.commands"}
 # Cycles that work landing in parallel introduced; each must be removed (move the shared piece to
 # a lower module, or the dispatch to a higher one) and then struck from this list.
 KNOWN_CYCLES = [
-    ["classify.commands", "classify.distributed", "classify.train"],
     ["classify.data", "classify.splits"],
-    ["classify.predict", "classify.predict_ray"],
-    ["spec2img.convert", "spec2img.engine_ray"],
 ]
 
 

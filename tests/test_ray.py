@@ -107,7 +107,7 @@ def test_killed_worker_loses_no_clip_and_rerun_completes(ray_local, tmp_path):
         while not stop.is_set() and not killed:
             if any(out.rglob("*.png")):  # mid-run: some images written, a task running
                 for pid in _descendants(os.getpid()):  # only the Ray processes this test started
-                    if _cmdline(pid).startswith("ray::convert_batch"):
+                    if _cmdline(pid).startswith("ray::run_batch"):
                         os.kill(pid, signal.SIGKILL)
                         killed.append(pid)
                         break
@@ -156,12 +156,12 @@ def _same_table(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 def test_ray_prediction_rows_equal_the_local_ones(ray_local, onnx_run, tmp_path):
     from classify.cli import main
-    from classify.predict import PredictConfig, find_inputs, predict
+    from classify.predict import predict
     from classify.predict_ray import predict_ray
 
     audio = _predict_audio(tmp_path / "audio")
     local = predict([onnx_run], [audio], backend="onnx", timeline=True)
-    got = predict_ray([onnx_run], find_inputs([audio]), PredictConfig(timeline=True), files_per_batch=3)
+    got = predict_ray([onnx_run], [audio], timeline=True, files_per_batch=3)
     assert (local.table["status"] == "failed").sum() == 1
     _same_table(local.table, got.table)
     _same_table(local.timeline, got.timeline)
@@ -173,7 +173,7 @@ def test_ray_prediction_rows_equal_the_local_ones(ray_local, onnx_run, tmp_path)
 
 
 def test_ray_prediction_survives_a_killed_worker(ray_local, onnx_run, tmp_path):
-    from classify.predict import PredictConfig, find_inputs, predict
+    from classify.predict import predict
     from classify.predict_ray import predict_ray
 
     audio = _predict_audio(tmp_path / "audio")
@@ -193,7 +193,7 @@ def test_ray_prediction_survives_a_killed_worker(ray_local, onnx_run, tmp_path):
     t = threading.Thread(target=killer, daemon=True)
     t.start()
     try:
-        got = predict_ray([onnx_run], find_inputs([audio]), PredictConfig(), files_per_batch=2)
+        got = predict_ray([onnx_run], [audio], files_per_batch=2)
     finally:
         stop.set()
         t.join()
