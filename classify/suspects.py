@@ -144,9 +144,11 @@ def suspect_table(preds: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
 
 
 def write_suspect_labels(run_dir: Path, preds: pd.DataFrame, classes: list[str], *,
-                         multi_label: bool = False) -> Path | None:
+                         multi_label: bool = False, verified: dict | None = None) -> Path | None:
     """Write ``run_dir/suspect_labels.csv`` (``file, given, suggested, score``) from out-of-fold
-    predictions; None (and nothing written) for multi-label runs, where the rule is not defined."""
+    predictions; None (and nothing written) for multi-label runs, where the rule is not defined.
+    ``verified`` ({file: 0/1/NA}, the manifest's ``manually_verified``): the log line says how many
+    suspects are unverified."""
     if multi_label:
         log.info("multi-label run: no suspect labels (confident learning here is single-label)")
         return None
@@ -156,6 +158,10 @@ def write_suspect_labels(run_dir: Path, preds: pd.DataFrame, classes: list[str],
     path = Path(run_dir) / SUSPECTS_NAME
     write_atomic(path, table[list(COLUMNS)].to_csv(index=False).encode())
     n_clips = preds["source"].nunique() if "source" in preds else len(preds)
-    log.info("%d of %d clips have a suspect label (out-of-fold predictions disagree): %s",
-             len(table), n_clips, path)
+    unverified = ""
+    if verified and any(v is not None and not pd.isna(v) for v in verified.values()):
+        n_unv = sum(1 for f in table["file"] if not pd.isna(verified.get(f)) and int(verified.get(f)) == 0)
+        unverified = f" ({n_unv} of them not manually verified)"
+    log.info("%d of %d clips have a suspect label (out-of-fold predictions contradict it)%s: %s",
+             len(table), n_clips, unverified, path)
     return path

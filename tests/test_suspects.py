@@ -158,3 +158,16 @@ def test_cv_writes_suspects_and_records_edits(tmp_path):
     assert main(["fit", str(images), "--out", str(fit_dir), "--drop", str(run / "suspect_labels.csv"), *common]) == 0
     train = json.loads((fit_dir / "train.json").read_text())
     assert train["drop"] == str(run / "suspect_labels.csv")
+
+
+def test_log_counts_unverified_suspects(tmp_path, caplog):
+    import logging
+
+    classes = ["dog", "cat"]
+    rows = [{"source": f"{k}.wav", "labels": lab, "p_dog": p, "p_cat": 1 - p}
+            for k, (lab, p) in enumerate([("dog", 0.9), ("dog", 0.8), ("dog", 0.1), ("cat", 0.1), ("cat", 0.2),
+                                          ("cat", 0.95)])]
+    with caplog.at_level(logging.INFO, logger="classify.suspects"):
+        write_suspect_labels(tmp_path, pd.DataFrame(rows), classes,
+                             verified={"2.wav": 0, "5.wav": 1, "0.wav": pd.NA})
+    assert "2 of 6 clips have a suspect label" in caplog.text and "(1 of them not manually verified)" in caplog.text
