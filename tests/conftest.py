@@ -76,3 +76,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _drop_cli_log_handlers():
+    """The CLIs' main() points the root logger at the sys.stderr of the moment (pytest's capture,
+    closed after the test): remove those handlers so later tests do not log into a closed file."""
+    import logging
+
+    yield
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if type(h) is logging.StreamHandler:
+            root.removeHandler(h)
