@@ -147,12 +147,47 @@ def run_clients(server: Server, bodies: list[bytes], clients: int, per_client: i
         return [x for xs in pool.map(client, range(clients)) for x in xs]
 
 
+def clip_cost(tmp: Path, small: int, big: int) -> None:
+    """Marginal cost of one 5 s clip through the per-clip pipeline that serve and predict share
+    (decode, resample, features, windows, ONNX forward, tables), on one core: the time for ``big``
+    ESC-50 clips minus the time for ``small`` of them, divided by ``big - small``."""
+    from classify.onnx_predict import onnx_scorer
+    from classify.predict import PredictConfig, predict_files
+
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    files = sorted(ESC50.glob("*.wav"))[:big]
+    if len(files) < big:
+        raise SystemExit(f"needs {big} clips in {ESC50}")
+    scorer = onnx_scorer(make_model(tmp), threads=1)
+    cfg = PredictConfig()
+    predict_files([scorer], files[:5], cfg)  # warm-up: FFT plans, mel filters, onnxruntime
+    wall, cpu = {}, {}
+    for n in (small, big, small, big):
+        t0, c0 = time.perf_counter(), time.process_time()
+        r = predict_files([scorer], files[:n], cfg)
+        assert not r.failures
+        wall.setdefault(n, []).append(time.perf_counter() - t0)
+        cpu.setdefault(n, []).append(time.process_time() - c0)
+    ms = {k: 1000 * (min(v[big]) - min(v[small])) / (big - small) for k, v in (("wall", wall), ("cpu", cpu))}
+    line = (f"marginal cost per 5 s clip, one core: {ms['cpu']:.1f} ms of CPU, {ms['wall']:.1f} ms wall "
+            f"({small} clips {min(wall[small]):.2f} s, {big} clips {min(wall[big]):.2f} s wall, best of 2; "
+            f"load average {os.getloadavg()[0]:.1f}; commit "
+            f"{subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()})")
+    print(line)
+    (RESULTS / "serve_clip_cost.txt").write_text(line + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=10000, help="requests of the memory run (default 10000)")
     ap.add_argument("--starts", type=int, default=3, help="server starts timed (default 3)")
+    ap.add_argument("--clip-cost", action="store_true",
+                    help="only measure the marginal cost per 5 s clip on one core (200 against 20 ESC-50 clips)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_serve_"))
+    if args.clip_cost:
+        clip_cost(tmp, 20, 200)
+        return
     load0 = os.getloadavg()[0]
     model = make_model(tmp)
     bodies, what = windows(40)
