@@ -3,6 +3,7 @@ concurrency, ensembles, and the promise that serving an .onnx never imports torc
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -115,21 +116,18 @@ def test_predict_equals_classify_predict_timeline(client, models, tmp_path):
     assert got["duration"] == pytest.approx(3.3, abs=1e-3)
 
 
-def test_spectrogram_is_the_pixels_the_model_saw(client, models, tmp_path):
+def test_spectrogram_is_the_pixels_the_model_saw(client, tmp_path):
     from classify.windows import file_windows
+    from spec2img.config import SpectrogramConfig
     from spec2img.io import read_png
 
-    y = _clip(2.0, sr=8000, seed=4)
-    path = write(tmp_path / "c.wav", y, 8000, "PCM_16")
+    path = write(tmp_path / "c.wav", _clip(2.0, sr=8000, seed=4), 8000, "PCM_16")
     spec = _post(client, path.read_bytes(), timeline="false").json()["spectrogram"]
     png = tmp_path / "s.png"
-    import base64
-
     png.write_bytes(base64.b64decode(spec["png"]))
     img = read_png(png)
     m = client.get("/api/model").json()
-    w = file_windows(path, __import__("spec2img.config", fromlist=["x"]).SpectrogramConfig.from_dict(m["spectrogram"]),
-                     m["crop_width"])
+    w = file_windows(path, SpectrogramConfig.from_dict(m["spectrogram"]), m["crop_width"])
     assert img.shape == (spec["height"], spec["width"]) and spec["height"] == w.images.shape[2]
     assert np.array_equal(img[:, : m["crop_width"]], w.images[0, 0])  # first window, pixel for pixel
     last = w.images[-1, 0]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-import sys
 from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
@@ -145,7 +144,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(models: list[Path], config: ServeConfig, *, ready=None) -> None:
+def serve(models: list[Path], config: ServeConfig) -> None:
     """Load the models, bind, print the URL and serve until Ctrl-C (uvicorn, one process)."""
     import uvicorn
 
@@ -162,11 +161,8 @@ def serve(models: list[Path], config: ServeConfig, *, ready=None) -> None:
           f"{len(engine.scorers)} model(s), window {config.window:g} s every {config.hop:g} s; Ctrl-C stops)",
           flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-    if ready is not None:
-        ready(port)
     try:
         server.run(sockets=[sock])
     finally:
         engine.close()
         sock.close()
-    sys.stdout.flush()

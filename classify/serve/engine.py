@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from spec2img import audio
 from spec2img.errors import AudioError
@@ -294,8 +295,6 @@ class Engine:
 
 def check_decodes(path: Path, info) -> None:
     """Reject an upload whose samples stop before its header says (a truncated file)."""
-    import soundfile as sf
-
     try:
         with sf.SoundFile(str(path)) as fh:
             tail = max(0, info.frames - 1)
