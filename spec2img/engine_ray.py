@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 TASK_RETRIES = 3  # Ray's retries of a task whose worker process or node died
 IN_FLIGHT_PER_CPU = 2  # queued tasks per cluster CPU: keeps workers busy without queueing millions
 MAX_BATCH = 16  # clips per task, as the -j pool's chunk size
+START_ATTEMPTS = 2  # a local instance on a loaded machine can miss Ray's 30 s raylet start window
 
 
 # ------------------------------------------------------------------------------ the cluster
@@ -74,17 +75,24 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> RaySe
     if ray.is_initialized():
         return RaySession(ray, owned=False)
     common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    try:
-        if address:
-            ray.init(address=address, **common)
-        else:
-            ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **common)
-    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
-        where = f"the Ray cluster at --address {address}" if address else "a local Ray instance"
-        raise Spec2ImgError(f"cannot start or reach {where} ({' '.join(str(exc).split())[:200]}); "
-                            "start one with `ray start --head` and pass its address, omit --address "
-                            "for a local instance, or use -j N") from None
-    return RaySession(ray, owned=True)
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            if address:
+                ray.init(address=address, **common)
+            else:
+                ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **common)
+            return RaySession(ray, owned=True)
+        except Exception as exc:  # Ray raises bare Exception when its raylet starts too slowly
+            if ray.is_initialized():
+                ray.shutdown()
+            if attempt < START_ATTEMPTS and "timed out" in str(exc):
+                log.warning("Ray did not start in time (%s); trying again", " ".join(str(exc).split())[:120])
+                continue
+            where = f"the Ray cluster at --address {address}" if address else "a local Ray instance"
+            raise Spec2ImgError(f"cannot start or reach {where} ({' '.join(str(exc).split())[:200]}); "
+                                "start one with `ray start --head` and pass its address, omit --address "
+                                "for a local instance, or use -j N") from None
+    raise AssertionError("unreachable")
 
 
 def lost_error(exc: BaseException) -> str:

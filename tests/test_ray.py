@@ -16,7 +16,7 @@ import pytest
 
 from spec2img import convert as conv
 from spec2img.config import from_preset
-from spec2img.engine_ray import import_ray
+from spec2img.engine_ray import connect
 from tests.conftest import tone, write
 
 pytestmark = pytest.mark.slow
@@ -26,13 +26,12 @@ CFG = from_preset("default", sr=22050, n_mels=64)  # "default" stays an alias of
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = import_ray(local=True)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
-             _node_ip_address="127.0.0.1")
+    session = connect(num_cpus=2)  # a local instance on 127.0.0.1, no dashboard (what the CLI starts)
+    assert session.owned
     try:
-        yield ray
+        yield session.ray
     finally:
-        ray.shutdown()
+        session.close()
 
 
 def _audio(root: Path, n: int = 24, seconds: float = 1.0) -> Path:
