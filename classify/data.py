@@ -27,6 +27,7 @@ from spec2img.window import crop_offset, seconds_to_columns, take
 
 from . import splits
 from .errors import ClassifyError
+from .splits import Selection  # noqa: F401  (re-exported: classify.data.Selection)
 
 log = logging.getLogger(__name__)
 
@@ -167,16 +168,6 @@ def apply_label_edits(table: pd.DataFrame, *, relabel: str | Path | None = None,
 
 
 # --------------------------------------------------------------------------------- selection
-@dataclass(frozen=True)
-class Selection:
-    """Image indices for training and validation, and what the split left out."""
-
-    train: np.ndarray
-    valid: np.ndarray
-    unvalidated: tuple[str, ...] = ()
-    dropped: int = 0
-
-
 def has_verified(table: pd.DataFrame) -> bool:
     return "manually_verified" in table and table["manually_verified"].notna().any()
 

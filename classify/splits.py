@@ -30,6 +30,16 @@ class Split:
     unvalidated: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Image indices for training and validation, and what the split left out."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    unvalidated: tuple[str, ...] = ()
+    dropped: int = 0
+
+
 def single_group_classes(strata: np.ndarray, groups: np.ndarray) -> list[str]:
     """Classes (values of ``strata``) whose clips all come from one group, sorted."""
     out = []
@@ -120,12 +130,10 @@ def inner_selection(clip_of_image, strata, groups, train_images, *, inner_pct: f
 
 
 def inner_for(ds, sel, cfg):
-    """The :class:`~classify.data.Selection` ``(inner train, inner valid)`` carved from
+    """The :class:`Selection` ``(inner train, inner valid)`` carved from
     ``sel.train`` of an :class:`~classify.data.ImageSet` ``ds`` by :func:`inner_selection`
     (``cfg.inner_pct``, ``cfg.seed``); ``sel.valid`` is not touched. Early stopping, the best
     checkpoint, the multi-label threshold and the head-only ``C`` are decided on it."""
-    from .data import Selection
-
     clips = ds.clip_table()
     strata = clips["labels"].map(lambda labs: labs[0]).to_numpy().astype(str)
     groups = clips["group"].astype(str).to_numpy()
