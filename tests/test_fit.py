@@ -19,6 +19,19 @@ RUN_FILES = {"spectrogram.json", "train.json", "classes.json", "model.json", "mo
              "history.csv", "valid_predictions.csv", "valid_embeddings.npy", "versions.json"}
 
 
+def clip_scores(run) -> tuple[np.ndarray, np.ndarray]:
+    """``(probs, truth)`` per validation clip, recomputed from valid_predictions.csv (windows and
+    images of a clip averaged, as fit scores them)."""
+    from classify.evaluate import clip_average
+
+    pred = pd.read_csv(run / "valid_predictions.csv", keep_default_na=False)
+    classes = json.loads((run / "classes.json").read_text())
+    probs = pred[[f"p_{c}" for c in classes]].to_numpy(float)
+    truth = np.array([[c in str(labs).split(";") for c in classes] for labs in pred["labels"]], float)
+    clip = pd.factorize(pred["source"])[0]
+    return clip_average(probs, clip)[1], clip_average(truth, clip)[1] > 0.5
+
+
 @pytest.fixture(scope="module")
 def run(tiny_images, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "run"
@@ -32,8 +45,13 @@ def test_fit_writes_the_run_folder_contract(run, tiny_images):
     assert not (run / "checkpoints").exists()
     assert (run / "learner.pkl").stat().st_size > 0
     metrics = json.loads((run / "metrics.json").read_text())
+    from classify.metrics import single_label_summary
+
+    probs, truth = clip_scores(run)  # the headline metrics are those of the saved predictions
+    expected = single_label_summary(probs, truth.argmax(1))
     for key in ("accuracy", "top3_accuracy", "map3", "macro_f1"):
-        assert 0 <= metrics[key] <= 1
+        assert metrics[key] == pytest.approx(expected[key], abs=1e-9), key
+    assert metrics["n_valid_clips"] == len(probs)
     hist = pd.read_csv(run / "history.csv")
     assert list(hist["phase"]) == ["frozen", "unfrozen", "unfrozen"]
     assert {"train_loss", "valid_loss", "accuracy"} <= set(hist.columns)
@@ -106,7 +124,10 @@ def test_multi_label_weak_labels_and_lr_auto(multi_images, tmp_path):
                "--lr", "auto", "--lr-find-iters", "12", "--unverified-weight", "0.5", *TINY])
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["multi_label"] and 0 <= metrics["lwlrap"] <= 1
+    from classify.metrics import lwlrap
+
+    probs, truth = clip_scores(out)
+    assert metrics["multi_label"] and metrics["lwlrap"] == pytest.approx(lwlrap(truth, probs), abs=1e-5)
     assert 0 < metrics["threshold"] < 1
     lr = json.loads((out / "lr_find.json").read_text())
     assert lr["suggestion"] == pytest.approx(metrics["lr"]) and len(lr["lrs"]) == len(lr["losses"])
@@ -127,7 +148,12 @@ def test_cv_writes_folds_oof_and_ensemble(tiny_images, tmp_path):
     res = json.loads((out / "cv_metrics.json").read_text())
     assert set(res["folds"]) == {"1", "2"}
     assert {"accuracy", "map3"} <= set(res["mean"]) and {"accuracy"} <= set(res["std"])
-    assert res["ensemble"]["n_test_clips"] > 0 and 0 <= res["ensemble"]["ensemble"]["accuracy"] <= 1
+    ens = res["ensemble"]
+    assert ens["n_test_clips"] > 0
+    hits = ens["ensemble"]["accuracy"] * ens["n_test_clips"]  # a count of correctly ranked clips
+    assert hits == pytest.approx(round(hits), abs=1e-9)
+    folds = [json.loads((out / f"fold_{k}" / "metrics.json").read_text())["accuracy"] for k in (1, 2)]
+    assert res["mean"]["accuracy"] == pytest.approx(np.mean(folds))
     oof = pd.read_csv(out / "oof_predictions.csv")
     assert oof["source"].is_unique  # every cv clip predicted exactly once
     assert (out / "fold_1" / "model.pt").exists() and (out / "fold_2" / "model.pt").exists()
