@@ -11,6 +11,7 @@ from classify.errors import ClassifyError, WeightsError
 from classify.model import AudioClassifier, build_model
 
 
+@pytest.mark.slow
 def test_weights_file_loads_a_saved_state_dict(tmp_path):
     ref = torchvision.models.resnet18()
     torch.nn.init.normal_(ref.conv1.weight)
@@ -61,6 +62,7 @@ def test_missing_weights_through_the_cli_is_exit_2_without_traceback(monkeypatch
     assert err.startswith("error: resnet34 ImageNet weights") and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_efficientnet_lite0_ships_imagenet_weights():
     spec = archs.get_arch("efficientnet_lite0")
     assert spec.mean == (0.5, 0.5, 0.5)

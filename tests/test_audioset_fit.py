@@ -103,6 +103,7 @@ def test_fine_tune_run_folder_loads_and_predicts(eat_images, tmp_path):
     assert info.spectrogram.preset == "efficientat"
 
 
+@pytest.mark.slow
 def test_head_only_run_folder_loads_and_predicts(eat_images, tmp_path):
     out = tmp_path / "ho"
     assert main(["fit", str(eat_images), "--out", str(out), "--head-only", *RANDOM]) == 0
@@ -116,6 +117,7 @@ def test_head_only_run_folder_loads_and_predicts(eat_images, tmp_path):
     assert np.load(out / "valid_embeddings.npy").shape[1] == 384
 
 
+@pytest.mark.slow
 def test_head_only_multi_label_and_cv(tmp_path):
     imgs = make_image_set(tmp_path / "ml", n_classes=3, per_class=6, groups_per_class=3, multi_label=True,
                           **from_preset("efficientat").to_dict())

@@ -80,6 +80,7 @@ def test_bad_arch_on_a_real_image_folder_is_refused_before_any_fit_line(tiny_ima
     assert not run.exists()
 
 
+@pytest.mark.slow
 def test_onnx_prediction_through_the_cli_loads_neither_torch_nor_fastai(tmp_path):
     from classify.export import export_onnx
     from tiny_run import make_untrained_run

@@ -214,6 +214,7 @@ def test_strict_stops_at_first_failure_and_keeps_the_manifest(two_class_dir, tmp
         read_manifest(tmp_path / "img")
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_output(tmp_path):
     audio = tmp_path / "audio"
     n = 150  # enough that the kill lands mid-run: a clip takes only a few ms

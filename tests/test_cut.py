@@ -27,6 +27,7 @@ def test_lite0_stages_are_the_papers():
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_cut_lite0_is_the_prefix_of_the_whole_network():
     torch.manual_seed(0)
     spec = archs.get_arch("efficientnet_lite0")
@@ -162,6 +163,7 @@ def test_mode_flags_parse_and_exclude_each_other(capsys):
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_cut_gem_head_exports_to_onnx_with_the_same_scores(tmp_path):
     from classify.export import export_onnx
     from classify.onnx_predict import onnx_scorer

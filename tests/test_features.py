@@ -10,6 +10,7 @@ from spec2img.errors import AudioError, ConfigError
 from tests.conftest import tone
 
 
+@pytest.mark.slow
 def test_log_mel_matches_librosa():
     cfg = from_preset("logmel", sr=22050)
     y = tone(440, sr=22050, noise=0.05)

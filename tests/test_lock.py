@@ -45,6 +45,7 @@ def test_second_run_on_a_locked_folder_names_the_holder_or_waits(tmp_path, capsy
     assert len(read_manifest(images)) == 1
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_folder_never_corrupt_it(tmp_path):
     clips = tmp_path / "a"
     for i in range(30):

@@ -140,6 +140,7 @@ def test_multi_label(runs, clips, tmp_path):
 
 
 # ----------------------------------------------------------------------------- ensembles
+@pytest.mark.slow
 def test_ensemble_geometric_mean_and_cv(runs, clips):
     files = [clips["flac"], clips["short"]]
     pa, pb = (predict([runs[n]], files).probs for n in ("a", "b"))
@@ -152,6 +153,7 @@ def test_ensemble_geometric_mean_and_cv(runs, clips):
     np.testing.assert_allclose(cv.probs, both.probs, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_ensemble_positional_or_run(runs, clips, tmp_path):
     a, b = tmp_path / "pos.csv", tmp_path / "flag.csv"
     audio = str(clips["flac"])
@@ -193,6 +195,7 @@ def test_onnx_parity(arch, runs, clips, tmp_path):
         assert np.abs(onnx_scorer(out).score(x) - torch_scorer(run).score(x)).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_onnx_path_needs_neither_torch_nor_fastai(runs, clips, tmp_path):
     from classify.export import export_onnx
 
@@ -216,6 +219,7 @@ def test_onnx_path_needs_neither_torch_nor_fastai(runs, clips, tmp_path):
     assert "ok (2, 3)" in proc.stdout
 
 
+@pytest.mark.slow
 def test_cli_export_and_predict_onnx(runs, clips, tmp_path, capsys):
     cv = tmp_path / "cv"
     import shutil
