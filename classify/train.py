@@ -162,6 +162,8 @@ def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
                  device: torch.device) -> tuple[Learner, AudioClassifier, int, History]:
     """Datasets, loaders, model and Learner for one run."""
     get_arch(cfg.arch).check_images(ds.cfg)
+    if cfg.crop_seconds == "auto":  # decided from the training images' widths (callers usually did)
+        cfg = cfg.replace(crop_seconds=cfg.resolved(ds, sel.train).crop_seconds)
     width = crop_width(ds.cfg, cfg.crop_seconds, ds.max_width)
     w = loss_weights(ds, unverified_weight=cfg.unverified_weight)
     tr = CropDataset([ds.images[i] for i in sel.train], ds.targets[sel.train], w[sel.train],
