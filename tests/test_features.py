@@ -22,6 +22,7 @@ def test_log_mel_matches_librosa():
     np.testing.assert_allclose(ours, ref, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_pixels_invert_to_librosa_db_within_one_grey_level():
     cfg = from_preset("logmel", sr=22050)
     y = tone(1000, sr=22050, noise=0.1, seed=3)

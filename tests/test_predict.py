@@ -172,7 +172,8 @@ def test_ensemble_needs_same_classes(runs, clips):
 
 
 # ----------------------------------------------------------------------------- ONNX
-@pytest.mark.parametrize("arch", ["resnet18", pytest.param("efficientnet_lite0", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["resnet18", "efficientnet_lite0"])
 def test_onnx_parity(arch, runs, clips, tmp_path):
     from classify.export import export_onnx
 

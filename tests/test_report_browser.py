@@ -15,7 +15,7 @@ from classify.report.synthetic import write_synthetic_run
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real Chromium: seconds per test
 
 
 @pytest.fixture(scope="module")

@@ -313,6 +313,7 @@ def _serve_in_child(clip: Path, *models: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_serving_an_onnx_never_imports_torch_or_fastai(models, tmp_path):
     clip = write(tmp_path / "n.wav", _clip(1.0), 16000, "PCM_16")
     got = _serve_in_child(clip, models["a"], models["a"].parent)  # the .onnx, and the folder holding it

@@ -19,7 +19,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WINDOW, HOP = 2.0, 0.5
 MIC_SR = 48000
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real Chromium: seconds per test
 
 
 def _need_chromium():
