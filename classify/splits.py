@@ -68,8 +68,13 @@ def group_kfold(strata, groups, *, n_splits: int, seed: int = 0) -> np.ndarray:
     keep = np.array([s not in lonely for s in strata])
     if keep.sum() == 0:
         raise ClassifyError("every class comes from a single recording; nothing can be validated")
-    sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     idx = np.flatnonzero(keep)
+    if len(np.unique(groups[idx])) < n_splits:
+        raise ClassifyError(
+            f"only {len(np.unique(groups[idx]))} recordings (manifest 'group') of classes that can be split; "
+            f"cannot make {n_splits} grouped folds; use fewer folds"
+        )
+    sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has only k members"
         for k, (_, va) in enumerate(sgkf.split(idx, strata[idx], groups[idx])):
@@ -86,7 +91,9 @@ def valid_pct_split(strata, groups, *, valid_pct: float, seed: int = 0) -> Split
         raise ClassifyError(f"valid_pct={valid_pct} must be between 0 and 1 (e.g. 0.2)")
     n_splits = max(2, int(round(1 / valid_pct)))
     strata, groups = np.asarray(strata).astype(str), np.asarray(groups).astype(str)
-    n_splits = min(n_splits, len(np.unique(groups)))
+    lonely = set(single_group_classes(strata, groups))  # never validated: their groups do not count
+    splittable = np.array([s not in lonely for s in strata])
+    n_splits = max(2, min(n_splits, len(np.unique(groups[splittable]))))
     folds = group_kfold(strata, groups, n_splits=n_splits, seed=seed)
     return Split(valid=folds == 0, unvalidated=tuple(single_group_classes(strata, groups)))
 
