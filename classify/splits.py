@@ -16,7 +16,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
 from .errors import ClassifyError
 
@@ -74,6 +73,8 @@ def group_kfold(strata, groups, *, n_splits: int, seed: int = 0) -> np.ndarray:
             f"only {len(np.unique(groups[idx]))} recordings (manifest 'group') of classes that can be split; "
             f"cannot make {n_splits} grouped folds; use fewer folds"
         )
+    from sklearn.model_selection import StratifiedGroupKFold  # here: loading a run to predict needs no sklearn
+
     sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has only k members"
