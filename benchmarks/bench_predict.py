@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,9 +23,8 @@ import soundfile as sf
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
-from tiny_run import make_untrained_run  # noqa: E402
+from classify.testing import make_untrained_run  # noqa: E402
 
 from classify.export import export_onnx  # noqa: E402
 from classify.onnx_predict import onnx_scorer  # noqa: E402

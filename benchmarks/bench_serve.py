@@ -35,7 +35,6 @@ import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 ESC50 = ROOT.parent / "shared" / "data" / "esc50-dev" / "audio"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -43,7 +42,7 @@ MIC_SR, WINDOW = 48000, 4.0
 
 
 def make_model(tmp: Path) -> Path:
-    from tiny_run import make_untrained_run
+    from classify.testing import make_untrained_run
 
     from classify.export import export_onnx
     from spec2img.config import from_preset

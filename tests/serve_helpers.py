@@ -11,13 +11,13 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL_SPEC = dict(sr=8000, n_fft=256, hop_length=128, n_mels=32)  # as tests/tiny_run.py (which imports torch)
+SMALL_SPEC = dict(sr=8000, n_fft=256, hop_length=128, n_mels=32)  # as classify/testing.py (which imports torch)
 
 
 def onnx_model(folder: Path, **run_kwargs) -> Path:
-    """An untrained, seeded tiny run (tests/tiny_run.py) exported to ONNX; returns the .onnx path."""
+    """An untrained, seeded tiny run (classify/testing.py) exported to ONNX; returns the .onnx path."""
     from classify.export import export_onnx
-    from tiny_run import make_untrained_run
+    from classify.testing import make_untrained_run
 
     return export_onnx(make_untrained_run(folder, **run_kwargs))
 

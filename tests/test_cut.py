@@ -168,7 +168,7 @@ def test_a_cut_gem_head_exports_to_onnx_with_the_same_scores(tmp_path):
     from classify.export import export_onnx
     from classify.onnx_predict import onnx_scorer
     from classify.predict import torch_scorer
-    from tiny_run import make_untrained_run
+    from classify.testing import make_untrained_run
 
     run = make_untrained_run(tmp_path / "run", model_info={"head": "linear", "cut": 1, "pool": "gem"})
     state = torch.load(run / "model.pt", weights_only=True)

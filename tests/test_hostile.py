@@ -344,7 +344,7 @@ RUN_FAULTS = [
 
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory):
-    from tiny_run import make_untrained_run
+    from classify.testing import make_untrained_run
 
     return make_untrained_run(tmp_path_factory.mktemp("run") / "run", arch="resnet18")
 

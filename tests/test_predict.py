@@ -19,7 +19,7 @@ from classify.windows import file_windows
 from spec2img.config import SpectrogramConfig
 
 from conftest import tone, write
-from tiny_run import SMALL_SPEC, make_untrained_run
+from classify.testing import SMALL_SPEC, make_untrained_run
 
 SR = 8000
 CROP = 63  # columns = (63 - 1) * 128 / 8000 = 0.99 s

@@ -131,7 +131,7 @@ def test_killed_worker_loses_no_clip_and_rerun_completes(ray_local, tmp_path):
 @pytest.fixture(scope="module")
 def onnx_run(tmp_path_factory):
     from classify.export import export_onnx
-    from tests.tiny_run import make_untrained_run
+    from classify.testing import make_untrained_run
 
     run = make_untrained_run(tmp_path_factory.mktemp("run") / "run", arch="resnet18")
     export_onnx(run)

@@ -323,7 +323,7 @@ def test_serving_an_onnx_never_imports_torch_or_fastai(models, tmp_path):
 
 @pytest.mark.slow
 def test_run_folder_without_onnx_is_exported_in_a_child_process(tmp_path):
-    from tiny_run import make_untrained_run
+    from classify.testing import make_untrained_run
 
     run = make_untrained_run(tmp_path / "run", seed=3)
     assert not (run / "model.onnx").exists()

@@ -1,4 +1,4 @@
-"""Tiny run folders for prediction tests, written per the RUN_DIR contract (ARCHITECTURE.md).
+"""Tiny run folders for tests and benchmarks, written per the RUN_DIR contract (ARCHITECTURE.md).
 
 ``make_untrained_run`` builds the files ``classify fit`` writes around an untrained, seeded model
 of a real architecture (no training, no weight downloads): enough to test loading, windows,
