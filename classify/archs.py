@@ -219,23 +219,12 @@ def timm_spec(name: str) -> ArchSpec:
 
 
 # ------------------------------------------------------------------- EfficientAT (AudioSet)
-# EfficientAT trained with BatchNorm momentum 0.01 over ~1M AudioSet steps. Fine-tuning runs a
-# few hundred steps: at 0.01 the running statistics lag the changing weights and evaluation-mode
-# outputs drift (esc50-dev fold 1: 92.2% at 0.01, 98.0% at 0.1). Frozen/eval use is unaffected.
-FINE_TUNE_BN_MOMENTUM = 0.1
-
-
 def efficientat_mn04(pretrained: bool, weights_file: Path | None) -> tuple[nn.Module, int]:
     """EfficientAT ``mn04_as`` (MIT), AudioSet weights via :mod:`classify.backbones.weights`."""
-    from torch import nn
-
     from .backbones.efficientat import efficientat_body
 
-    body, n_features = efficientat_body(pretrained, weights_file)
-    for m in body.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = FINE_TUNE_BN_MOMENTUM
-    return body, n_features
+    # BatchNorm momentum: set for every backbone in one place, classify.model.build_model.
+    return efficientat_body(pretrained, weights_file)
 
 
 def efficientat_front_end(cfg: SpectrogramConfig) -> None:

@@ -87,7 +87,7 @@ def per_class_prf(y: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[str, 
     return {"precision": p, "recall": r, "f1": f, "support": s.astype(np.int64)}
 
 
-def per_class_multilabel(truth: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict[str, np.ndarray]:
+def per_class_multi_label(truth: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict[str, np.ndarray]:
     """Multi-label per-class metrics, each [shape=(n_classes,)]: precision, recall and F1 of
     ``scores >= threshold``, support (clips carrying the label), average precision of the
     ranking of clips by score (NaN for a label no clip carries) and the per-class lwlrap."""

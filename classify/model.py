@@ -44,7 +44,8 @@ def adapt_first_conv(body: nn.Module, in_channels: int) -> bool:
 # million pretraining steps. Fine-tuning runs a few hundred: at 0.01 the running statistics lag the
 # batch statistics the weights adapt to, and evaluation-mode outputs collapse (esc50-dev,
 # efficientnet_lite0: validation loss rising from epoch 1 while training loss fell). torchvision
-# and fastai use 0.1; so do we, for every backbone.
+# and fastai use 0.1; so do we, for every backbone (EfficientAT on esc50-dev fold 1: 92.2% at 0.01,
+# 98.0% at 0.1). Frozen / eval use is unaffected.
 FINE_TUNE_BN_MOMENTUM = 0.1
 
 

@@ -20,7 +20,7 @@ from classify.cli import main
 from classify.config import TrainConfig
 from classify.data import load_image_set, select
 from classify.headonly import fit_logistic, probabilities
-from classify.model import LinearHead, build_model, predict_windows
+from classify.model import FINE_TUNE_BN_MOMENTUM, LinearHead, build_model, predict_windows
 from classify.runfolder import load_model
 from conftest import SHARED_WEIGHTS, require
 from imageset import make_image_set
@@ -63,7 +63,7 @@ def test_images_reach_the_network_as_efficientat_log_mels(eat_images):
                         value_range=(ds.cfg.vmin, ds.cfg.vmax)).eval()
     assert isinstance(model.body[0], FlipFrequency) and model.mean is None
     bns = [m for m in model.body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert bns and all(m.momentum == archs.FINE_TUNE_BN_MOMENTUM for m in bns)
+    assert bns and all(m.momentum == FINE_TUNE_BN_MOMENTUM for m in bns)
     img = ds.images[0]
     logmel = unrender(img.numpy().transpose(1, 2, 0)[..., 0], ds.cfg)[0]  # band 0 first, as EfficientAT
     with torch.no_grad():

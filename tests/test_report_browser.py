@@ -146,8 +146,8 @@ def test_report_in_chromium(driver, tmp_path):
     assert _severe(driver.get_log("browser")) == []
 
 
-def test_multilabel_and_cv_reports_in_chromium(driver, tmp_path):
-    for kind, kwargs in (("multi", {"multilabel": True}), ("cv", {"folds": 3})):
+def test_multi_label_and_cv_reports_in_chromium(driver, tmp_path):
+    for kind, kwargs in (("multi", {"multi_label": True}), ("cv", {"folds": 3})):
         paths = write_synthetic_run(tmp_path / kind, n_classes=5, n_clips=20, tiles=1, **kwargs)
         index = build_report(paths["run"], config=ReportConfig(tsne=kind == "cv"))
         _load(driver, index)

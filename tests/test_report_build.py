@@ -79,10 +79,10 @@ def test_missing_folders_and_optional_files_degrade_gracefully(tmp_path):
     assert "not a folder" in index.read_text()
 
 
-def test_multilabel_and_cv(tmp_path):
-    multi = write_synthetic_run(tmp_path / "m", n_classes=5, n_clips=20, tiles=1, multilabel=True)
+def test_multi_label_and_cv(tmp_path):
+    multi = write_synthetic_run(tmp_path / "m", n_classes=5, n_clips=20, tiles=1, multi_label=True)
     data = page_data(build_report(multi["run"], config=ReportConfig(tsne=False)))
-    assert data["multilabel"] and "cm" not in data
+    assert data["multi_label"] and "cm" not in data
     assert any(len(y) > 1 for y in data["items"]["y"])
     cv = write_synthetic_run(tmp_path / "cv", n_classes=5, n_clips=20, tiles=1, folds=3)
     index = build_report(cv["run"])

@@ -90,7 +90,7 @@ def test_lwlrap_hand_worked_and_per_class():
     assert np.isnan(metrics.lwlrap_per_class(np.array([[1, 0]], bool), np.array([[0.2, 0.1]]))[1])
 
 
-def test_multilabel_table_has_ap_and_threshold_metrics():
+def test_multi_label_table_has_ap_and_threshold_metrics():
     truth = np.array([[1, 0], [1, 1], [0, 1], [0, 0]], dtype=bool)
     scores = np.array([[0.9, 0.2], [0.4, 0.7], [0.6, 0.8], [0.1, 0.3]])
     table = compute.per_class_table(["x", "y"], scores, truth, np.argmax(truth, 1), np.argmax(scores, 1), True)

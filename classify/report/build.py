@@ -79,20 +79,20 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
         (out / "assets" / name).write_text(H.asset_text(name), encoding="utf-8")
 
     notes = list(run.notes)
-    data: dict = {"classes": run.classes, "multilabel": run.multilabel}
+    data: dict = {"classes": run.classes, "multi_label": run.multi_label}
 
     # ---- compute: the headline per clip (mean of its windows' probabilities), as fit scores it
     clip_p, clip_t, clip_y = compute.clip_level(run.probs, run.truth, run.preds["source"])
-    headline = compute.headline_metrics(clip_p, clip_t, clip_y, run.multilabel)
-    per_window = compute.headline_metrics(run.probs, run.truth, run.y, run.multilabel)
+    headline = compute.headline_metrics(clip_p, clip_t, clip_y, run.multi_label)
+    per_window = compute.headline_metrics(run.probs, run.truth, run.y, run.multi_label)
     explain = S.headline_text(run, headline, per_window, len(clip_y))
     log.info("%s", explain)
     suspects = _suspects(run)
     spread = _fold_spread(run, notes)
-    table = compute.per_class_table(run.classes, run.probs, run.truth, run.y, run.pred, run.multilabel)
+    table = compute.per_class_table(run.classes, run.probs, run.truth, run.y, run.pred, run.multi_label)
     top = compute.top_losses(run.loss, cfg.top_n)
     cm = cells = pairs = None
-    if not run.multilabel:
+    if not run.multi_label:
         cm = metrics.confusion(run.y, run.pred, len(run.classes))
         cells = compute.cell_items(run.y, run.pred, run.loss, cfg.max_per_cell)
         pairs = compute.most_confused(cm, run.classes, top=cfg.max_pairs)
@@ -140,7 +140,7 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
         ("summary", "Summary", S.summary_html(run, headline, spread, explain)),
         ("headfit", "Head-only fit", S.head_only_html(run)) if run.head_only else
         ("training", "Training", S.training_html(run, out)),
-        ("classes", "Per class", S.per_class_html(table, run.multilabel)),
+        ("classes", "Per class", S.per_class_html(table, run.multi_label)),
         ("confusion", "Confusion", S.confusion_html(run, pairs, cfg.max_per_cell)),
         ("losses", "Top losses", S.top_losses_html(len(top))),
         *([("suspects", "Suspect labels", S.suspects_html(
@@ -162,7 +162,7 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
 def _suspects(run: RunData) -> pd.DataFrame | None:
     """Suspect labels of a single-label cv run (out-of-fold predictions), with each clip's first
     row in ``row``; None where they are not defined (single runs, multi-label runs)."""
-    if not run.is_cv or run.multilabel:
+    if not run.is_cv or run.multi_label:
         return None
     table = suspect_table(run.preds, run.classes)
     first = {}
@@ -243,12 +243,12 @@ def _fold_spread(run: RunData, notes: list[str]) -> pd.DataFrame | None:
                 fold = run.preds["fold"].astype(str)
                 sub = ((fold == fd.name) | ("fold_" + fold == fd.name)).to_numpy()
             if sub is not None and sub.any():
-                per_fold.append(compute.headline_metrics(run.probs[sub], run.truth[sub], run.y[sub], run.multilabel))
+                per_fold.append(compute.headline_metrics(run.probs[sub], run.truth[sub], run.y[sub], run.multi_label))
                 continue
             try:
                 probs, truth, _ = prediction_arrays(fd.preds, run.classes, run.run_dir / fd.name, [])
                 y = np.argmax(truth, axis=1)
-                per_fold.append(compute.headline_metrics(probs, truth, y, run.multilabel))
+                per_fold.append(compute.headline_metrics(probs, truth, y, run.multi_label))
                 continue
             except ClassifyError as exc:
                 notes.append(f"{fd.name}: {exc}")
@@ -286,7 +286,7 @@ def _rows_by_priority(run: RunData, top, cells, pairs) -> list[int]:
 
 def _items_json(run: RunData, thumbs: dict[int, str], audio: dict[int, str]) -> dict:
     windows = compute.time_windows(run.offset, run.window_seconds)
-    if run.multilabel:
+    if run.multi_label:
         y = [np.flatnonzero(t).tolist() for t in run.truth]
     else:
         y = run.y.tolist()
@@ -297,7 +297,7 @@ def _items_json(run: RunData, thumbs: dict[int, str], audio: dict[int, str]) -> 
         "y": y,
         "p": run.pred.tolist(),
         "pp": np.round(run.probs[rows, run.pred], 3).tolist(),
-        **({"pl": [np.flatnonzero(p >= 0.5).tolist() for p in run.probs]} if run.multilabel else {}),
+        **({"pl": [np.flatnonzero(p >= 0.5).tolist() for p in run.probs]} if run.multi_label else {}),
         "pt": np.round(p_true, 3).tolist(),
         "loss": np.round(run.loss, 4).tolist(),
         "win": [None if w is None else [round(w[0], 3), round(w[1], 3)] for w in windows],

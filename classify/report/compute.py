@@ -10,10 +10,10 @@ from .. import metrics
 class_counts = metrics.class_counts  # clips per label: one home in classify.metrics (fit uses it too)
 
 
-def headline_metrics(probs: np.ndarray, truth: np.ndarray, y: np.ndarray, multilabel: bool) -> dict[str, float]:
+def headline_metrics(probs: np.ndarray, truth: np.ndarray, y: np.ndarray, multi_label: bool) -> dict[str, float]:
     """Accuracy, top-3, MAP@3 and macro F1 (single-label) or lwlrap and mean AP (multi-label)."""
-    if multilabel:
-        pc = metrics.per_class_multilabel(truth, probs)
+    if multi_label:
+        pc = metrics.per_class_multi_label(truth, probs)
         return {"lwlrap": metrics.lwlrap(truth, probs), "mean_ap": float(np.nanmean(pc["ap"]))}
     out = metrics.single_label_summary(probs, y)
     out["lwlrap"] = metrics.lwlrap(truth, probs)
@@ -28,12 +28,12 @@ def fold_spread(per_fold: list[dict[str, float]]) -> pd.DataFrame:
 
 
 def per_class_table(classes: list[str], probs: np.ndarray, truth: np.ndarray, y: np.ndarray,
-                    pred: np.ndarray, multilabel: bool) -> pd.DataFrame:
+                    pred: np.ndarray, multi_label: bool) -> pd.DataFrame:
     """One row per class: precision, recall, F1, support, predicted count (+ AP, lwlrap for
     multi-label; the class it is most often mistaken for, for single-label)."""
     n_classes = len(classes)
-    if multilabel:
-        pc = metrics.per_class_multilabel(truth, probs)
+    if multi_label:
+        pc = metrics.per_class_multi_label(truth, probs)
         df = pd.DataFrame({"class": classes, **pc})
         df["predicted"] = (probs >= 0.5).sum(axis=0)
         return df

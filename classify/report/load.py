@@ -54,7 +54,7 @@ class RunData:
     pred: np.ndarray
     loss: np.ndarray
     offset: np.ndarray
-    multilabel: bool
+    multi_label: bool
     embeddings: np.ndarray | None = None
     history: pd.DataFrame | None = None
     lr_find: dict | None = None
@@ -182,7 +182,7 @@ def load_run(run_dir: Path, *, images_dir: Path | None = None, audio_dir: Path |
 
     train_path = _first(run_dir, folds, "train.json")
     train = _read_json(train_path, {}) or {}
-    multilabel = bool(train.get("multilabel") or train.get("multi_label")) or bool((truth.sum(axis=1) > 1).any())
+    multi_label = bool(train.get("multi_label")) or bool((truth.sum(axis=1) > 1).any())
     y = np.where(truth.any(axis=1), np.argmax(truth, axis=1), -1)
     pred = np.argmax(probs, axis=1)
     if "loss" in preds:
@@ -191,7 +191,7 @@ def load_run(run_dir: Path, *, images_dir: Path | None = None, audio_dir: Path |
         loss = np.full(len(preds), np.nan)
     if np.isnan(loss).any():  # recompute what fit did not write: cross-entropy / BCE of the scores
         eps = 1e-7
-        if multilabel:
+        if multi_label:
             p = np.clip(probs, eps, 1 - eps)
             fallback = -np.mean(truth * np.log(p) + (~truth) * np.log(1 - p), axis=1)
         else:
@@ -231,7 +231,7 @@ def load_run(run_dir: Path, *, images_dir: Path | None = None, audio_dir: Path |
     spectrogram = _read_json(_first(run_dir, folds, "spectrogram.json"), {}) or {}
     run = RunData(
         run_dir=run_dir, classes=classes, preds=preds, probs=probs, truth=truth, y=y, pred=pred,
-        loss=loss, offset=offset, multilabel=multilabel, embeddings=embeddings, history=history,
+        loss=loss, offset=offset, multi_label=multi_label, embeddings=embeddings, history=history,
         lr_find=_read_json(_first(run_dir, folds, "lr_find.json")),
         metrics=_read_json(run_dir / "metrics.json", {}) or {}, train=train, spectrogram=spectrogram,
         train_dir=train_path.parent, model=_read_json(_first(run_dir, folds, "model.json"), {}) or {},

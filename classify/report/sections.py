@@ -28,7 +28,7 @@ SPEC_UNITS = {"sr": "Hz", "fmin": "Hz", "fmax": "Hz", "n_fft": "samples", "hop_l
 
 def headline_text(run: RunData, clip_headline: dict, window_headline: dict, n_clips: int) -> str:
     """One sentence: what the headline numbers are computed on (shown on the page and logged)."""
-    key = "lwlrap" if run.multilabel else "accuracy"
+    key = "lwlrap" if run.multi_label else "accuracy"
     windows = run.n
     per = (f"each clip scored on the mean of its windows' probabilities ({plural(windows, 'window')} in all)"
            if windows != n_clips else "one image per clip")
@@ -47,7 +47,7 @@ def headline_text(run: RunData, clip_headline: dict, window_headline: dict, n_cl
 def summary_html(run: RunData, headline: dict, spread, explain: str) -> str:
     sources = run.preds["source"].astype(str)
     dataset = {"validation windows (images)": run.n, "validation clips": int(sources.nunique()),
-               "classes": len(run.classes), "task": "multi-label" if run.multilabel else "single-label"}
+               "classes": len(run.classes), "task": "multi-label" if run.multi_label else "single-label"}
     m = run.manifest
     if m is not None and len(m):
         ok = m[m["status"].astype(str) == "ok"] if "status" in m else m
@@ -151,7 +151,7 @@ def head_only_html(run: RunData) -> str:
         "windows": f"{win}, hop half a window; a clip's prediction is the mean over its windows",
         "training windows": m0.get("train_windows") if not run.folds else "per fold, below",
     }
-    multi = run.multilabel
+    multi = run.multi_label
     protocol = run.protocol
     how = protocol.get("head_c")
     Cs = sorted({float(m.get("head_c")) for _, m in fold_metrics if isinstance(m.get("head_c"), (int, float))})
@@ -218,22 +218,22 @@ def suspects_html(n_suspects: int, n_clips: int, shown: int, unverified: int | N
 
 
 
-def per_class_html(table: pd.DataFrame, multilabel: bool) -> str:
+def per_class_html(table: pd.DataFrame, multi_label: bool) -> str:
     bars = ("precision", "recall", "f1", "ap", "lwlrap")
     headers = {"f1": "F1", "ap": "AP", "confused_with": "most confused with", "confused_count": "clips"}
-    hint = ("Click a header to sort. Sorted by F1, worst first." if not multilabel else
+    hint = ("Click a header to sort. Sorted by F1, worst first." if not multi_label else
             "Click a header to sort. Precision/recall/F1 at score 0.5; AP ranks clips by the class score.")
     df = table.sort_values("f1", kind="stable")
     index = df.index.to_numpy()
-    attrs = None if multilabel else (lambda r: f' class="cls" data-i="{int(index[r])}"')
-    if not multilabel:
+    attrs = None if multi_label else (lambda r: f' class="cls" data-i="{int(index[r])}"')
+    if not multi_label:
         hint += " Click a row to list the class's misclassified clips."
     return f'<p class="hint">{hint}</p>' + H.data_table(df.reset_index(drop=True), table_id="class-table",
                                                        headers=headers, bars=bars, row_attrs=attrs)
 
 
 def confusion_html(run: RunData, pairs, max_per_cell: int) -> str:
-    if run.multilabel:
+    if run.multi_label:
         return ("<p>Multi-label run: a confusion matrix is not defined; see lwlrap and per-class AP in the "
                 "per-class table, and the top losses below.</p>")
     n_cls = len(run.classes)

@@ -14,7 +14,7 @@ from PIL import Image
 
 def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, tiles: int = 2,
                         n_audio: int | None = None, audio_seconds: float | None = None, audio_sr: int = 8000,
-                        image_size: tuple[int, int] = (32, 40), multilabel: bool = False,
+                        image_size: tuple[int, int] = (32, 40), multi_label: bool = False,
                         folds: int = 0, emb_dim: int = 32, seed: int = 0, classes: list[str] | None = None,
                         flipped: int = 0, head_only: bool = False) -> dict[str, Path]:
     """Write ``root/audio``, ``root/images`` and ``root/run``; return those three paths.
@@ -45,7 +45,7 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
     for c in range(n_clips):
         first = c % n_classes
         labs = [first]
-        if multilabel and rng.random() < 0.4:
+        if multi_label and rng.random() < 0.4:
             labs.append(int(rng.integers(n_classes)))
         clip_labels.append(sorted(set(labs)))
     given_labels = [list(labs) for labs in clip_labels]
@@ -90,7 +90,7 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
         truth[r, clip_labels[row["clip"]]] = True
     logits = rng.normal(0, 1.0, (n, n_classes)) + 2.5 * truth
     logits += 1.6 * np.roll(truth, 1, axis=1) * (rng.random((n, 1)) < 0.5)
-    if multilabel:
+    if multi_label:
         probs = 1 / (1 + np.exp(-(logits - 1.5)))
         loss = -np.mean(truth * np.log(probs) + (~truth) * np.log(1 - probs), axis=1)
     else:
@@ -110,12 +110,12 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
     # the audio folder is recorded where spec2img records it (IMAGES_DIR/spec2img_run.json)
     (images_dir / "spec2img_run.json").write_text(json.dumps({"audio_dir": str(audio_dir), "labels_csv": None}))
     train = {"images_dir": str(images_dir), "arch": "resnet18", "epochs": 3,
-             "lr": 3e-3, "bs": 32, "seed": seed, "multilabel": multilabel}
+             "lr": 3e-3, "bs": 32, "seed": seed, "multi_label": multi_label}
     model = {"arch": "resnet18", "head": "pool", "hidden": 512, "crop_width": 63, "cut": 0, "pool": "mean"}
     extra = {}
     if head_only:
         train = {"images_dir": str(images_dir), "arch": "efficientat_mn04", "epochs": 10, "lr": 3e-3,
-                 "augment": {"mixup": 0.4}, "head_only": True, "head_c": 1.0, "seed": seed, "multilabel": multilabel}
+                 "augment": {"mixup": 0.4}, "head_only": True, "head_c": 1.0, "seed": seed, "multi_label": multi_label}
         model = {"arch": "efficientat_mn04", "head": "linear", "hidden": 384, "crop_width": 250, "cut": 0, "pool": "mean"}
         extra = {"head_only": True, "head_c": 1.0, "train_windows": 3 * n, "embed_seconds": 4.2,
                  "head_fit_seconds": 0.3, "protocol": {"head_c": "fixed", "checkpoint": "the one logistic fit"}}
