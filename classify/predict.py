@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from spec2img.errors import AudioError
 from spec2img.io import write_atomic
@@ -66,27 +65,44 @@ class PredictConfig:
 
 @dataclass
 class PredictResult:
-    """``table``: one row per input file (input order); ``probs`` ``(n_files, n_classes)`` (NaN rows
-    for failed files); ``timeline``: one row per window, or None."""
+    """``rows``: one dict per input file (input order), ``table`` the same as a DataFrame;
+    ``probs`` ``(n_files, n_classes)`` (NaN rows for failed files); ``timeline_rows`` /
+    ``timeline``: one row per window, or None. The DataFrames are built on first use, so that
+    predicting and writing CSVs never imports pandas (the CLI answers sooner)."""
 
-    table: pd.DataFrame
+    rows: list[dict]
     probs: np.ndarray
     classes: list[str]
     multi_label: bool
     threshold: float | None
-    timeline: pd.DataFrame | None = None
+    timeline_rows: list[dict] | None = None
     n_models: int = 1
     n_windows: int = 0
     feature_seconds: float = 0.0
     model_seconds: float = 0.0
 
     @property
+    def table(self):
+        """``pandas.DataFrame`` of :attr:`rows` (columns as in :func:`write_csv`)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=list(self.rows[0]) if self.rows else ["file", "status", "error"])
+
+    @property
+    def timeline(self):
+        """``pandas.DataFrame`` of :attr:`timeline_rows`, or None."""
+        if self.timeline_rows is None:
+            return None
+        import pandas as pd
+
+        return pd.DataFrame(self.timeline_rows, columns=timeline_columns(self.classes))
+
+    @property
     def failures(self) -> list[tuple[str, str]]:
-        bad = self.table[self.table["status"] != "ok"]
-        return list(zip(bad["file"], bad["error"]))
+        return [(r["file"], r["error"]) for r in self.rows if r["status"] != "ok"]
 
     def line(self) -> str:
-        n, bad = len(self.table), len(self.failures)
+        n, bad = len(self.rows), len(self.failures)
         return (f"{n - bad} file(s) predicted, {bad} failed ({self.n_windows} windows, "
                 f"{self.n_models} model(s); features {self.feature_seconds:.1f} s, "
                 f"model {self.model_seconds:.1f} s)")
@@ -317,13 +333,13 @@ def predict_files(scorers: list[Scorer], files: list[Path], cfg: PredictConfig, 
     if ok.any():
         probs[ok] = geometric_mean([file_p[m, ok] for m in range(len(scorers))], multi_label=first.multi_label)
     threshold = _threshold(scorers)
-    table = _file_table(files, probs, errors, list(first.classes), top_k=cfg.top_k,
-                        multi_label=first.multi_label, threshold=threshold, statuses=statuses)
-    tl = _timeline_table(files, win_rows, list(first.classes), first.multi_label) if cfg.timeline else None
+    rows = _file_rows(files, probs, errors, list(first.classes), top_k=cfg.top_k,
+                      multi_label=first.multi_label, threshold=threshold, statuses=statuses)
+    tl = _timeline_rows(files, win_rows, list(first.classes), first.multi_label) if cfg.timeline else None
     for f, e in zip(files, errors):
         if e:
             log.warning("failed: %s", e)
-    return PredictResult(table, probs, list(first.classes), first.multi_label, threshold, tl,
+    return PredictResult(rows, probs, list(first.classes), first.multi_label, threshold, tl,
                          n_models=len(scorers), n_windows=n_windows, feature_seconds=t_feat,
                          model_seconds=t_model)
 
@@ -335,9 +351,13 @@ def _threshold(scorers: list[Scorer]) -> float | None:
     return float(np.mean([0.5 if s.threshold is None else s.threshold for s in scorers]))
 
 
-def _file_table(files: list[Path], probs: np.ndarray, errors: list[str], classes: list[str], *,
-                top_k: int, multi_label: bool, threshold: float | None,
-                statuses: list[str] | None = None) -> pd.DataFrame:
+def timeline_columns(classes: list[str]) -> list[str]:
+    return ["file", "start", "end", "label", "prob"] + [f"p_{c}" for c in classes]
+
+
+def _file_rows(files: list[Path], probs: np.ndarray, errors: list[str], classes: list[str], *,
+               top_k: int, multi_label: bool, threshold: float | None,
+               statuses: list[str] | None = None) -> list[dict]:
     k = min(top_k, len(classes))
     rows = []
     statuses = statuses or ["failed" if e else "ok" for e in errors]
@@ -354,38 +374,63 @@ def _file_table(files: list[Path], probs: np.ndarray, errors: list[str], classes
         row["status"] = status if err else "ok"
         row["error"] = err
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
-def _timeline_table(files, win_rows, classes, multi_label) -> pd.DataFrame:
-    frames = []
+def _timeline_rows(files, win_rows, classes, multi_label) -> list[dict]:
+    rows = []
     for i in sorted(win_rows):
         w, per_model = win_rows[i]
         p = geometric_mean(per_model, multi_label=multi_label)
         top = p.argmax(1)
-        df = pd.DataFrame({"file": display(str(files[i])), "start": w.start.round(3), "end": w.end.round(3),
-                           "label": [classes[j] for j in top], "prob": p[np.arange(len(p)), top]})
-        frames.append(pd.concat([df, pd.DataFrame(p, columns=[f"p_{c}" for c in classes])], axis=1))
-    cols = ["file", "start", "end", "label", "prob"] + [f"p_{c}" for c in classes]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+        name = display(str(files[i]))
+        for j in range(len(p)):
+            row = {"file": name, "start": float(round(w.start[j], 3)), "end": float(round(w.end[j], 3)),
+                   "label": classes[top[j]], "prob": float(p[j, top[j]])}
+            row.update({f"p_{c}": float(v) for c, v in zip(classes, p[j])})
+            rows.append(row)
+    return rows
 
 
 # ------------------------------------------------------------------------------------ writers
+def csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
+    """CSV of ``rows`` as pandas' ``to_csv(index=False, float_format="%.6g")`` writes it
+    (NaN and None as empty cells), without importing pandas."""
+    import csv
+    import io
+    import math
+
+    def cell(v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return ""
+        if isinstance(v, (float, np.floating)):
+            return f"{float(v):.6g}"
+        return v
+
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(columns)
+    for r in rows:
+        out.writerow([cell(r.get(c)) for c in columns])
+    return buf.getvalue().encode()
+
+
 def write_csv(result: PredictResult, path: Path) -> Path:
     """The per-file table (``file, [labels,] label_1, prob_1, ..., [p_<class>...,] status, error``)."""
-    write_atomic(Path(path), result.table.to_csv(index=False, float_format="%.6g").encode())
+    columns = list(result.rows[0]) if result.rows else ["file", "status", "error"]
+    write_atomic(Path(path), csv_bytes(result.rows, columns))
     return Path(path)
 
 
 def write_timeline(result: PredictResult, path: Path) -> Path:
     """Per-window rows ``file, start, end, label, prob, p_<class>...`` (seconds)."""
-    if result.timeline is None:
+    if result.timeline_rows is None:
         raise ClassifyError("no timeline was computed; pass timeline=True")
-    write_atomic(Path(path), result.timeline.to_csv(index=False, float_format="%.6g").encode())
+    write_atomic(Path(path), csv_bytes(result.timeline_rows, timeline_columns(result.classes)))
     return Path(path)
 
 
-def kaggle_table(result: PredictResult) -> pd.DataFrame:
+def kaggle_table(result: PredictResult):
     """Freesound submission: every input file, in input order, named by its file name.
 
     Single-label (Freesound 2018, MAP@3): ``fname,label`` with the top 3 labels space-separated
@@ -393,7 +438,9 @@ def kaggle_table(result: PredictResult) -> pd.DataFrame:
     (Kaggle accepts it and scores it 0). Multi-label (Freesound 2019, lwlrap): ``fname`` and one
     probability column per class; a failed file gets zeros.
     """
-    fnames = [Path(f).name for f in result.table["file"]]
+    import pandas as pd
+
+    fnames = [Path(r["file"]).name for r in result.rows]
     if result.multi_label:
         p = np.nan_to_num(result.probs, nan=0.0)
         return pd.concat([pd.DataFrame({"fname": fnames}), pd.DataFrame(p, columns=result.classes)], axis=1)

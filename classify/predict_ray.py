@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from spec2img.engine_ray import TASK_RETRIES, FanOut, connect, lost_error
 
@@ -87,12 +86,12 @@ def ship_models(ray, run_dirs) -> tuple[str, list]:
 def join_results(parts: list[PredictResult]) -> PredictResult:
     """Batches' results (in input order) -> one result, as one local call would give."""
     first = parts[0]
-    timelines = [p.timeline for p in parts if p.timeline is not None]
+    timelines = [p.timeline_rows for p in parts if p.timeline_rows is not None]
     return dataclasses.replace(
         first,
-        table=pd.concat([p.table for p in parts], ignore_index=True),
+        rows=[r for p in parts for r in p.rows],
         probs=np.concatenate([p.probs for p in parts]),
-        timeline=pd.concat(timelines, ignore_index=True) if timelines else None,
+        timeline_rows=[r for t in timelines for r in t] if timelines else None,
         n_windows=sum(p.n_windows for p in parts),
         feature_seconds=sum(p.feature_seconds for p in parts),
         model_seconds=sum(p.model_seconds for p in parts),

@@ -24,7 +24,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 
 from .errors import LabelsError
 from .paths import regular_file_error
@@ -99,6 +98,8 @@ def read_labels_csv(
     is unique (UrbanSound8K keeps clips in ``fold<k>/`` subfolders). Rows that name missing files,
     repeat a file, or lack a label raise :class:`LabelsError` naming the line and column.
     """
+    import pandas as pd
+
     csv_path = Path(csv_path)
     if not csv_path.exists() and not csv_path.is_symlink():
         raise LabelsError(f"{csv_path}: labels CSV not found")

@@ -21,7 +21,6 @@ import io
 import json
 from pathlib import Path
 
-import pandas as pd
 
 from .errors import Spec2ImgError
 from .io import write_atomic
@@ -38,6 +37,8 @@ LIST_COLUMNS = ("images", "offsets", "labels")
 
 def write_manifest(rows: list[dict], images_dir: Path) -> Path:
     """Write rows (lists as Python lists) to ``images_dir/manifest.csv`` atomically."""
+    import pandas as pd
+
     df = pd.DataFrame(rows, columns=COLUMNS)
     for col in LIST_COLUMNS:
         df[col] = df[col].map(lambda v: join_cell(map(_fmt, v)) if isinstance(v, (list, tuple)) else (v or ""))
@@ -55,6 +56,8 @@ def read_manifest(images_dir: Path, *, require_complete: bool = True) -> pd.Data
 
     With ``require_complete`` a folder whose last spec2img run did not finish is refused.
     """
+    import pandas as pd
+
     path = Path(images_dir)
     if path.is_dir():
         path = path / MANIFEST_NAME
@@ -85,6 +88,8 @@ def read_manifest(images_dir: Path, *, require_complete: bool = True) -> pd.Data
 def image_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per image of the clips that converted: image, source, labels, fold, group,
     manually_verified, offset."""
+    import pandas as pd
+
     ok = df[df["status"] == "ok"]
     rows = []
     for rec in ok.itertuples(index=False):
