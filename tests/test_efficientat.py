@@ -168,3 +168,42 @@ def test_logmel_parity_all_reference_clips():
         mel = log_mel(y32, cfg)
         assert mel.shape == expected.shape, name
         np.testing.assert_allclose(mel, expected, atol=1e-3, rtol=0, err_msg=str(name))
+
+
+def test_blocks_equal_torchvisions_module_for_module():
+    """classify.backbones.mobilenet_blocks (no torchvision import at load) == torchvision's blocks:
+    same state-dict keys and shapes, same outputs with the same weights."""
+    from functools import partial
+
+    from torchvision.models.mobilenetv3 import InvertedResidual as TVBlock
+    from torchvision.models.mobilenetv3 import InvertedResidualConfig
+    from torchvision.ops.misc import SqueezeExcitation as TVSE
+
+    from classify.backbones import mobilenet_blocks as B
+    from classify.backbones.efficientat import _LARGE
+
+    norm = partial(torch.nn.BatchNorm2d, eps=0.001, momentum=0.01)
+    torch.manual_seed(0)
+    for row in _LARGE:
+        ours = B.InvertedResidual(B.BlockConfig.from_row(*row, 0.4), norm,
+                                  se_layer=partial(B.SqueezeExcitation, scale_activation=torch.nn.Sigmoid))
+        theirs = TVBlock(InvertedResidualConfig(*row, 1, 0.4), norm,
+                         se_layer=partial(TVSE, scale_activation=torch.nn.Sigmoid))
+        a, b = ours.state_dict(), theirs.state_dict()
+        assert list(a) == list(b) and all(a[k].shape == b[k].shape for k in a)
+        for k in a:  # random statistics too, so BatchNorm does something in eval mode
+            a[k].copy_(torch.rand_like(a[k].float()).to(a[k].dtype) + 0.5 if a[k].is_floating_point() else a[k])
+        theirs.load_state_dict(a)
+        x = torch.randn(2, ours.block[0][0].in_channels, 16, 20)
+        assert torch.allclose(ours.eval()(x), theirs.eval()(x), atol=1e-6)
+    assert B.make_divisible(1280 * 0.4, 8) == InvertedResidualConfig.adjust_channels(1280, 0.4)
+
+
+def test_loading_the_audioset_network_does_not_import_torchvision():
+    import subprocess
+    import sys
+
+    code = ("import sys; from classify.backbones.efficientat import EfficientATMN; EfficientATMN(); "
+            "print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -1,7 +1,8 @@
 """EfficientAT's AudioSet MobileNetV3 ("mn04_as", Schmid et al., ICASSP 2023) in this project's code.
 
 The network is torchvision's MobileNetV3-Large layout at width 0.4 with a 1-channel stem, built
-from torchvision's own blocks. What differs from ``torchvision.models.mobilenet_v3_large`` (and
+from torchvision's blocks (as :mod:`classify.backbones.mobilenet_blocks` writes them, so that
+loading the model does not import torchvision). What differs from ``torchvision.models.mobilenet_v3_large`` (and
 why its unmodified code gives other logits for the same weights):
 
 - squeeze-excitation gates with a **sigmoid**, not torchvision's hard-sigmoid (same bottleneck:
@@ -24,10 +25,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torchvision.models.mobilenetv3 import InvertedResidual, InvertedResidualConfig
-from torchvision.ops.misc import Conv2dNormActivation, SqueezeExcitation
-
 from ..errors import WeightsError
+from .mobilenet_blocks import BlockConfig, Conv2dNormActivation, InvertedResidual, SqueezeExcitation, make_divisible
 
 N_MELS = 128
 N_CLASSES = 527  # AudioSet
@@ -73,13 +72,13 @@ class EfficientATMN(nn.Module):
     def __init__(self, num_classes: int = N_CLASSES, *, width_mult: float = WIDTH_MULT, dropout: float = 0.2):
         super().__init__()
         norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
-        setting = [InvertedResidualConfig(*row, 1, width_mult) for row in _LARGE]
+        setting = [BlockConfig.from_row(*row, width_mult) for row in _LARGE]
         sigmoid_se = partial(SqueezeExcitation, scale_activation=nn.Sigmoid)
         hswish = nn.Hardswish
         stem = setting[0].input_channels
         last_in = setting[-1].out_channels
         self.embed_dim = 6 * last_in
-        hidden = InvertedResidualConfig.adjust_channels(1280, width_mult)
+        hidden = make_divisible(1280 * width_mult, 8)
         self.features = nn.Sequential(
             Conv2dNormActivation(1, stem, kernel_size=3, stride=2, norm_layer=norm, activation_layer=hswish),
             *[InvertedResidual(cnf, norm, se_layer=sigmoid_se) for cnf in setting],
