@@ -47,7 +47,9 @@ class Progress:
         if self.enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, unit=unit, desc=desc or None, dynamic_ncols=True, file=sys.stderr)
+            # delay: no bar (and no ETA guessed from a cold start) for a job done within min_seconds
+            self.bar = tqdm(total=self.total, unit=unit, desc=desc or None, dynamic_ncols=True, file=sys.stderr,
+                            delay=min_seconds)
 
     def __enter__(self) -> "Progress":
         return self
