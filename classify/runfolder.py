@@ -10,6 +10,7 @@ network and use it: arch, input channels, height, crop width, multi-label, thres
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 import json
 import logging
 import platform
@@ -18,7 +19,6 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from spec2img.config import SpectrogramConfig
@@ -28,10 +28,14 @@ from spec2img.manifest import join_cell
 
 from .archs import get_arch
 from .config import TrainConfig
-from .data import ImageSet, Selection
 from .errors import RunFolderError
 from .evaluate import clip_average, per_item_loss, summary
 from .model import HEADS, AudioClassifier, build_model, predict_windows
+
+if TYPE_CHECKING:  # loading a run to predict needs neither the dataset code nor pandas
+    import pandas as pd
+
+    from .data import ImageSet, Selection
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +134,8 @@ def write_predictions(run_dir: Path, table: pd.DataFrame, probs: np.ndarray, los
         pred = [classes[i] for i in probs.argmax(1)]
     else:
         pred = [join_cell(classes[j] for j in np.flatnonzero(p >= threshold)) for p in probs]
+    import pandas as pd
+
     out = pd.DataFrame({
         "image": table["image"].to_numpy(), "source": table["source"].to_numpy(),
         "offset": table["offset"].to_numpy(),
@@ -300,6 +306,8 @@ def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: P
     write_json(run_dir / "classes.json", ds.classes)
     write_json(run_dir / "metrics.json", metrics)
     write_json(run_dir / "versions.json", versions())
+    import pandas as pd
+
     pd.DataFrame(history).to_csv(run_dir / "history.csv", index=False)
     losses = per_item_loss(probs, targets, multi_label=ds.multi_label)
     write_predictions(run_dir, vt, probs, losses, ds.classes, threshold=threshold)
