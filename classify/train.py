@@ -207,7 +207,7 @@ def run_lr_find(learn: Learner, run_dir: Path, num_it: int = 100) -> float:
     losses = [float(v) for v in learn.recorder.losses]
     lr = float(sugg.valley)
     write_json(run_dir / "lr_find.json", {"suggestion": lr, "method": "valley", "lrs": lrs, "losses": losses})
-    plot_lr_find(np.array(lrs), np.array(losses), lr, run_dir / "lr_find.png")
+    plot_lr_find(np.array(lrs), np.array(losses), {"suggestion": lr}, run_dir / "lr_find.png")
     log.info("lr_find suggests lr=%.2e (lr_find.png)", lr)
     return lr
 

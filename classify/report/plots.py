@@ -14,9 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-DPI = 96
-# user strings (class names, file names) are drawn as typed: "$x^$" is text, not mathtext
-PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
+from ..plots import DPI, PLAIN_TEXT, plot_lr_find  # noqa: E402,F401  (the one lr_find plot)
 
 
 def _plain_text(draw):
@@ -29,6 +27,8 @@ def _plain_text(draw):
             return draw(*args, **kwargs)
 
     return wrapper
+
+
 LOSS_COLUMNS = ("train_loss", "valid_loss")
 NOT_METRICS = {"epoch", "time", "fold", "lr", "mom", *LOSS_COLUMNS}
 
@@ -38,31 +38,6 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return path
-
-
-@_plain_text
-def lr_find_plot(lrs: np.ndarray, losses: np.ndarray, marks: dict[str, float], path: Path) -> Path:
-    """Loss against learning rate (log x) with each named rate in ``marks`` as a vertical line."""
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    ax.plot(lrs, losses, color="#1f77b4")
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("loss")
-    colours = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
-    for (name, lr), c in zip(marks.items(), colours * 4):
-        ax.axvline(lr, color=c, ls="--", lw=1.2, label=f"{name} = {lr:.2g}")
-    if marks:
-        ax.legend(fontsize=8)
-    losses = np.asarray(losses, float)
-    if np.isfinite(losses).sum() > 4:  # the diverging tail would flatten the useful part
-        best = int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan)))
-        head = losses[: best + 1][np.isfinite(losses[: best + 1])]
-        lo, hi = float(losses[best]), float(head.max())
-        pad = 0.1 * (hi - lo) if hi > lo else 0.1 * abs(lo) + 0.1
-        ax.set_ylim(lo - pad, hi + 2 * pad)
-    ax.set_title("lr_find")
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
 
 
 @_plain_text

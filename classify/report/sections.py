@@ -110,7 +110,7 @@ def training_html(run: RunData, out: Path) -> str:
     lf = run.lr_find or {}
     lrs, losses = lf.get("lrs") or lf.get("lr_values"), lf.get("losses")
     if isinstance(lrs, list) and isinstance(losses, list) and len(lrs) == len(losses) and lrs:
-        plots.lr_find_plot(np.asarray(lrs, float), np.asarray(losses, float), _lr_marks(run), out / "plots" / "lr_find.png")
+        plots.plot_lr_find(np.asarray(lrs, float), np.asarray(losses, float), _lr_marks(run), out / "plots" / "lr_find.png")
         parts.append(H.figure("plots/lr_find.png", "lr_find curve", "loss against learning rate; dashed: suggestions and the chosen rate"))
     else:
         lr = run.train.get("lr")
