@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from spec2img.io import write_atomic
+from spec2img.manifest import split_cell
 
 from . import splits
 from .config import TrainConfig
@@ -197,7 +198,7 @@ def _oof_score(oof: pd.DataFrame, ds: ImageSet, per_fold: dict) -> dict:
     index = {c: i for i, c in enumerate(ds.classes)}
     targets = np.zeros_like(probs)
     for r, labs in enumerate(oof["labels"]):
-        targets[r, [index[x] for x in str(labs).split(";") if x]] = 1
+        targets[r, [index[x] for x in split_cell(labs)]] = 1
     clip = pd.factorize(oof["source"])[0]
     _, cp = clip_average(probs, clip)
     _, ct = clip_average(targets, clip)

@@ -145,8 +145,12 @@ def join_cell(items) -> str:
 
 
 def split_cell(cell) -> list[str]:
-    """Parse a list cell written by :func:`join_cell` (or an old plain ``;``-joined one)."""
-    s = "" if cell is None else str(cell)
+    """Parse a list cell written by :func:`join_cell` (or an old plain ``;``-joined one).
+
+    The one parser of ``;``-joined cells (manifest, audit, cv, report); ``None`` and a pandas
+    missing value (float NaN, what an empty CSV cell reads as) are the empty list.
+    """
+    s = "" if cell is None or (isinstance(cell, float) and cell != cell) else str(cell)
     if "\\" not in s:  # the common case, and every manifest written before the escapes
         return [p for p in s.split(";") if p != ""]
     items: list[str] = []

@@ -54,3 +54,11 @@ def test_old_plain_manifests_read_as_before(tmp_path):
     assert split_cell("C:\\dir;x") == ["C:\\dir", "x"]  # a backslash that is no escape stays
     assert join_cell(["dog", "bark"]) == "dog;bark"  # plain lists are written as before
     assert all(c in string.printable for c in join_cell(["a;b"]))
+
+
+def test_split_cell_reads_a_missing_cell_as_no_labels():
+    # pandas reads an empty CSV cell as NaN: every reader of ';' cells (cv, report) gets []
+    from spec2img.manifest import split_cell
+
+    assert split_cell(float("nan")) == [] and split_cell(None) == [] and split_cell("") == []
+    assert split_cell("nan") == ["nan"] and split_cell("a\\;b;c") == ["a;b", "c"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spec2img.manifest import RUN_INFO_NAME
+from spec2img.manifest import RUN_INFO_NAME, split_cell
 from spec2img.window import image_seconds
 
 from ..errors import RunFolderError
@@ -127,13 +127,6 @@ def _first(run_dir: Path, folds: list[Path], name: str) -> Path:
     if path.exists() or not folds:
         return path
     return folds[0] / name
-
-
-def split_labels(value) -> list[str]:
-    """';'-joined labels -> list; NaN or empty -> []."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return []
-    return [s.strip() for s in str(value).split(";") if s.strip()]
 
 
 def _resolve_dir(value, *bases: Path) -> Path | None:
@@ -261,7 +254,7 @@ def prediction_arrays(preds: pd.DataFrame, classes: list[str], path: Path, notes
     truth = np.zeros(probs.shape, dtype=bool)
     unknown: set[str] = set()
     for row, value in enumerate(preds["labels"].tolist()):
-        for lab in split_labels(value):
+        for lab in split_cell(value):
             if lab in index:
                 truth[row, index[lab]] = True
             else:

@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spec2img.manifest import split_cell
+
 from . import compute, plots
 from . import html as H
 from .compute import plural
-from .load import RunData, split_labels
+from .load import RunData
 
 
 # train.json keys that only mean something for one kind of run (the page lists what the run used)
@@ -291,13 +293,13 @@ def dataset_html(run: RunData, out: Path) -> str:
         audit = pd.read_csv(run.audit_csv, keep_default_na=False, na_values=[""])
         col = "labels" if "labels" in audit else ("label" if "label" in audit else None)
         if col:
-            labels = [split_labels(v) for v in audit[col]]
+            labels = [split_cell(v) for v in audit[col]]
         durations = audit.get("duration")
         parts.append(f"<p class=\"hint\">From {H.esc(run.audit_csv)}.</p>")
     elif run.manifest is not None:
         m = run.manifest
         ok = m[m["status"].astype(str) == "ok"] if "status" in m else m
-        labels = [split_labels(v) for v in ok["labels"]] if "labels" in ok else None
+        labels = [split_cell(v) for v in ok["labels"]] if "labels" in ok else None
         durations = ok.get("duration")
         if "status" in m:
             status = m["status"].astype(str).value_counts()
