@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spec2img.image import to_values
 from spec2img.window import Windows, plan_windows
 
 from .archs import ArchSpec
@@ -137,6 +138,7 @@ class AudioClassifier(nn.Module):
     in_channels : channels of the images (1 grey, 3 deltas/colormap)
     input_height : if set, the whole image height is resized to it (time axis untouched)
     value_range : ``(vmin, vmax)``; when set, pixels become feature values ``vmin + x*(vmax-vmin)``
+        (:func:`spec2img.image.to_values`, the one pixel -> value mapping)
         instead of being normalised (backbones pretrained on raw log-mels)
     """
 
@@ -162,7 +164,7 @@ class AudioClassifier(nn.Module):
             x = F.interpolate(x, size=(self.input_height, x.shape[3]), mode="bilinear", align_corners=False)
         if self.value_range is not None:
             lo, hi = self.value_range
-            return x * (hi - lo) + lo
+            return to_values(x, vmin=lo, vmax=hi, full_scale=1.0)
         if self.mean is not None:
             return (x - self.mean) / self.std
         return x

@@ -22,9 +22,18 @@ def to_pixels(values: np.ndarray, *, vmin: float, vmax: float) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def to_values(pixels: np.ndarray, *, vmin: float, vmax: float) -> np.ndarray:
-    """Inverse of :func:`to_pixels`: grey level -> feature value (dB or scaled ln), float32."""
-    return (vmin + np.asarray(pixels, dtype=np.float32) * ((vmax - vmin) / 255.0)).astype(np.float32)
+def to_values(pixels, *, vmin: float, vmax: float, full_scale: float = 255.0):
+    """Inverse of :func:`to_pixels`: grey level -> feature value (dB or scaled ln).
+
+    The one pixel -> value mapping, ``vmin + p * (vmax - vmin) / full_scale``. ``pixels``: grey
+    levels 0..255 (any numpy-convertible array; returns float32 numpy), or a float torch tensor
+    (returned as a tensor, same device), e.g. the model's input ``pixel / 255`` with
+    ``full_scale=1.0`` (:class:`classify.model.AudioClassifier` maps its input with it).
+    """
+    step = (vmax - vmin) / full_scale
+    if hasattr(pixels, "detach"):  # a torch tensor: kept a tensor (traced into ONNX as Mul, Add)
+        return vmin + pixels * step
+    return (vmin + np.asarray(pixels, dtype=np.float32) * step).astype(np.float32)
 
 
 def plane_ranges(cfg: SpectrogramConfig) -> list[tuple[float, float]]:

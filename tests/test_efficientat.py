@@ -18,17 +18,18 @@ from classify.backbones.efficientat import (
     EMBED_DIM,
     N_CLASSES,
     EfficientATMN,
-    ImageToLogMel,
     convert_state_dict,
     efficientat_body,
     efficientat_mn04,
     load_efficientat_state_dict,
 )
+from classify.archs import get_arch
 from classify.errors import WeightsError
+from classify.model import build_model
 from spec2img.audio import load
 from spec2img.config import from_preset
 from spec2img.features import log_mel
-from spec2img.image import render
+from spec2img.image import render, to_values
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 WEIGHTS_DIR = SHARED / "weights" / "efficientat"
@@ -118,7 +119,12 @@ def test_image_adapter_inverts_spec2img_rendering():
     pixels = render(values, cfg)  # (128, 20) uint8, lowest band in the bottom row
     assert pixels[-1, 0] == pixels[-1].max()
     x = torch.from_numpy(pixels.astype(np.float32) / 255)[None, None]
-    back = ImageToLogMel(vmin=cfg.vmin, vmax=cfg.vmax)(x)[0, 0].numpy()
+    # the path a fitted model takes: pixels -> values in the classifier, rows -> bands in the body
+    model = build_model(get_arch("efficientat_mn04"), n_classes=2, in_channels=1, pretrained=False,
+                        value_range=(cfg.vmin, cfg.vmax))
+    with torch.no_grad():
+        back = model.body[0](model.prepare(x))[0, 0].numpy()
+    assert np.allclose(model.prepare(x)[0, 0].numpy(), to_values(pixels, vmin=cfg.vmin, vmax=cfg.vmax), atol=1e-5)
     step = (cfg.vmax - cfg.vmin) / 255
     assert np.abs(back - values[0]).max() <= step / 2 + 1e-6
 

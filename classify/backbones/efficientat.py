@@ -12,7 +12,9 @@ why its unmodified code gives other logits for the same weights):
 
 Input: ``(B, 1, 128, T)`` float log-mel **values** of the ``efficientat`` spectrogram preset
 (``(ln(mel + 1e-5) + 4.5) / 5``, mel band 0 = lowest frequency at index 0), any ``T`` >= 1;
-images from spec2img go through :class:`ImageToLogMel` first. Output: logits ``(B, 527)``.
+images from spec2img become values by :func:`spec2img.image.to_values` (inside
+:class:`classify.model.AudioClassifier`) and band order by :func:`efficientat_body`'s flip.
+Output: logits ``(B, 527)``.
 
 The pretrained file ``mn04_as_mAP_432.pt`` (MIT licence, (c) 2022 Florian Schmid) is fetched by
 :mod:`classify.backbones.weights`; :func:`load_efficientat_state_dict` maps its keys onto this model.
@@ -102,27 +104,6 @@ class EfficientATMN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Logits [shape=(B, num_classes)]; apply a sigmoid for AudioSet tag probabilities."""
         return self.classifier(self.embed(x))
-
-
-class ImageToLogMel(nn.Module):
-    """spec2img image tensor -> the network's log-mel input, inside the model.
-
-    Takes ``(B, C, 128, T)`` floats in [0, 1] (grey level / 255, lowest band in the **bottom** row,
-    as spec2img renders) and returns ``(B, 1, 128, T)`` values ``vmin + x * (vmax - vmin)`` with
-    the frequency axis flipped back (band 0 first). With C = 3 (``mode="deltas"``) only the first
-    plane, the log-mel itself, is used. ``vmin``/``vmax`` come from the images'
-    ``SpectrogramConfig`` (-1.5 and 3.5 for the ``efficientat`` preset).
-    """
-
-    def __init__(self, *, vmin: float = -1.5, vmax: float = 3.5):
-        super().__init__()
-        self.vmin, self.vmax = float(vmin), float(vmax)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return (self.vmin + x[:, :1] * (self.vmax - self.vmin)).flip(2)
-
-    def extra_repr(self) -> str:
-        return f"vmin={self.vmin}, vmax={self.vmax}"
 
 
 def convert_state_dict(original: dict[str, Tensor]) -> dict[str, Tensor]:
