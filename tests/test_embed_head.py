@@ -14,9 +14,9 @@ from classify.backbones.embed_head import (
     embed_audio,
     embed_images,
     embed_images_dir,
-    fit_head,
 )
 from classify.errors import ClassifyError
+from classify.headonly import fit_logistic, probabilities
 from spec2img.config import from_preset
 from spec2img.convert import convert
 from spec2img.image import render
@@ -25,6 +25,22 @@ from spec2img.io import encode_png
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+def fit_head(X, labels, *, multi_label=False):
+    """The head-only logistic head on embeddings: ``predict(X)`` -> labels, ``predict_proba(X)``."""
+    classes = None if multi_label else np.unique(labels)
+    Y = labels if multi_label else (labels[:, None] == classes[None]).astype(float)
+    shift, scale, W, b = fit_logistic(X.astype(np.float64), Y, multi_label=multi_label)
+
+    class Head:
+        @staticmethod
+        def predict_proba(Z):
+            return probabilities((Z - shift) / scale, W, b, multi_label=multi_label)
+
+        @staticmethod
+        def predict(Z):
+            return classes[Head.predict_proba(Z).argmax(1)]
+
+    return Head
 
 
 def tones(folder, *, n: int = 6, sr: int = 16000):

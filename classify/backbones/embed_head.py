@@ -1,10 +1,10 @@
-"""Head-only transfer (``--head-only``): frozen EfficientAT embeddings + a logistic-regression head.
+"""Frozen EfficientAT embeddings of audio files or spec2img images, and the front-end check.
 
 The AudioSet network is not trained at all: every clip (or image) becomes its 384-value
-embedding once, and a scikit-learn ``StandardScaler -> LogisticRegression`` is fitted on those
-vectors, which takes seconds on a CPU. Inputs are either spec2img images made with the
-``efficientat`` preset (decoded back to log-mel values, exact to half a grey level, 0.01) or
-audio files turned into the same log-mel in memory.
+embedding once (benchmarks fit a head on them with :func:`classify.headonly.fit_logistic`, the
+one logistic head). Inputs are either spec2img images made with the ``efficientat`` preset
+(decoded back to log-mel values, exact to half a grey level, 0.01) or audio files turned into the
+same log-mel in memory. :func:`check_front_end` is what ``--arch efficientat_mn04`` checks.
 """
 
 from __future__ import annotations
@@ -14,10 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from spec2img.audio import load
 from spec2img.config import SpectrogramConfig, from_preset
@@ -105,16 +101,3 @@ def embed_images_dir(model: EfficientATMN, images_dir: Path, *, batch_size: int 
     table = image_table(read_manifest(images_dir))
     X = embed_images(model, [images_dir / p for p in table["image"]], cfg, batch_size=batch_size)
     return X, table
-
-
-def fit_head(X: np.ndarray, y: np.ndarray, *, C: float = 1.0, multi_label: bool = False, seed: int = 0) -> Pipeline:
-    """Fit ``StandardScaler -> LogisticRegression`` on embeddings [shape=(n, d)].
-
-    ``y``: class labels [shape=(n,)] for single-label data, or a 0/1 indicator matrix
-    [shape=(n, n_classes)] with ``multi_label`` (one binary logistic regression per class).
-    ``predict_proba`` of the result gives softmax (single-label) or per-class sigmoid probabilities.
-    """
-    clf = LogisticRegression(C=C, max_iter=5000, random_state=seed)
-    if multi_label:
-        clf = OneVsRestClassifier(clf)
-    return make_pipeline(StandardScaler(), clf).fit(np.asarray(X, dtype=np.float64), y)
