@@ -14,6 +14,7 @@ and projected onto cached, banded mel filters.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -156,16 +157,33 @@ def stft_frames(y: np.ndarray, *, n_fft: int, hop_length: int, center: bool,
     return np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop_length]
 
 
-def power_spectrogram_t(
+def stft_power_blocks(
     y: np.ndarray, *, n_fft: int, hop_length: int, win_length: int | None, window: str, center: bool,
     pad_mode: str = "constant",
-) -> np.ndarray:
-    """``|STFT(y)|**2`` time-major [shape=(t, 1 + n_fft // 2)], float32 (see :func:`power_spectrogram`)."""
+) -> tuple[int, Iterator[tuple[int, np.ndarray]]]:
+    """The one STFT: ``(t, blocks)``, ``t`` frames and an iterator of ``(start, sq)`` over
+    :data:`BLOCK_FRAMES` frames at a time.
+
+    ``sq`` [shape=(n, 2 * (1 + n_fft // 2))] float32 holds the squared real and imaginary parts of
+    each windowed frame's ``rfft``, interleaved (``re0**2, im0**2, re1**2, ...``); it is a buffer
+    the next block overwrites. Framing and scaling as ``librosa.stft`` (see :func:`stft_frames`).
+    """
     win = _window32(window, win_length or n_fft, n_fft)
     frames = stft_frames(np.asarray(y, dtype=np.float32), n_fft=n_fft, hop_length=hop_length, center=center,
                          pad_mode=pad_mode)
-    spec = scipy.fft.rfft(frames * win, axis=-1, workers=1)
-    return spec.real**2 + spec.imag**2
+    t = frames.shape[0]
+
+    def blocks() -> Iterator[tuple[int, np.ndarray]]:
+        windowed = np.empty((BLOCK_FRAMES, n_fft), dtype=np.float32)
+        squares = np.empty((BLOCK_FRAMES, 2 * (1 + n_fft // 2)), dtype=np.float32)
+        for start in range(0, t, BLOCK_FRAMES):
+            n = min(BLOCK_FRAMES, t - start)
+            np.multiply(frames[start : start + n], win, out=windowed[:n])
+            spec = scipy.fft.rfft(windowed[:n], axis=-1, workers=1)
+            np.square(spec.view(np.float32), out=squares[:n])
+            yield start, squares[:n]
+
+    return t, blocks()
 
 
 def power_spectrogram(
@@ -181,40 +199,34 @@ def power_spectrogram(
     """``|STFT(y)|**2`` [shape=(1 + n_fft // 2, t)], float32 (``librosa.stft`` framing and scaling).
 
     With ``center`` the ends are padded by ``n_fft // 2``: zeros for ``pad_mode="constant"``
-    (librosa's default), mirrored samples for ``"reflect"`` (torch.stft's default).
+    (librosa's default), mirrored samples for ``"reflect"`` (torch.stft's default). The same
+    blocks :func:`mel_power` projects (:func:`stft_power_blocks`), summed per bin.
     """
-    return power_spectrogram_t(
-        y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window, center=center,
-        pad_mode=pad_mode,
-    ).T
+    t, blocks = stft_power_blocks(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window,
+                                  center=center, pad_mode=pad_mode)
+    out = np.empty((t, 1 + n_fft // 2), dtype=np.float32)
+    for start, sq in blocks:
+        np.add(sq[:, 0::2], sq[:, 1::2], out=out[start : start + len(sq)])
+    return np.ascontiguousarray(out.T)
 
 
 def mel_power(y: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
     """Mel power spectrogram [shape=(n_mels, t)] of ``y`` sampled at ``cfg.sr``, float32.
 
-    ``mel_filters @ |STFT(y)|**2``, computed :data:`BLOCK_FRAMES` frames at a time into one output
-    array (see :func:`_band_groups` for the projection).
+    ``mel_filters @ |STFT(y)|**2``, computed :data:`BLOCK_FRAMES` frames at a time
+    (:func:`stft_power_blocks`) into one output array (see :func:`_band_groups` for the projection).
     """
     if cfg.preemphasis:
         y = preemphasize(y, coef=cfg.preemphasis)
     n_fft = cfg.n_fft
-    win = _window32(cfg.window, cfg.win_length or n_fft, n_fft)
-    frames = stft_frames(np.asarray(y, dtype=np.float32), n_fft=n_fft, hop_length=cfg.hop_length,
-                         center=cfg.center, pad_mode=cfg.pad_mode)
+    t, blocks = stft_power_blocks(y, n_fft=n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
+                                  window=cfg.window, center=cfg.center, pad_mode=cfg.pad_mode)
     groups = _band_groups(sr=cfg.sr, n_fft=n_fft, n_mels=cfg.n_mels, fmin=float(cfg.fmin),
                           fmax=cfg.fmax_hz, mel_scale=cfg.mel_scale)
-    t = frames.shape[0]
     out = np.empty((t, cfg.n_mels), dtype=np.float32)
-    windowed = np.empty((BLOCK_FRAMES, n_fft), dtype=np.float32)
-    squares = np.empty((BLOCK_FRAMES, 2 * (1 + n_fft // 2)), dtype=np.float32)
-    for start in range(0, t, BLOCK_FRAMES):
-        n = min(BLOCK_FRAMES, t - start)
-        np.multiply(frames[start : start + n], win, out=windowed[:n])
-        spec = scipy.fft.rfft(windowed[:n], axis=-1, workers=1)
-        sq = squares[:n]
-        np.square(spec.view(np.float32), out=sq)
+    for start, sq in blocks:
         for m0, m1, lo, hi, w in groups:
-            np.matmul(sq[:, 2 * lo : 2 * hi], w, out=out[start : start + n, m0:m1])
+            np.matmul(sq[:, 2 * lo : 2 * hi], w, out=out[start : start + len(sq), m0:m1])
     return np.ascontiguousarray(out.T)
 
 
