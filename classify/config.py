@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,16 +164,14 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, folder: Path) -> Path:
-        from spec2img.io import write_atomic
+        from spec2img.config import save_config
 
-        path = Path(folder) / TRAIN_CONFIG_NAME
         # where the images are, from anywhere (absolute) and from a moved run folder (relative to it);
         # read by the report to find thumbnails and audio (not TrainConfig fields: from_dict skips them)
         images = Path(self.images).expanduser().absolute()
         where = {"images_absolute": str(images),
                  "images_from_run_dir": os.path.relpath(images, Path(folder).absolute())}
-        write_atomic(path, (json.dumps({**self.to_dict(), **where}, indent=2) + "\n").encode())
-        return path
+        return save_config(self, folder, TRAIN_CONFIG_NAME, extra=where)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
@@ -183,10 +180,11 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        path = Path(path)
-        if path.is_dir():
-            path = path / TRAIN_CONFIG_NAME
-        return cls.from_dict(json.loads(path.read_text()))
+        from spec2img.config import read_config
+
+        _, data = read_config(path, TRAIN_CONFIG_NAME, what="training config", make="run classify fit first",
+                              remake="re-run classify fit")
+        return cls.from_dict(data)
 
     def resolved(self, ds=None, train_images=None) -> TrainConfig:
         """This config with ``cut`` (and, for ``head_only``, ``input_height``) decided: see the

@@ -211,11 +211,7 @@ class SpectrogramConfig:
         return _digest(self)
 
     def save(self, folder: Path) -> Path:
-        from .io import write_atomic
-
-        path = Path(folder) / CONFIG_NAME
-        write_atomic(path, (json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n").encode())
-        return path
+        return save_config(self, folder, CONFIG_NAME, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict) -> SpectrogramConfig:
@@ -229,22 +225,8 @@ class SpectrogramConfig:
 
     @classmethod
     def load(cls, path: Path) -> SpectrogramConfig:
-        path = Path(path)
-        if path.is_dir():
-            path = path / CONFIG_NAME
-        from .paths import regular_file_error
-
-        if not path.exists() and not path.is_symlink():
-            raise ConfigError(f"{path}: no spectrogram config here; run spec2img first")
-        bad = regular_file_error(path, "spectrogram config")
-        if bad:
-            raise ConfigError(bad)
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc}); re-run spec2img to rewrite it") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: not a JSON object of settings; re-run spec2img to rewrite it")
+        path, data = read_config(path, CONFIG_NAME, what="spectrogram config", make="run spec2img first",
+                                 remake="re-run spec2img to rewrite it")
         try:
             return cls.from_dict(data)
         except (ConfigError, TypeError) as exc:  # name the file as well as the key
@@ -252,6 +234,46 @@ class SpectrogramConfig:
 
     def replace(self, **changes) -> SpectrogramConfig:
         return dataclasses.replace(self, **changes)
+
+
+# ---------------------------------------------------------------- stage configs on disk
+def save_config(config, folder: Path, name: str, *, extra: dict | None = None, sort_keys: bool = False) -> Path:
+    """Write a stage's config dataclass as ``folder/name`` (indented JSON, atomic); returns the path.
+
+    The one writer of stage configs (``spectrogram.json``, ``train.json``); ``extra`` keys are
+    written after the fields (facts about the run that are not settings).
+    """
+    from .io import write_atomic
+
+    path = Path(folder) / name
+    data = {**dataclasses.asdict(config), **(extra or {})}
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=sort_keys) + "\n").encode())
+    return path
+
+
+def read_config(path: Path, name: str, *, what: str, make: str, remake: str) -> tuple[Path, dict]:
+    """``(file, settings)`` of a stage config: ``path`` is the JSON file or a folder holding ``name``.
+
+    The one reader of stage configs: a :class:`ConfigError` names the file and says what to run
+    (``make`` when it is missing, ``remake`` when it is unreadable or not a JSON object).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / name
+    from .paths import regular_file_error
+
+    if not path.exists() and not path.is_symlink():
+        raise ConfigError(f"{path}: no {what} here; {make}")
+    bad = regular_file_error(path, what)
+    if bad:
+        raise ConfigError(bad)
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc}); {remake}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a JSON object of settings; {remake}")
+    return path, data
 
 
 #: The preset ``spec2img AUDIO_DIR IMAGES_DIR`` uses: the AudioSet backbone's own front-end, so

@@ -180,3 +180,18 @@ def test_bad_setting_through_the_cli_is_one_line_and_exit_2(tiny_images, tmp_pat
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "--unfrozen-lr=-1.0" in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "r" / "model.pt").exists()
+
+
+def test_train_json_round_trips_through_the_one_config_reader(tmp_path):
+    from spec2img.errors import ConfigError
+
+    cfg = TrainConfig(images=str(tmp_path / "imgs"), epochs=3)
+    path = cfg.save(tmp_path)
+    saved = json.loads(path.read_text())
+    assert saved["images_absolute"] == str((tmp_path / "imgs").absolute())  # extra keys kept on disk
+    assert TrainConfig.load(tmp_path) == cfg and TrainConfig.load(path) == cfg
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match=r"train\.json: not valid JSON.*re-run classify fit"):
+        TrainConfig.load(tmp_path)
+    with pytest.raises(ConfigError, match="no training config here"):
+        TrainConfig.load(tmp_path / "elsewhere")
