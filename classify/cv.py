@@ -35,7 +35,8 @@ from . import splits
 from .config import TrainConfig
 from .data import ImageSet, load_image_set
 from .errors import ClassifyError
-from .evaluate import clip_average, geometric_mean, summary
+from .evaluate import clip_average, geometric_mean
+from .metrics import headline
 from .runfolder import load_model, lock_run_dir, new_run_dir, write_json
 from .suspects import write_suspect_labels
 
@@ -186,7 +187,7 @@ def run_cv(cfg: CVConfig) -> Path:
 
 def _mean_std(per_fold: dict) -> dict:
     keys = [k for k, v in next(iter(per_fold.values())).items() if isinstance(v, float)
-            and k in ("accuracy", "top3_accuracy", "map3", "macro_f1", "lwlrap", "micro_f1")]
+            and k in ("accuracy", "top3_accuracy", "map3", "macro_f1", "lwlrap", "mean_ap", "micro_f1")]
     vals = {k: np.array([m[k] for m in per_fold.values()], dtype=float) for k in keys}
     return {"mean": {k: float(v.mean()) for k, v in vals.items()},
             "std": {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in vals.items()}}
@@ -203,7 +204,7 @@ def _oof_score(oof: pd.DataFrame, ds: ImageSet, per_fold: dict) -> dict:
     _, cp = clip_average(probs, clip)
     _, ct = clip_average(targets, clip)
     thr = float(np.mean([m["threshold"] for m in per_fold.values()])) if ds.multi_label else None
-    return summary(cp, ct, multi_label=ds.multi_label, threshold=thr)
+    return headline(cp, ct, multi_label=ds.multi_label, threshold=thr)
 
 
 def _ensemble(ds: ImageSet, out: Path, fold_ids: list, test: np.ndarray) -> dict:
@@ -220,8 +221,8 @@ def _ensemble(ds: ImageSet, out: Path, fold_ids: list, test: np.ndarray) -> dict
         model, info = load_model(out / f"fold_{k}")
         p, _ = predict_windows(model, images, width=info.model.crop_width, multi_label=ds.multi_label)
         probs_each.append(clip_average(p.numpy(), clip)[1])
-    singles = [summary(p, ct, multi_label=ds.multi_label) for p in probs_each]
+    singles = [headline(p, ct, multi_label=ds.multi_label) for p in probs_each]
     ens = geometric_mean(probs_each, normalise=not ds.multi_label)
     return {"n_test_clips": int(len(ct)),
-            "ensemble": summary(ens, ct, multi_label=ds.multi_label),
+            "ensemble": headline(ens, ct, multi_label=ds.multi_label),
             "single_fold_mean": {k: float(np.mean([s[k] for s in singles])) for k in singles[0]}}

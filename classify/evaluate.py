@@ -1,10 +1,12 @@
-"""Scores from probabilities (pure numpy): per-image and per-clip metrics, thresholds, ensembles."""
+"""Scores from probabilities (pure numpy): per-item loss, per-clip pooling, thresholds, ensembles.
+
+The headline metrics themselves are :func:`classify.metrics.headline`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import metrics as M
 
 
 def per_item_loss(probs: np.ndarray, targets: np.ndarray, *, multi_label: bool) -> np.ndarray:
@@ -26,23 +28,6 @@ def best_threshold(probs: np.ndarray, targets: np.ndarray) -> float:
         if f1 > best_f1 + 1e-12:
             best, best_f1 = float(round(t, 2)), f1
     return best
-
-
-def summary(probs: np.ndarray, targets: np.ndarray, *, multi_label: bool,
-            threshold: float | None = None) -> dict[str, float]:
-    """Headline metrics: accuracy, top-3 accuracy, MAP@3, macro F1; lwlrap (+ F1) if multi-label."""
-    if len(probs) == 0:
-        return {}
-    if multi_label:
-        t = 0.5 if threshold is None else threshold
-        pred, truth = probs >= t, targets > 0.5
-        tp = (pred & truth).sum()
-        out = {"lwlrap": M.lwlrap(truth, probs),
-               "micro_f1": float(2 * tp / max(1, pred.sum() + truth.sum()))}
-        # single-label views still useful: the top class among the true ones
-        out["accuracy"] = float(np.mean(truth[np.arange(len(probs)), probs.argmax(1)]))
-        return out
-    return M.single_label_summary(probs, targets.argmax(1))
 
 
 def clip_average(probs: np.ndarray, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -73,6 +73,28 @@ def single_label_summary(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
     }
 
 
+def headline(probs: np.ndarray, truth: np.ndarray, *, multi_label: bool,
+             threshold: float | None = None) -> dict[str, float]:
+    """The headline metrics of a run: what ``classify fit``/``cv`` write and the report shows.
+
+    ``probs`` [shape=(n, n_classes)] scores, ``truth`` [shape=(n, n_classes)] 0/1 or bool.
+    Single-label: accuracy, top-3 accuracy, MAP@3, macro F1 (of the first true class) and lwlrap.
+    Multi-label: lwlrap, mean AP over the classes present, micro F1 of ``probs >= threshold``
+    (default 0.5) and accuracy (the top class is one of the true ones). Empty input: ``{}``.
+    """
+    if len(probs) == 0:
+        return {}
+    truth = np.asarray(truth) > 0.5
+    if multi_label:
+        pred = probs >= (0.5 if threshold is None else threshold)
+        tp = (pred & truth).sum()
+        return {"lwlrap": lwlrap(truth, probs),
+                "mean_ap": float(np.nanmean(per_class_multi_label(truth, probs)["ap"])),
+                "micro_f1": float(2 * tp / max(1, pred.sum() + truth.sum())),
+                "accuracy": float(np.mean(truth[np.arange(len(probs)), probs.argmax(1)]))}
+    return {**single_label_summary(probs, truth.argmax(1)), "lwlrap": lwlrap(truth, probs)}
+
+
 def per_class_prf(y: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
     """Per-class precision, recall, F1 and support, each [shape=(n_classes,)].
 

@@ -29,7 +29,8 @@ from spec2img.manifest import join_cell
 from .archs import get_arch
 from .config import TrainConfig
 from .errors import RunFolderError
-from .evaluate import clip_average, per_item_loss, summary
+from .evaluate import clip_average, per_item_loss
+from .metrics import headline
 from .model import HEADS, AudioClassifier, build_model, predict_windows
 
 if TYPE_CHECKING:  # loading a run to predict needs neither the dataset code nor pandas
@@ -288,8 +289,8 @@ def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: P
     ids, clip_probs = clip_average(probs, vt["clip"].to_numpy())
     _, clip_targets = clip_average(targets, vt["clip"].to_numpy())
     metrics = {
-        **summary(clip_probs, clip_targets, multi_label=ds.multi_label, threshold=threshold),
-        "per_image": summary(probs, targets, multi_label=ds.multi_label, threshold=threshold),
+        **headline(clip_probs, clip_targets, multi_label=ds.multi_label, threshold=threshold),
+        "per_image": headline(probs, targets, multi_label=ds.multi_label, threshold=threshold),
         "n_train_images": int(len(sel.train)), "n_valid_images": int(len(sel.valid)),
         "n_valid_clips": int(len(ids)), "multi_label": ds.multi_label, "threshold": threshold,
         "crop_width": int(width), "unvalidated_classes": list(sel.unvalidated),

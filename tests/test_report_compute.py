@@ -99,8 +99,9 @@ def test_multi_label_table_has_ap_and_threshold_metrics():
     # x at 0.5: predicted rows 0, 2 -> P 1/2, R 1/2
     assert table.loc[0, "precision"] == pytest.approx(0.5) and table.loc[0, "recall"] == pytest.approx(0.5)
     assert table["support"].tolist() == [2, 2]
-    h = compute.headline_metrics(scores, truth, np.argmax(truth, 1), True)
-    assert set(h) == {"lwlrap", "mean_ap"}
+    h = metrics.headline(scores, truth, multi_label=True)
+    assert set(h) == {"lwlrap", "mean_ap", "micro_f1", "accuracy"}
+    assert h["mean_ap"] == pytest.approx(np.nanmean(table["ap"]))
 
 
 def test_fold_spread():

@@ -83,8 +83,9 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
 
     # ---- compute: the headline per clip (mean of its windows' probabilities), as fit scores it
     clip_p, clip_t, clip_y = compute.clip_level(run.probs, run.truth, run.preds["source"])
-    headline = compute.headline_metrics(clip_p, clip_t, clip_y, run.multi_label)
-    per_window = compute.headline_metrics(run.probs, run.truth, run.y, run.multi_label)
+    threshold = run.model.get("threshold")  # fit's multi-label threshold (0.5 when none recorded)
+    headline = metrics.headline(clip_p, clip_t, multi_label=run.multi_label, threshold=threshold)
+    per_window = metrics.headline(run.probs, run.truth, multi_label=run.multi_label, threshold=threshold)
     explain = S.headline_text(run, headline, per_window, len(clip_y))
     log.info("%s", explain)
     suspects = _suspects(run)
@@ -243,12 +244,13 @@ def _fold_spread(run: RunData, notes: list[str]) -> pd.DataFrame | None:
                 fold = run.preds["fold"].astype(str)
                 sub = ((fold == fd.name) | ("fold_" + fold == fd.name)).to_numpy()
             if sub is not None and sub.any():
-                per_fold.append(compute.headline_metrics(run.probs[sub], run.truth[sub], run.y[sub], run.multi_label))
+                per_fold.append(metrics.headline(run.probs[sub], run.truth[sub], multi_label=run.multi_label,
+                                                 threshold=run.model.get("threshold")))
                 continue
             try:
                 probs, truth, _ = prediction_arrays(fd.preds, run.classes, run.run_dir / fd.name, [])
-                y = np.argmax(truth, axis=1)
-                per_fold.append(compute.headline_metrics(probs, truth, y, run.multi_label))
+                per_fold.append(metrics.headline(probs, truth, multi_label=run.multi_label,
+                                                 threshold=run.model.get("threshold")))
                 continue
             except ClassifyError as exc:
                 notes.append(f"{fd.name}: {exc}")

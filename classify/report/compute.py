@@ -6,18 +6,9 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics
+from ..evaluate import clip_average
 
 class_counts = metrics.class_counts  # clips per label: one home in classify.metrics (fit uses it too)
-
-
-def headline_metrics(probs: np.ndarray, truth: np.ndarray, y: np.ndarray, multi_label: bool) -> dict[str, float]:
-    """Accuracy, top-3, MAP@3 and macro F1 (single-label) or lwlrap and mean AP (multi-label)."""
-    if multi_label:
-        pc = metrics.per_class_multi_label(truth, probs)
-        return {"lwlrap": metrics.lwlrap(truth, probs), "mean_ap": float(np.nanmean(pc["ap"]))}
-    out = metrics.single_label_summary(probs, y)
-    out["lwlrap"] = metrics.lwlrap(truth, probs)
-    return out
 
 
 def fold_spread(per_fold: list[dict[str, float]]) -> pd.DataFrame:
@@ -155,15 +146,12 @@ def duration_summary(durations: pd.Series) -> dict[str, float]:
 
 def clip_level(probs: np.ndarray, truth: np.ndarray, sources) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-clip scores as ``classify fit`` computes its metrics: the mean of each clip's window
-    probabilities. Returns ``(probs [shape=(n_clips, K)], truth [shape=(n_clips, K)] bool,
-    y [shape=(n_clips,)])`` in first-seen clip order."""
-    codes, uniq = pd.factorize(pd.Series(list(sources)).astype(str))
-    n = len(uniq)
-    p = np.zeros((n, probs.shape[1]))
-    np.add.at(p, codes, np.asarray(probs, np.float64))
-    p /= np.bincount(codes, minlength=n)[:, None]
-    t = np.zeros((n, truth.shape[1]), dtype=bool)
-    np.logical_or.at(t, codes, np.asarray(truth, bool))
+    probabilities (:func:`classify.evaluate.clip_average`). Returns ``(probs [shape=(n_clips, K)],
+    truth [shape=(n_clips, K)] bool (any window's), y [shape=(n_clips,)])`` in first-seen clip order."""
+    codes, _ = pd.factorize(pd.Series(list(sources)).astype(str))
+    _, p = clip_average(np.asarray(probs, np.float64), codes)
+    _, t = clip_average(np.asarray(truth, np.float64), codes)
+    t = t > 0
     y = np.where(t.any(axis=1), np.argmax(t, axis=1), -1)
     return p, t, y
 

@@ -123,7 +123,7 @@ def notes_box(notes: list[str]) -> str:
 def metrics_table(headline: dict[str, float], spread: pd.DataFrame | None = None) -> str:
     """Headline metrics as big numbers; with ``spread`` (cv) mean ± std across folds."""
     names = {"accuracy": "accuracy", "top3_accuracy": "top-3 accuracy", "map3": "MAP@3",
-             "macro_f1": "macro F1", "lwlrap": "lwlrap", "mean_ap": "mean AP"}
+             "macro_f1": "macro F1", "lwlrap": "lwlrap", "mean_ap": "mean AP", "micro_f1": "micro F1"}
     tiles = []
     for key, value in headline.items():
         extra = ""
