@@ -1,7 +1,7 @@
 """Benchmark 1: accuracy on real audio, project defaults vs the public notebooks' recipe.
 
 Same clips, same folds, same backbone. Folds are computed once from the spec2img manifest:
-ESC-50 dev: 4 folds stratified by class and grouped by ``src_file`` (classify.splits.group_kfold,
+ESC-50 dev: 4 folds stratified by class and grouped by ``src_file`` (classify.data.splits.group_kfold,
 seed 0); FSDD: one fold per speaker (the manifest's fold column, see ``fsdd_labels``).
 
 - ``ours``: ``classify fit`` defaults. The mode is chosen as ``classify fit`` chooses it
@@ -42,9 +42,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from classify import splits
+from classify.data import splits
 from classify.config import TrainConfig
-from classify.data import load_image_set
+from classify.data.imageset import load_image_set
 
 
 def fold_ids(ds, n_folds: int, predefined: bool) -> np.ndarray:
@@ -107,7 +107,7 @@ def render_specshow(ds, audio_dir: Path, out: Path) -> pd.DataFrame:
 
 
 def _lite0(pretrained=True):
-    from classify.archs import efficientnet_lite0
+    from classify.models.archs import efficientnet_lite0
 
     import torch.nn as nn
 

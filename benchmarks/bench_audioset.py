@@ -1,7 +1,7 @@
 """Benchmark: the AudioSet backbone (``efficientat_mn04``) fine-tuned and ``--head-only``.
 
 Same folds as ``benchmarks/accuracy.py`` (its ``fold_ids``): ESC-50 dev, 4 folds stratified by
-class and grouped by ``src_file`` (``classify.splits.group_kfold``, seed 0); FSDD, one fold per
+class and grouped by ``src_file`` (``classify.data.splits.group_kfold``, seed 0); FSDD, one fold per
 speaker (the manifest's fold column). Same protocol as its ``ours`` rows: project defaults
 (``classify fit``: frozen 2 + unfrozen 10 one-cycle epochs, lr 3e-3, bs 32, 5 s crops,
 SpecAugment + roll + mixup) except that the best checkpoint is NOT restored and early stopping is
@@ -40,11 +40,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from accuracy import fold_ids  # noqa: E402  (the fit benchmark's folds)
 
 from classify.config import TrainConfig  # noqa: E402
-from classify.data import load_image_set  # noqa: E402
+from classify.data.imageset import load_image_set  # noqa: E402
 
 
 def run(ds, folds, k: int, recipe: str, work: Path, *, epochs: int, freeze_epochs: int) -> dict:
-    from classify import headonly, train
+    from classify.training import headonly, train
 
     cfg = TrainConfig(images=str(ds.root), arch="efficientat_mn04", epochs=epochs, freeze_epochs=freeze_epochs,
                       restore_best=False, patience=0, quiet=True, seed=0, head_only=recipe == "head_only")

@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 from sklearn.model_selection import StratifiedGroupKFold
 
-from classify.backbones.efficientat import efficientat_mn04
-from classify.backbones.embed_head import audio_log_mel, embed_log_mels
-from classify.headonly import fit_logistic, probabilities
+from classify.models.backbones.efficientat import efficientat_mn04
+from classify.models.backbones.embed_head import audio_log_mel, embed_log_mels
+from classify.training.headonly import fit_logistic, probabilities
 from spec2img.config import from_preset
 from spec2img.image import render, unrender
 

@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from classify.testing import make_untrained_run  # noqa: E402
 
-from classify.export import export_onnx  # noqa: E402
-from classify.onnx_predict import onnx_scorer  # noqa: E402
-from classify.predict import torch_scorer  # noqa: E402
-from classify.windows import file_windows  # noqa: E402
+from classify.prediction.export import export_onnx  # noqa: E402
+from classify.prediction.onnx_predict import onnx_scorer  # noqa: E402
+from classify.prediction.ensemble import torch_scorer  # noqa: E402
+from classify.prediction.windows import file_windows  # noqa: E402
 from spec2img.config import SpectrogramConfig  # noqa: E402
 
 ESC50 = ROOT.parent / "shared" / "data" / "esc50-dev" / "audio"

@@ -173,7 +173,7 @@ def status():
             d[k] = int(v.split()[0]) / 1024
     return d
 import torch  # imported before the baseline: the same in both modes
-from classify.data import load_image_set
+from classify.data.imageset import load_image_set
 base = status()
 t0 = time.perf_counter()
 ds = load_image_set(Path(sys.argv[1]))

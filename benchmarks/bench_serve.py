@@ -44,7 +44,7 @@ MIC_SR, WINDOW = 48000, 4.0
 def make_model(tmp: Path) -> Path:
     from classify.testing import make_untrained_run
 
-    from classify.export import export_onnx
+    from classify.prediction.export import export_onnx
     from spec2img.config import from_preset
 
     spec = from_preset("efficientat").to_dict()
@@ -150,8 +150,8 @@ def clip_cost(tmp: Path, small: int, big: int) -> None:
     """Marginal cost of one 5 s clip through the per-clip pipeline that serve and predict share
     (decode, resample, features, windows, ONNX forward, tables), on one core: the time for ``big``
     ESC-50 clips minus the time for ``small`` of them, divided by ``big - small``."""
-    from classify.onnx_predict import onnx_scorer
-    from classify.predict import PredictConfig, predict_files
+    from classify.prediction.onnx_predict import onnx_scorer
+    from classify.prediction.predict import PredictConfig, predict_files
 
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     files = sorted(ESC50.glob("*.wav"))[:big]

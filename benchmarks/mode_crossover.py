@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from classify.config import TrainConfig
-from classify.data import load_image_set
+from classify.data.imageset import load_image_set
 
 from accuracy import fold_ids, provenance
 

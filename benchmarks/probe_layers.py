@@ -22,9 +22,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from classify.archs import get_arch
-from classify.data import load_image_set
-from classify.model import build_model, gem
+from classify.models.archs import get_arch
+from classify.data.imageset import load_image_set
+from classify.models.classifier import build_model, gem
 
 from accuracy import fold_ids
 

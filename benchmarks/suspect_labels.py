@@ -1,9 +1,9 @@
 """Suspect labels of an images folder the way ``classify cv --head-only --folds K`` computes them,
 with each clip embedded once (the backbone is frozen, so every fold sees the same features):
-frozen ``efficientat_mn04`` features (``classify.headonly.window_features``, the windows and
-pooling fit uses), the folds of ``classify.cv.fold_assignment``, one scaler + logistic regression
-per fold (``classify.headonly.fit_logistic``, C = 1), out-of-fold probabilities averaged over each
-clip's windows, then ``classify.suspects.suspect_table``. One torch thread.
+frozen ``efficientat_mn04`` features (``classify.training.headonly.window_features``, the windows and
+pooling fit uses), the folds of ``classify.training.cv.fold_assignment``, one scaler + logistic regression
+per fold (``classify.training.headonly.fit_logistic``, C = 1), out-of-fold probabilities averaged over each
+clip's windows, then ``classify.scoring.suspects.suspect_table``. One torch thread.
 
     uv run python benchmarks/fsdd_labels.py ../shared/data/fsdd/recordings /tmp/fsdd_labels.csv
     uv run spec2img ../shared/data/fsdd/recordings /tmp/fsdd_img --labels /tmp/fsdd_labels.csv \
@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from classify.archs import get_arch
+from classify.models.archs import get_arch
 from classify.config import TrainConfig
-from classify.cv import CVConfig, fold_assignment
-from classify.data import crop_width, load_image_set
-from classify.headonly import fit_logistic, probabilities, window_features
-from classify.model import build_model
-from classify.suspects import suspect_table
+from classify.training.cv import CVConfig, fold_assignment
+from classify.data.imageset import crop_width, load_image_set
+from classify.training.headonly import fit_logistic, probabilities, window_features
+from classify.models.classifier import build_model
+from classify.scoring.suspects import suspect_table
 
 
 def main() -> None:

@@ -39,8 +39,8 @@ def time_classify(ds, arch: str, n: int, *, bf16: bool, channels_last: bool) -> 
     from fastai.callback.core import Callback
 
     from classify.config import TrainConfig
-    from classify.data import Selection
-    from classify.train import make_learner
+    from classify.data.imageset import Selection
+    from classify.training.train import make_learner
 
     idx = _pick(ds, n + 32)
     sel = Selection(train=idx[:n], valid=idx[n:n + 32])
@@ -52,7 +52,7 @@ def time_classify(ds, arch: str, n: int, *, bf16: bool, channels_last: bool) -> 
     hist.train_items, hist.train_seconds = 0, 0.0
     learn.fit(1, 1e-4)
     # loader alone: crops + uint8 collate + float/augment on batch
-    from classify.augment import augment_batch
+    from classify.data.augment import augment_batch
 
     t = time.perf_counter()
     m = 0
@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=96, help="training images per timed epoch")
     ap.add_argument("--variants", default="fastai,classify,classify_fp32_contiguous,classify_bf16")
     args = ap.parse_args()
-    from classify.data import load_image_set
+    from classify.data.imageset import load_image_set
 
     torch.manual_seed(0)
     ds = load_image_set(args.images)

@@ -72,7 +72,7 @@ def _show(value) -> str:
 
 
 def _add_model_flags(g, d: dict) -> None:
-    from .archs import ARCHS
+    from .models.archs import ARCHS
     from .config import AUTO_ARCH
 
     g.add_argument("--arch", default=d["arch"], metavar="NAME",
@@ -210,7 +210,7 @@ def _check_run(path, *, onnx_ok: bool = True) -> None:
 
 def _preflight(args) -> None:
     """Argument and path errors that need no model, answered before torch or fastai load."""
-    from .archs import get_arch
+    from .models.archs import get_arch
     from .config import AUTO_ARCH
     from .errors import ClassifyError
 
@@ -245,7 +245,7 @@ def _add_fit(sub) -> None:
 def _cmd_fit(args) -> int:
     _preflight(args)
     cfg = _train_config(args)
-    from . import distributed
+    from .training import distributed
 
     if args.distributed is not None:
         from .fit_distributed import launch
@@ -278,11 +278,12 @@ def _add_cv(sub) -> None:
 def _cmd_cv(args) -> int:
     _preflight(args)
     train_cfg = _train_config(args)
-    from .cv import CVConfig, run_cv
+    from .commands import cv
+    from .training.cv import CVConfig
 
     cfg = CVConfig(train_cfg, folds=args.folds, predefined_folds=args.predefined_folds,
                    holdout_pct=args.holdout_pct)
-    print(run_cv(cfg))
+    print(cv(cfg))
     return 0
 
 
@@ -323,7 +324,7 @@ def _add_tag(sub) -> None:
 
 
 def _cmd_tag(args) -> int:
-    from .tag import format_tags, tag, write_tags
+    from .prediction.tag import format_tags, tag, write_tags
 
     df = tag(args.audio, top_k=args.top_k, weights=args.weights)
     print("\n".join(format_tags(df)))
@@ -401,7 +402,9 @@ def _cmd_predict(args) -> int:
     for run in (args.run_dir, *args.run):
         _check_run(run)
     from .errors import ClassifyError
-    from .predict import predict, split_runs, write_csv, write_kaggle, write_timeline
+    from .prediction.ensemble import split_runs
+    from .prediction.predict import predict
+    from .prediction.results import write_csv, write_kaggle, write_timeline
 
     backend = "onnx" if args.onnx or args.engine == "ray" or args.run_dir.suffix == ".onnx" else "torch"
     if args.address and args.engine != "ray":
@@ -413,7 +416,7 @@ def _cmd_predict(args) -> int:
     common = dict(top_k=args.top_k, aggregate=args.aggregate, tta=args.tta, timeline=args.timeline is not None,
                   batch_size=args.bs, follow_symlinks=args.follow_symlinks)
     if args.engine == "ray":  # the same rows, batches of files on a Ray cluster (ONNX export)
-        from .predict_ray import predict_ray
+        from .prediction.predict_ray import predict_ray
 
         result = predict_ray(runs, audio, address=args.address, **common)
     else:
@@ -437,7 +440,7 @@ def _add_export(sub) -> None:
 
 def _cmd_export(args) -> int:
     _check_run(args.run_dir, onnx_ok=False)
-    from .export import export_runs
+    from .prediction.export import export_runs
 
     for out in export_runs(args.run_dir, args.out):
         print(f"wrote {out} and {out.name}.json")

@@ -1,16 +1,21 @@
-"""Library entry points behind ``classify fit`` and ``classify lr-find`` (the CLI only calls these)."""
+"""Library entry points behind ``classify fit``, ``cv`` and ``lr-find`` (the CLI only calls these)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .config import AUTO_ARCH, HEAD_ONLY_BELOW, TrainConfig
-from .data import ImageSet, load_image_set
+from .data.imageset import ImageSet, load_image_set
 from .errors import ClassifyError
 from .runfolder import lock_run_dir, new_run_dir
+
+if TYPE_CHECKING:
+    from .training.cv import CVConfig
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +27,7 @@ def run_dir_for(cfg: TrainConfig) -> Path:
 
 def clips_per_class(ds: ImageSet) -> float:
     """Clips in the median class (every label of a multi-label clip counts)."""
-    from .metrics import class_counts
+    from .scoring.metrics import class_counts
 
     counts = class_counts(list(ds.clip_table()["labels"]), ds.classes)
     return float(np.median(counts.to_numpy())) if len(counts) else 0.0
@@ -34,7 +39,7 @@ def choose_arch(ds: ImageSet, cfg: TrainConfig) -> TrainConfig:
     ``efficientnet_lite0`` (ImageNet weights shipped with the package; any image settings)."""
     if cfg.arch != AUTO_ARCH:
         return cfg
-    from .backbones.embed_head import check_front_end
+    from .models.backbones.embed_head import check_front_end
 
     try:
         check_front_end(ds.cfg)
@@ -81,6 +86,16 @@ def fit(cfg: TrainConfig) -> Path:
     return run_dir
 
 
+def cv(cfg: CVConfig) -> Path:
+    """Cross-validate on ``cfg.train.images`` (see :mod:`classify.training.cv`); the report is
+    built beside the finished run; returns the cv run folder."""
+    from .training.cv import run_cv
+
+    ds = load_image_set(Path(cfg.train.images), relabel=cfg.train.relabel, drop=cfg.train.drop)
+    cfg = dataclasses.replace(cfg, train=choose_mode(ds, cfg.train))
+    return run_cv(ds, cfg, fit_function(cfg.train), finish=build_report_quietly)
+
+
 def remove_if_empty(folder: Path) -> None:
     """Remove ``folder`` if nothing but its lock file is in it."""
     from spec2img.lock import LOCK_NAME
@@ -104,12 +119,12 @@ def build_report_quietly(run_dir: Path) -> None:
 
 
 def fit_function(cfg: TrainConfig):
-    """``classify.headonly.fit`` for ``--head-only`` (no fastai), else ``classify.train.fit``."""
+    """``classify.training.headonly.fit`` for ``--head-only`` (no fastai), else ``classify.training.train.fit``."""
     if cfg.head_only:
-        from . import headonly
+        from .training import headonly
 
         return headonly.fit
-    from . import train  # fastai is imported only when training
+    from .training import train  # fastai is imported only when training
 
     return train.fit
 
@@ -118,7 +133,7 @@ def lr_find(cfg: TrainConfig) -> float:
     """Run fastai's lr_find on ``cfg.images``; writes lr_find.json/png into the run folder."""
     if cfg.head_only:
         raise ClassifyError("--head-only fits a logistic regression and has no learning rate to find")
-    from . import train
+    from .training import train
 
     ds = load_image_set(Path(cfg.images))
     cfg = choose_arch(ds, cfg)

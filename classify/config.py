@@ -71,7 +71,7 @@ class TrainConfig:
     ``fine_tune`` does. ``lr=None`` means "run lr_find and use its suggestion" (``--lr auto``).
     Crops: ``crop_seconds`` of frames (at most the widest image; None = whole width).
     ``head_only``: no fine-tuning; a logistic-regression head on the frozen backbone's pooled
-    features (:mod:`classify.headonly`), ``head_c`` its inverse L2 strength (None: chosen on the
+    features (:mod:`classify.training.headonly`), ``head_c`` its inverse L2 strength (None: chosen on the
     inner split from :data:`HEAD_C_GRID`). None = decide from the
     data (:func:`classify.commands.choose_mode`): head-only for pretrained backbones with fewer
     than ``HEAD_ONLY_BELOW`` clips in the median class, fine-tuning otherwise.
@@ -85,12 +85,12 @@ class TrainConfig:
     schedule is fixed (``patience=0``, ``restore_best=False``: the last epoch's weights are kept).
     A choice made from data (``patience`` > 0, ``restore_best``, ``head_c=None``, a multi-label
     threshold) is made on an *inner* split, ``inner_pct`` of the training clips (grouped and
-    stratified like the outer split, :func:`classify.splits.inner_split`), which is then not
+    stratified like the outer split, :func:`classify.data.splits.inner_split`), which is then not
     trained on; a multi-label threshold without an inner split is the fixed 0.5. lr_find
     (``lr=None``) reads only training batches. ``metrics.json`` says what was scored on what.
     ``crop_seconds="auto"``: from the image widths (:func:`auto_crop_seconds`).
     ``relabel`` / ``drop``: CSVs (``suspect_labels.csv`` layout: ``file``, ``suggested``) applied when
-    the images are loaded (:func:`classify.data.apply_label_edits`); recorded as absolute paths.
+    the images are loaded (:func:`classify.data.imageset.apply_label_edits`); recorded as absolute paths.
     """
 
     images: str
@@ -188,9 +188,9 @@ class TrainConfig:
 
     def resolved(self, ds=None, train_images=None) -> TrainConfig:
         """This config with ``cut`` (and, for ``head_only``, ``input_height``) decided: see the
-        class docstring. With an :class:`~classify.data.ImageSet` ``ds``, ``crop_seconds="auto"``
+        class docstring. With an :class:`~classify.data.imageset.ImageSet` ``ds``, ``crop_seconds="auto"``
         too, from the widths of its images ``train_images`` (indices; default all)."""
-        from .archs import get_arch
+        from .models.archs import get_arch
 
         changes = {}
         if self.crop_seconds == "auto" and ds is not None:

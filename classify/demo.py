@@ -56,7 +56,8 @@ def _predict_new_clips(run_dir: Path, out_dir: Path) -> tuple[Path, int, int]:
     """Predict clips of another seed (never seen); returns the CSV and how many came out right."""
     from spec2img.synth import synth
 
-    from .predict import predict, write_csv
+    from .prediction.predict import predict
+    from .prediction.results import write_csv
 
     new = synth(out_dir / "new_clips", n_per_class=2, seed=1)
     log.info("4/4 predicting %s -> %s", new, out_dir / "predictions.csv")

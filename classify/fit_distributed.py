@@ -1,6 +1,6 @@
 """Starting a data-parallel ``classify fit``: :func:`launch` (``--distributed N``, processes on this
 machine) and :func:`run_rank` (every process, also under torchrun / accelerate launch). See
-:mod:`classify.distributed` for the rules; rank 0 alone locks and writes the run folder and report.
+:mod:`classify.training.distributed` for the rules; rank 0 alone locks and writes the run folder and report.
 Importing this module loads neither torch nor fastai.
 """
 
@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from .config import TrainConfig
-from .distributed import INIT_ENV, barrier, check_config, init_process_group, is_main, world_size
 from .errors import ClassifyError
+from .training.distributed import INIT_ENV, barrier, check_config, init_process_group, is_main, world_size
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,10 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------------------ every process
 def run_rank(cfg: TrainConfig) -> Path:
     """One process of the job: train with fastai's DDP; rank 0 writes the run folder and report."""
-    from . import commands, train
-    from .data import load_image_set
+    from . import commands
+    from .data.imageset import load_image_set
     from .runfolder import lock_run_dir
+    from .training import train
 
     if not cfg.out:
         raise ClassifyError("distributed fit needs --out RUN_DIR (every process must write to the same folder)")

@@ -26,17 +26,17 @@ from spec2img.io import write_atomic
 from spec2img.lock import FolderLock
 from spec2img.manifest import join_cell
 
-from .archs import get_arch
+from .models.archs import get_arch
 from .config import TrainConfig
 from .errors import RunFolderError
-from .evaluate import clip_average, per_item_loss
-from .metrics import headline
-from .model import HEADS, AudioClassifier, build_model, predict_windows
+from .scoring.evaluate import clip_average, per_item_loss
+from .scoring.metrics import headline
+from .models.classifier import HEADS, AudioClassifier, build_model, predict_windows
 
 if TYPE_CHECKING:  # loading a run to predict needs neither the dataset code nor pandas
     import pandas as pd
 
-    from .data import ImageSet, Selection
+    from .data.imageset import ImageSet, Selection
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: P
     """Predict validation images (all windows averaged), score per image and per clip, write the
     run folder (model, configs, metrics, history, predictions, embeddings); returns the metrics.
 
-    Shared by fine-tuning (:mod:`classify.train`) and ``--head-only`` (:mod:`classify.headonly`).
+    Shared by fine-tuning (:mod:`classify.training.train`) and ``--head-only`` (:mod:`classify.training.headonly`).
     ``threshold`` (multi-label): chosen by the caller on data that is not scored here (an inner
     split); None means the fixed 0.5. It is never tuned on the validation images scored here.
     """

@@ -1,25 +1,20 @@
 """Convert a folder of clips into spectrogram images, a manifest and the config beside them.
 
-:func:`render_clip` is the in-memory path (audio file -> list of (offset, image)); prediction uses
-the same windows and features. :func:`convert` adds the folder walk, labels, parallel workers,
-resumability (images stamped with the config digest are skipped when up to date) and the manifest.
+One clip is rendered in memory by :mod:`spec2img.render` (the path prediction uses too);
+:func:`convert` adds the folder walk, labels, parallel workers, resumability (images stamped with
+the config digest are skipped when up to date) and the manifest.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-import multiprocessing
 import os
-import sys
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from . import audio, features, image, io, window
+from . import audio, engine_local, io
 from .config import CONFIG_NAME, SpectrogramConfig
 from .errors import AudioError, OutputError, Spec2ImgError, output_error
 from .labels import ClipLabels, _hashed, _plain, folder_labels, folder_names, read_labels_csv
@@ -27,76 +22,14 @@ from .lock import FolderLock
 from .manifest import read_run_info, write_manifest, write_run_info
 from .paths import AUDIO_LIKE, walk_audio
 from .progress import Progress
+from .render import clip_windows, iter_images
 
 log = logging.getLogger(__name__)
 
-# Longest clip rendered whole (no --tile/--duration): 10 min is a 52,000-pixel-wide image at the
-# default hop and ~0.5 GB of decoded audio per worker; longer files are refused by their header.
-MAX_WHOLE_SECONDS = 600.0
 # errno values that mean "the output cannot be written": stop the run, keep the manifest.
 OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG, errno.EPERM}
 
-ENGINES = ("local", "ray")  # local: -j N processes; ray: spec2img.engine_ray
-
-
-# ------------------------------------------------------------------------------ one clip, in memory
-def clip_windows(info: audio.AudioInfo, cfg: SpectrogramConfig, *, key: str = "") -> list[tuple[int, int | None]]:
-    """Windows to render for a clip, as (start, size) in samples at ``cfg.sr``.
-
-    ``size=None`` means the whole clip. ``start`` may be negative (zeros padded before the clip,
-    see :mod:`spec2img.window`). ``key`` seeds ``crop="random"`` so reruns pick the same crop.
-    """
-    n = int(round(info.duration * cfg.sr))
-    if cfg.tile is not None:
-        size = int(round(cfg.tile * cfg.sr))
-        hop = max(1, int(round(cfg.hop_seconds * cfg.sr)))
-        return [(s, size) for s in window.tile_starts(n, size=size, hop=hop)]
-    if cfg.duration is not None:
-        size = int(round(cfg.duration * cfg.sr))
-        rng = np.random.default_rng([cfg.seed, zlib.crc32(key.encode())])
-        return [(window.crop_offset(n, size=size, crop=cfg.crop, rng=rng), size)]
-    return [(0, None)]
-
-
-def load_window(path: Path, cfg: SpectrogramConfig, start: int, size: int | None, *, tiled: bool) -> np.ndarray:
-    """Decode just the samples of one window (zero-padded to ``size``), mono at ``cfg.sr``."""
-    if size is None:
-        y, _ = audio.load(path, sr=cfg.sr)
-        return y
-    lo = max(start, 0)
-    y, _ = audio.load(path, sr=cfg.sr, offset=lo / cfg.sr, duration=(start + size - lo) / cfg.sr, check=False)
-    if tiled:
-        if not np.isfinite(y).all():
-            raise AudioError(f"{path}: NaN or infinite samples near {lo / cfg.sr:.2f} s; re-export it as integer PCM")
-    else:
-        audio.check_signal(y, path)
-    return window.take(y, start=min(start, 0), size=size)
-
-
-def iter_images(path: Path, cfg: SpectrogramConfig, *, key: str | None = None,
-                info: audio.AudioInfo | None = None):
-    """Yield ``(offset_seconds, uint8 image)`` for each window of one clip, decoding one window
-    at a time (an hour-long recording in tile mode never sits in memory whole)."""
-    path = Path(path)
-    info = info or audio.probe(path)
-    if cfg.window_seconds is None and info.duration > MAX_WHOLE_SECONDS:
-        raise AudioError(
-            f"{path}: {info.duration / 60:.1f} min long; rendering it whole would take about "
-            f"{info.frames * info.channels * 8 / 2**30:.1f} GB of memory and one image "
-            f"{cfg.frames(int(info.duration * cfg.sr))} pixels wide; pass --tile SECONDS (one image per "
-            "window) or --duration SECONDS (one crop per clip)")
-    for start, size in clip_windows(info, cfg, key=key if key is not None else path.name):
-        y = load_window(path, cfg, start, size, tiled=cfg.tile is not None)
-        try:
-            planes = features.feature_planes(y, cfg)
-        except AudioError as exc:
-            raise AudioError(f"{path}: {exc}") from None
-        yield start / cfg.sr, image.render(planes, cfg)
-
-
-def render_clip(path: Path, cfg: SpectrogramConfig, *, key: str | None = None) -> list[tuple[float, np.ndarray]]:
-    """Render one audio file to ``[(offset_seconds, uint8 image), ...]`` entirely in memory."""
-    return list(iter_images(path, cfg, key=key))
+ENGINES = ("local", "ray")  # local: -j N processes (spec2img.engine_local); ray: spec2img.engine_ray
 
 
 # ------------------------------------------------------------------------------ the folder job
@@ -313,10 +246,10 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
     if engine == "ray":  # the seam: only the fan-out differs from -j
         from .engine_ray import run_jobs
 
-        results = run_jobs(todo, _Task(cfg, images_dir), lost=_lost_row, init=_init_worker, jobs=jobs,
+        results = run_jobs(todo, _Task(cfg, images_dir), lost=_lost_row, init=engine_local.init_worker, jobs=jobs,
                            address=address)
     else:
-        results = _run_jobs(todo, cfg, images_dir, n_jobs)
+        results = engine_local.run_jobs(todo, _Task(cfg, images_dir), n_jobs)
     fatal, written = None, 0
     try:
         for row in results:
@@ -337,7 +270,7 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
                 summary.converted += 1
             summary.images += len(row["images"])
     finally:
-        _close(results)
+        engine_local.close(results)
         bar.close()
         done = {r["source"] for r in rows}
         complete = all(j.rel in done for j in todo)
@@ -366,17 +299,9 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
 
 
 # ------------------------------------------------------------------------------ helpers
-def _run_jobs(todo: list[ClipJob], cfg: SpectrogramConfig, images_dir: Path, n_jobs: int):
-    if n_jobs == 1:
-        _keep_heap()
-        return (process(j, cfg, images_dir) for j in todo)
-    ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ctx.Pool(n_jobs, initializer=_init_worker)
-    it = pool.imap(_Task(cfg, images_dir), todo, chunksize=max(1, min(16, len(todo) // (8 * n_jobs) or 1)))
-    return _PoolIter(pool, it)
-
-
 class _Task:
+    """:func:`process` with the run's settings bound: the picklable per-clip job both engines run."""
+
     def __init__(self, cfg, images_dir):
         self.cfg, self.images_dir = cfg, images_dir
 
@@ -387,49 +312,6 @@ class _Task:
 def _lost_row(job: ClipJob, message: str) -> dict:
     """The manifest row of a clip whose Ray worker died with it (--engine ray)."""
     return _row(job.rel, job.labels, status="failed", error=f"{job.source}: {message}")
-
-
-class _PoolIter:
-    def __init__(self, pool, it):
-        self.pool, self.it = pool, it
-
-    def __iter__(self):
-        return iter(self.it)
-
-    def close(self):
-        self.pool.terminate()
-        self.pool.join()
-
-
-def _close(results) -> None:
-    if hasattr(results, "close"):
-        results.close()
-
-
-def _init_worker() -> None:
-    """One BLAS/FFT thread per worker: -j N uses N cores, not N x N."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    _keep_heap()
-
-
-def _keep_heap() -> None:
-    """Ask glibc's malloc to serve the per-clip arrays (audio, padded signal, spectrogram: 0.2-4 MB
-    each) from the heap and keep freed memory for the next clip, instead of mapping and unmapping
-    each one. Fresh mappings cost page faults on every clip: 1.5-2 ms of a 6 ms clip in a worker
-    process (kernel time) before this. Elsewhere (macOS, musl) this does nothing."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 16 << 20)  # M_MMAP_THRESHOLD: blocks up to 16 MB come from the heap
-        libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD: keep up to 64 MB of freed heap
-    except (OSError, AttributeError):
-        pass
 
 
 def _up_to_date(source: Path, images: list[Path], digest: str) -> bool:

@@ -28,7 +28,7 @@ def to_values(pixels, *, vmin: float, vmax: float, full_scale: float = 255.0):
     The one pixel -> value mapping, ``vmin + p * (vmax - vmin) / full_scale``. ``pixels``: grey
     levels 0..255 (any numpy-convertible array; returns float32 numpy), or a float torch tensor
     (returned as a tensor, same device), e.g. the model's input ``pixel / 255`` with
-    ``full_scale=1.0`` (:class:`classify.model.AudioClassifier` maps its input with it).
+    ``full_scale=1.0`` (:class:`classify.models.classifier.AudioClassifier` maps its input with it).
     """
     step = (vmax - vmin) / full_scale
     if hasattr(pixels, "detach"):  # a torch tensor: kept a tensor (traced into ONNX as Mul, Add)

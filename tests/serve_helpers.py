@@ -16,7 +16,7 @@ SMALL_SPEC = dict(sr=8000, n_fft=256, hop_length=128, n_mels=32)  # as classify/
 
 def onnx_model(folder: Path, **run_kwargs) -> Path:
     """An untrained, seeded tiny run (classify/testing.py) exported to ONNX; returns the .onnx path."""
-    from classify.export import export_onnx
+    from classify.prediction.export import export_onnx
     from classify.testing import make_untrained_run
 
     return export_onnx(make_untrained_run(folder, **run_kwargs))
@@ -36,7 +36,7 @@ def linear_onnx(folder: Path, *, classes=("high", "low", "mid"), multi_label: bo
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from classify.onnx_predict import ONNX_FORMAT, ONNX_FORMAT_VERSION
+    from classify.prediction.onnx_predict import ONNX_FORMAT, ONNX_FORMAT_VERSION
     from spec2img.config import SpectrogramConfig
     spec = SpectrogramConfig(**SMALL_SPEC)
     rng = np.random.default_rng(seed)

@@ -5,10 +5,10 @@ import pytest
 import torch
 import torchvision
 
-from classify import archs
+from classify.models import archs
 from classify.cli import main
 from classify.errors import ClassifyError, WeightsError
-from classify.model import AudioClassifier, build_model
+from classify.models.classifier import AudioClassifier, build_model
 
 
 @pytest.mark.slow

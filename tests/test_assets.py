@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-import classify.assets as A
-from classify.backbones import weights as W
+import classify.models.assets as A
+from classify.models.backbones import weights as W
 from classify.errors import WeightsError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,8 +39,8 @@ def test_weights_resolve_to_the_shipped_copy_offline(no_network):
 
 
 def test_backbone_and_labels_load_offline(no_network):
-    from classify.archs import get_arch
-    from classify.tag import audioset_labels
+    from classify.models.archs import get_arch
+    from classify.prediction.tag import audioset_labels
 
     body, n_features = get_arch("efficientat_mn04").factory(True, None)
     assert n_features > 0 and sum(p.numel() for p in body.parameters()) > 100_000
@@ -85,7 +85,7 @@ def test_the_wheel_ships_the_assets_and_finds_them_installed(tmp_path):
     for rel, _ in A.ASSETS.values():
         assert f"classify/_assets/{rel}" in names
         assert f"classify/_assets/{Path(rel).parent}/LICENSE" in names
-    code = ("import classify.assets as A; p = A.asset_path('efficientat_mn04'); "
+    code = ("import classify.models.assets as A; p = A.asset_path('efficientat_mn04'); "
             "print(p.relative_to(A.asset_root().parents[1]))")
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"}, check=True)

@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 import torch
 
-from classify import archs
-from classify.backbones import weights as W
-from classify.backbones.efficientat import FlipFrequency
+from classify.models import archs
+from classify.models.backbones import weights as W
+from classify.models.backbones.efficientat import FlipFrequency
 from classify.cli import main
 from classify.config import TrainConfig
-from classify.data import load_image_set, select
-from classify.headonly import fit_logistic, probabilities
-from classify.model import FINE_TUNE_BN_MOMENTUM, LinearHead, build_model, predict_windows
+from classify.data.imageset import load_image_set, select
+from classify.training.headonly import fit_logistic, probabilities
+from classify.models.classifier import FINE_TUNE_BN_MOMENTUM, LinearHead, build_model, predict_windows
 from classify.runfolder import load_model
 from conftest import SHARED_WEIGHTS, require
 from imageset import make_image_set
@@ -74,7 +74,7 @@ def test_images_reach_the_network_as_efficientat_log_mels(eat_images):
 
 @pytest.mark.slow
 def test_freeze_trains_only_the_head_and_unfreeze_uses_three_rates(eat_images, tmp_path):
-    from classify.train import make_learner
+    from classify.training.train import make_learner
 
     ds = load_image_set(eat_images)
     cfg = TrainConfig(images=str(eat_images), arch="efficientat_mn04", pretrained=False, bs=4, quiet=True)
@@ -166,9 +166,9 @@ def test_other_spectrograms_are_refused_in_one_line(tiny_images, capsys):
 
 
 def test_offline_without_weights_is_one_error_line(eat_images, tmp_path, monkeypatch, capsys):
-    import classify.assets
+    import classify.models.assets
 
-    monkeypatch.setattr(classify.assets, "asset_root", lambda: None)  # an installation without the shipped copy
+    monkeypatch.setattr(classify.models.assets, "asset_root", lambda: None)  # an installation without the shipped copy
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv(W.ENV_VAR, raising=False)
     monkeypatch.setattr(W, "URL", "http://127.0.0.1:9/mn04_as_mAP_432.pt")  # nothing listens there

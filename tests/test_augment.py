@@ -1,4 +1,4 @@
-"""classify.augment: SpecAugment masks, circular time roll and mixup do what they say."""
+"""classify.data.augment: SpecAugment masks, circular time roll and mixup do what they say."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from classify.augment import augment_batch, mask_time_freq, mixup, roll_time  # noqa: E402
+from classify.data.augment import augment_batch, mask_time_freq, mixup, roll_time  # noqa: E402
 from classify.config import AugmentConfig  # noqa: E402
 
 

@@ -82,7 +82,7 @@ def test_bad_arch_on_a_real_image_folder_is_refused_before_any_fit_line(tiny_ima
 
 @pytest.mark.slow
 def test_onnx_prediction_through_the_cli_loads_neither_torch_nor_fastai(tmp_path):
-    from classify.export import export_onnx
+    from classify.prediction.export import export_onnx
     from classify.testing import make_untrained_run
 
     model = export_onnx(make_untrained_run(tmp_path / "run"), tmp_path / "m.onnx")

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from spec2img import convert as conv
+from spec2img import render
 from spec2img.config import from_preset
 from spec2img.errors import LabelsError, Spec2ImgError
 from spec2img.io import read_png
@@ -116,15 +117,15 @@ def test_tiles_trace_clip_and_offset_and_stale_tiles_go(tmp_path):
 def test_duration_pads_short_clips_by_the_crop_rule(tmp_path):
     write(tmp_path / "a" / "c" / "short.wav", tone(800, duration=0.5), 22050)
     for crop, side in (("start", "right"), ("center", "both")):
-        img = conv.render_clip(tmp_path / "a" / "c" / "short.wav", CFG.replace(duration=2.0, crop=crop))[0][1]
+        img = render.render_clip(tmp_path / "a" / "c" / "short.wav", CFG.replace(duration=2.0, crop=crop))[0][1]
         assert img.shape[1] == 1 + 2 * 22050 // 512
         cols = img.max(axis=0)
         if side == "right":
             assert cols[:15].min() > 0 and cols[-30:].max() == 0
         else:
             assert cols[:15].max() == 0 and cols[-15:].max() == 0 and cols[40] > 0
-    r1 = conv.render_clip(tmp_path / "a" / "c" / "short.wav", CFG.replace(duration=0.2, crop="random"), key="k")
-    r2 = conv.render_clip(tmp_path / "a" / "c" / "short.wav", CFG.replace(duration=0.2, crop="random"), key="k")
+    r1 = render.render_clip(tmp_path / "a" / "c" / "short.wav", CFG.replace(duration=0.2, crop="random"), key="k")
+    r2 = render.render_clip(tmp_path / "a" / "c" / "short.wav", CFG.replace(duration=0.2, crop="random"), key="k")
     assert np.array_equal(r1[0][1], r2[0][1])
 
 
@@ -147,7 +148,7 @@ def test_long_recording_tiles_without_loading_it_whole(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sf.SoundFile, "read", spy)
     cfg = from_preset("logmel", sr=8000, n_fft=512, hop_length=256, n_mels=32, tile=60.0, tile_hop=60.0)
-    n = sum(1 for _ in conv.iter_images(path, cfg))
+    n = sum(1 for _ in render.iter_images(path, cfg))
     assert n == 60 and max(biggest) <= 60 * 8000
 
 

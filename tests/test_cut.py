@@ -13,11 +13,11 @@ import pytest
 import torch
 import torchvision
 
-from classify import archs
+from classify.models import archs
 from classify.cli import main
 from classify.config import TrainConfig
 from classify.errors import ClassifyError
-from classify.model import LinearHead, build_model, gem
+from classify.models.classifier import LinearHead, build_model, gem
 from test_audioset_fit import assert_run_predicts_its_csv
 
 
@@ -131,7 +131,7 @@ def test_bad_cut_on_the_cli_is_exit_2(tiny_images, tmp_path, capsys):
 def test_small_sets_default_to_the_head_only_probe(tiny_images, caplog):
     from classify.commands import choose_mode, clips_per_class
     from classify.config import HEAD_ONLY_BELOW
-    from classify.data import load_image_set
+    from classify.data.imageset import load_image_set
 
     ds = load_image_set(tiny_images)
     assert clips_per_class(ds) == 6 < HEAD_ONLY_BELOW
@@ -165,9 +165,9 @@ def test_mode_flags_parse_and_exclude_each_other(capsys):
 
 @pytest.mark.slow
 def test_a_cut_gem_head_exports_to_onnx_with_the_same_scores(tmp_path):
-    from classify.export import export_onnx
-    from classify.onnx_predict import onnx_scorer
-    from classify.predict import torch_scorer
+    from classify.prediction.export import export_onnx
+    from classify.prediction.onnx_predict import onnx_scorer
+    from classify.prediction.ensemble import torch_scorer
     from classify.testing import make_untrained_run
 
     run = make_untrained_run(tmp_path / "run", model_info={"head": "linear", "cut": 1, "pool": "gem"})

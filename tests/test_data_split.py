@@ -1,4 +1,4 @@
-"""classify.data.select: the validation split is grouped by the manifest's ``group`` (the
+"""classify.data.imageset.select: the validation split is grouped by the manifest's ``group`` (the
 recording), not by source file, so sibling clips of one recording never straddle it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from classify.data import ImageSet, select
+from classify.data.imageset import ImageSet, select
 from spec2img.config import SpectrogramConfig
 
 

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from classify.cli import main
-from classify.distributed import check_config
+from classify.training.distributed import check_config
 from classify.config import TrainConfig
 from classify.errors import ClassifyError
 from imageset import make_image_set

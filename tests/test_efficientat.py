@@ -14,7 +14,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from classify.backbones.efficientat import (
+from classify.models.backbones.efficientat import (
     EMBED_DIM,
     N_CLASSES,
     EfficientATMN,
@@ -23,9 +23,9 @@ from classify.backbones.efficientat import (
     efficientat_mn04,
     load_efficientat_state_dict,
 )
-from classify.archs import get_arch
+from classify.models.archs import get_arch
 from classify.errors import WeightsError
-from classify.model import build_model
+from classify.models.classifier import build_model
 from spec2img.audio import load
 from spec2img.config import from_preset
 from spec2img.features import log_mel
@@ -177,7 +177,7 @@ def test_logmel_parity_all_reference_clips():
 
 
 def test_blocks_equal_torchvisions_module_for_module():
-    """classify.backbones.mobilenet_blocks (no torchvision import at load) == torchvision's blocks:
+    """classify.models.backbones.mobilenet_blocks (no torchvision import at load) == torchvision's blocks:
     same state-dict keys and shapes, same outputs with the same weights."""
     from functools import partial
 
@@ -185,8 +185,8 @@ def test_blocks_equal_torchvisions_module_for_module():
     from torchvision.models.mobilenetv3 import InvertedResidualConfig
     from torchvision.ops.misc import SqueezeExcitation as TVSE
 
-    from classify.backbones import mobilenet_blocks as B
-    from classify.backbones.efficientat import _LARGE
+    from classify.models.backbones import mobilenet_blocks as B
+    from classify.models.backbones.efficientat import _LARGE
 
     norm = partial(torch.nn.BatchNorm2d, eps=0.001, momentum=0.01)
     torch.manual_seed(0)
@@ -209,7 +209,7 @@ def test_loading_the_audioset_network_does_not_import_torchvision():
     import subprocess
     import sys
 
-    code = ("import sys; from classify.backbones.efficientat import EfficientATMN; EfficientATMN(); "
+    code = ("import sys; from classify.models.backbones.efficientat import EfficientATMN; EfficientATMN(); "
             "print('torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from classify import cli
-from classify.backbones import weights as W
+from classify.models.backbones import weights as W
 from classify.errors import WeightsError
 
 FAKE = b"fake EfficientAT checkpoint bytes\n" * 100
@@ -21,9 +21,9 @@ FAKE = b"fake EfficientAT checkpoint bytes\n" * 100
 def empty_cache(tmp_path, monkeypatch):
     """An empty torch hub cache under tmp_path, no env var, no shipped copy, downloads only from
     127.0.0.1:9."""
-    import classify.assets
+    import classify.models.assets
 
-    monkeypatch.setattr(classify.assets, "asset_root", lambda: None)
+    monkeypatch.setattr(classify.models.assets, "asset_root", lambda: None)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv(W.ENV_VAR, raising=False)
     monkeypatch.setattr(W, "URL", "http://127.0.0.1:9/mn04_as_mAP_432.pt")  # nothing listens there

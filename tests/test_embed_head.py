@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from classify.backbones.efficientat import EfficientATMN
-from classify.backbones.embed_head import (
+from classify.models.backbones.efficientat import EfficientATMN
+from classify.models.backbones.embed_head import (
     audio_log_mel,
     check_front_end,
     embed_audio,
@@ -16,7 +16,7 @@ from classify.backbones.embed_head import (
     embed_images_dir,
 )
 from classify.errors import ClassifyError
-from classify.headonly import fit_logistic, probabilities
+from classify.training.headonly import fit_logistic, probabilities
 from spec2img.config import from_preset
 from spec2img.convert import convert
 from spec2img.image import render

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from classify import train
+from classify.training import train
 from classify.cli import main
 from classify.config import TrainConfig
-from classify.data import load_image_set
-from classify.model import predict_windows
+from classify.data.imageset import load_image_set
+from classify.models.classifier import predict_windows
 from classify.runfolder import load_model
 
 TINY = ["--arch", "resnet18", "--no-pretrained", "--bs", "8", "-q"]
@@ -22,7 +22,7 @@ RUN_FILES = {"spectrogram.json", "train.json", "classes.json", "model.json", "mo
 def clip_scores(run) -> tuple[np.ndarray, np.ndarray]:
     """``(probs, truth)`` per validation clip, recomputed from valid_predictions.csv (windows and
     images of a clip averaged, as fit scores them)."""
-    from classify.evaluate import clip_average
+    from classify.scoring.evaluate import clip_average
 
     pred = pd.read_csv(run / "valid_predictions.csv", keep_default_na=False)
     classes = json.loads((run / "classes.json").read_text())
@@ -45,7 +45,7 @@ def test_fit_writes_the_run_folder_contract(run, tiny_images):
     assert not (run / "checkpoints").exists()
     assert (run / "learner.pkl").stat().st_size > 0
     metrics = json.loads((run / "metrics.json").read_text())
-    from classify.metrics import single_label_summary
+    from classify.scoring.metrics import single_label_summary
 
     probs, truth = clip_scores(run)  # the headline metrics are those of the saved predictions
     expected = single_label_summary(probs, truth.argmax(1))
@@ -124,7 +124,7 @@ def test_multi_label_weak_labels_and_lr_auto(multi_images, tmp_path):
                "--lr", "auto", "--lr-find-iters", "12", "--unverified-weight", "0.5", *TINY])
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    from classify.metrics import lwlrap
+    from classify.scoring.metrics import lwlrap
 
     probs, truth = clip_scores(out)
     assert metrics["multi_label"] and metrics["lwlrap"] == pytest.approx(lwlrap(truth, probs), abs=1e-5)

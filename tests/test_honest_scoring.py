@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from classify import cv as cvmod
-from classify import splits
+from classify.training import cv as cvmod
+from classify.data import splits
 from classify.cli import main
 from classify.config import AugmentConfig, TrainConfig, auto_crop_seconds
-from classify.data import load_image_set
+from classify.data.imageset import load_image_set
 from imageset import make_image_set
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -63,7 +63,7 @@ def test_checkpoint_and_early_stop_never_read_the_scored_clips(tmp_path):
     from fastai.callback.core import Callback
     from fastai.callback.tracker import TrackerCallback
 
-    from classify import train
+    from classify.training import train
 
     images = make_image_set(tmp_path / "img", n_classes=3, per_class=8, groups_per_class=4)
     ds = load_image_set(images)
@@ -101,7 +101,7 @@ def test_checkpoint_and_early_stop_never_read_the_scored_clips(tmp_path):
 
 @pytest.mark.slow
 def test_fixed_schedule_scores_the_last_epoch(tmp_path):
-    from classify import train
+    from classify.training import train
 
     images = make_image_set(tmp_path / "img", n_classes=3, per_class=6, groups_per_class=3)
     ds = load_image_set(images)
@@ -114,7 +114,7 @@ def test_fixed_schedule_scores_the_last_epoch(tmp_path):
 
 @pytest.mark.slow
 def test_seeded_fine_tune_separates_synthetic_classes(tmp_path):
-    from classify import train
+    from classify.training import train
 
     images = make_image_set(tmp_path / "img", n_classes=4, per_class=16, groups_per_class=8, seed=3)
     ds = load_image_set(images)
@@ -146,7 +146,7 @@ def test_head_only_c_and_threshold_are_chosen_off_the_scored_clips(tmp_path, mon
     assert inner_valid and not inner_valid & scored and inner_valid | inner_train == train_part
     m = json.loads((out / "metrics.json").read_text())
     assert "inner split" in m["protocol"]["threshold"] and m["protocol"]["head_c"] == "fixed"
-    from classify import headonly
+    from classify.training import headonly
 
     seen.clear()
     ds = load_image_set(images)

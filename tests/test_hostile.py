@@ -156,7 +156,7 @@ def test_fifos_are_never_opened(corpus, tmp_path):
 
 
 def _fake_scorer(classes=("a", "b;c")):
-    from classify.predict import Scorer
+    from classify.prediction.scorer import Scorer
 
     def score(x):
         m = x.reshape(len(x), -1).mean(1, dtype=np.float64) / 255
@@ -165,7 +165,8 @@ def _fake_scorer(classes=("a", "b;c")):
 
 
 def test_predict_gives_every_input_a_row_and_never_opens_a_fifo(corpus, tmp_path):
-    from classify.predict import kaggle_table, predict, write_csv, write_kaggle
+    from classify.prediction.predict import predict
+    from classify.prediction.results import kaggle_table, write_csv, write_kaggle
 
     explicit = [corpus.audio / "plain.wav", corpus.audio / "dangling.wav", tmp_path / "nope.wav"]
     explicit += [corpus.fifo] if corpus.fifo else []
@@ -376,8 +377,8 @@ def test_run_folder_that_disagrees_with_itself_is_one_line_exit_2(tmp_path, caps
 def test_tag_lists_what_it_skipped_and_never_opens_a_fifo(corpus):
     import torch
 
-    from classify.backbones.efficientat import EfficientATMN
-    from classify.tag import tag
+    from classify.models.backbones.efficientat import EfficientATMN
+    from classify.prediction.tag import tag
 
     torch.manual_seed(0)
     inputs = [corpus.audio / "plain.wav", corpus.audio / "junk.wav", corpus.audio / "dangling.wav"]

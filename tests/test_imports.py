@@ -2,7 +2,8 @@
 
 Built from the source with ``ast`` (every import statement, also those inside functions, which
 run as soon as the function does; ``if TYPE_CHECKING:`` blocks excepted): no cycle, no arrow from
-training or prediction into ``classify.report``, fastai imported by ``classify/train.py`` only.
+training or prediction into ``classify.report``, classify's folders import only the ones below
+them (:data:`FORBIDDEN`), fastai imported by ``classify/training/train.py`` only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,24 @@ PACKAGES = ("spec2img", "classify")
 # The report's only callers: the CLI's ``report`` subcommand and the fit/cv entry that writes a
 # report beside a finished run (orchestration above both training and the report).
 REPORT_CALLERS = {"classify.cli", "classify.commands"}
+# classify's folders along the path (data -> models -> training -> run folder -> prediction /
+# report / serve) and what each must not import: nothing later on the path, nor the entry points
+# above everything (the CLI, the fit/cv entry, the distributed fit's launcher, the demo).
+ABOVE = ("classify.cli", "classify.commands", "classify.fit_distributed", "classify.demo")
+FORBIDDEN = {
+    "classify.data": ("classify.models", "classify.training", "classify.runfolder", "classify.scoring",
+                      "classify.prediction", "classify.report", "classify.serve", *ABOVE),
+    "classify.models": ("classify.data", "classify.training", "classify.runfolder", "classify.scoring",
+                        "classify.prediction", "classify.report", "classify.serve", *ABOVE),
+    "classify.scoring": ("classify.data", "classify.models", "classify.training", "classify.runfolder",
+                         "classify.prediction", "classify.report", "classify.serve", *ABOVE),
+    "classify.runfolder": ("classify.training", "classify.prediction", "classify.report", "classify.serve",
+                           *ABOVE),
+    "classify.training": ("classify.prediction", "classify.report", "classify.serve", *ABOVE),
+    "classify.prediction": ("classify.training", "classify.report", "classify.serve", *ABOVE),
+    "classify.serve": ("classify.training", "classify.report", *ABOVE),
+    "classify.report": ("classify.prediction", "classify.serve", *ABOVE),
+}
 
 
 def module_name(path: Path) -> str:
@@ -111,10 +130,10 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_is_read_correctly():
     g = import_graph()
-    assert "classify.scorer" in g["classify.onnx_predict"]  # from .scorer import Scorer
-    assert "classify.metrics" in g["classify.report.compute"]  # from .. import metrics
-    assert "spec2img.window" in g["classify.windows"]  # absolute, multi-line import
-    assert "classify.onnx_predict" in g["classify.predict"]  # inside a function
+    assert "classify.prediction.scorer" in g["classify.prediction.onnx_predict"]  # from .scorer import Scorer
+    assert "classify.scoring.metrics" in g["classify.report.compute"]  # from .. import metrics
+    assert "spec2img.window" in g["classify.prediction.windows"]  # absolute, multi-line import
+    assert "classify.prediction.onnx_predict" in g["classify.prediction.ensemble"]  # inside a function
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
@@ -130,6 +149,18 @@ def test_training_and_prediction_do_not_import_the_report():
     assert wrong == []
 
 
+def test_folders_import_only_down_the_path():
+    g = import_graph()
+
+    def under(m, prefix):
+        return m == prefix or m.startswith(prefix + ".")
+
+    wrong = sorted(f"{m} -> {t}" for m, ts in g.items() for pkg, banned in FORBIDDEN.items() if under(m, pkg)
+                   for t in ts if any(under(t, b) for b in banned))
+    assert wrong == []
+    assert set(FORBIDDEN) <= {m.rpartition(".")[0] or m for m in g} | set(g)  # every rule names a real folder
+
+
 def test_only_train_imports_fastai():
     users = set()
     for pkg in PACKAGES:
@@ -139,4 +170,4 @@ def test_only_train_imports_fastai():
                          else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
                 if any(n.split(".")[0] == "fastai" for n in names):
                     users.add(module_name(path))
-    assert users == {"classify.train"}
+    assert users == {"classify.training.train"}

@@ -1,11 +1,11 @@
-"""classify.metrics against hand-worked values and a brute-force oracle."""
+"""classify.scoring.metrics against hand-worked values and a brute-force oracle."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from classify import metrics
+from classify.scoring import metrics
 
 
 def lwlrap_oracle(truth: np.ndarray, scores: np.ndarray) -> float:

@@ -14,8 +14,9 @@ import pytest
 
 from classify.cli import main
 from classify.errors import ClassifyError, RunFolderError
-from classify.predict import geometric_mean, predict
-from classify.windows import file_windows
+from classify.prediction.ensemble import geometric_mean
+from classify.prediction.predict import predict
+from classify.prediction.windows import file_windows
 from spec2img.config import SpectrogramConfig
 
 from conftest import tone, write
@@ -134,7 +135,7 @@ def test_multi_label(runs, clips, tmp_path):
         probs = {c: row[f"p_{c}"] for c in ("high", "low", "mid")}
         assert row["labels"].split(";") == [c for c, v in probs.items() if v >= 0.3] or (
             row["labels"] == "" and max(probs.values()) < 0.3)
-    from classify.predict import kaggle_table
+    from classify.prediction.results import kaggle_table
 
     assert list(kaggle_table(r).columns) == ["fname", "high", "low", "mid"]
 
@@ -175,7 +176,7 @@ def test_ensemble_needs_same_classes(runs, clips):
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["resnet18", "efficientnet_lite0"])
 def test_onnx_parity(arch, runs, clips, tmp_path):
-    from classify.export import export_onnx
+    from classify.prediction.export import export_onnx
 
     run = runs["a"] if arch == "resnet18" else make_untrained_run(tmp_path / arch, arch=arch)
     out = export_onnx(run, tmp_path / f"{arch}.onnx")
@@ -189,8 +190,8 @@ def test_onnx_parity(arch, runs, clips, tmp_path):
     cols = ["p_high", "p_low", "p_mid"]
     assert np.abs(pt.timeline[cols].to_numpy() - ox.timeline[cols].to_numpy()).max() < 1e-4
     if arch == "resnet18":  # batch and width are dynamic axes
-        from classify.onnx_predict import onnx_scorer
-        from classify.predict import torch_scorer
+        from classify.prediction.onnx_predict import onnx_scorer
+        from classify.prediction.ensemble import torch_scorer
 
         x = np.random.default_rng(0).integers(0, 256, (3, 1, 32, 40), dtype=np.uint8)
         assert np.abs(onnx_scorer(out).score(x) - torch_scorer(run).score(x)).max() < 1e-4
@@ -198,7 +199,7 @@ def test_onnx_parity(arch, runs, clips, tmp_path):
 
 @pytest.mark.slow
 def test_onnx_path_needs_neither_torch_nor_fastai(runs, clips, tmp_path):
-    from classify.export import export_onnx
+    from classify.prediction.export import export_onnx
 
     model = export_onnx(runs["a"], tmp_path / "m.onnx")
     code = (
@@ -209,7 +210,7 @@ def test_onnx_path_needs_neither_torch_nor_fastai(runs, clips, tmp_path):
         "        raise ImportError('blocked: ' + name)\n"
         "    return real(name, *a, **k)\n"
         "builtins.__import__ = guard\n"
-        "from classify.predict import predict_onnx\n"
+        "from classify.prediction.predict import predict_onnx\n"
         f"r = predict_onnx([{str(model)!r}], [{str(clips['flac'])!r}, {str(clips['ogg'])!r}])\n"
         "assert (r.table['status'] == 'ok').all(), r.table\n"
         "assert not any(m.split('.')[0] in ('torch', 'fastai') for m in sys.modules)\n"
@@ -294,7 +295,7 @@ def test_onnx_failures(runs, clips, tmp_path, capsys):
     audio = str(clips["short"])
     err = _one_line_error(capsys, ["predict", str(runs["b"]), audio, "--onnx"])
     assert "model.onnx: no such ONNX model; run classify export RUN_DIR --onnx" in err
-    from classify.export import export_onnx
+    from classify.prediction.export import export_onnx
 
     model = export_onnx(runs["b"], tmp_path / "m.onnx")
     model.write_bytes(model.read_bytes()[:1000])

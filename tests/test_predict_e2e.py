@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from classify.config import TrainConfig
-from classify.data import load_image_set
-from classify.export import export_onnx
-from classify.predict import predict
-from classify.train import fit
+from classify.data.imageset import load_image_set
+from classify.prediction.export import export_onnx
+from classify.prediction.predict import predict
+from classify.training.train import fit
 from conftest import tone, write
 from spec2img.config import SpectrogramConfig
 from spec2img.convert import convert
@@ -63,7 +63,7 @@ def test_fit_then_predict_raw_audio(tmp_path):
 def test_imagenet_recipe_colour_images_resized_height_predict_like_fit(tmp_path):
     """The README's ImageNet recipe shape (magma colour images, --input-height, notebook-style
     schedule, no augmentation): predicting raw audio reproduces fit's validation probabilities."""
-    from classify.augment import AugmentConfig
+    from classify.data.augment import AugmentConfig
 
     audio = tmp_path / "audio"
     for label, f in TONES.items():

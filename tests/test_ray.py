@@ -130,7 +130,7 @@ def test_killed_worker_loses_no_clip_and_rerun_completes(ray_local, tmp_path):
 # ------------------------------------------------------------------------------ prediction
 @pytest.fixture(scope="module")
 def onnx_run(tmp_path_factory):
-    from classify.export import export_onnx
+    from classify.prediction.export import export_onnx
     from classify.testing import make_untrained_run
 
     run = make_untrained_run(tmp_path_factory.mktemp("run") / "run", arch="resnet18")
@@ -155,8 +155,8 @@ def _same_table(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 def test_ray_prediction_rows_equal_the_local_ones(ray_local, onnx_run, tmp_path):
     from classify.cli import main
-    from classify.predict import predict
-    from classify.predict_ray import predict_ray
+    from classify.prediction.predict import predict
+    from classify.prediction.predict_ray import predict_ray
 
     audio = _predict_audio(tmp_path / "audio")
     local = predict([onnx_run], [audio], backend="onnx", timeline=True)
@@ -172,8 +172,8 @@ def test_ray_prediction_rows_equal_the_local_ones(ray_local, onnx_run, tmp_path)
 
 
 def test_ray_prediction_survives_a_killed_worker(ray_local, onnx_run, tmp_path):
-    from classify.predict import predict
-    from classify.predict_ray import predict_ray
+    from classify.prediction.predict import predict
+    from classify.prediction.predict_ray import predict_ray
 
     audio = _predict_audio(tmp_path / "audio")
     local = predict([onnx_run], [audio], backend="onnx")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from classify import metrics
+from classify.scoring import metrics
 from classify.report import compute
 
 CLASSES = ["a", "b", "c"]

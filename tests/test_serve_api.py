@@ -19,7 +19,7 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 
 from classify.cli import main
-from classify.predict import predict
+from classify.prediction.predict import predict
 from classify.serve import Engine, ServeConfig, create_app
 from classify.serve.app import STATIC, is_loopback
 from conftest import ROOT, tone, write
@@ -117,7 +117,7 @@ def test_predict_equals_classify_predict_timeline(client, models, tmp_path):
 
 
 def test_spectrogram_is_the_pixels_the_model_saw(client, tmp_path):
-    from classify.windows import file_windows
+    from classify.prediction.windows import file_windows
     from spec2img.config import SpectrogramConfig
     from spec2img.io import read_png
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classify.predict import predict
+from classify.prediction.predict import predict
 from conftest import tone, write
 from serve_helpers import ServerProcess, linear_onnx
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from classify import splits
+from classify.data import splits
 from classify.errors import ClassifyError
 
 

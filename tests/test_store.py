@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from classify.data import CropDataset, load_image_set
+from classify.data.imageset import CropDataset, load_image_set
 from imageset import make_image_set
 from spec2img.cli import main as spec2img_main
 from spec2img.errors import Spec2ImgError
@@ -32,7 +32,7 @@ def _batches(ds, *, train: bool, seed: int) -> list[tuple[torch.Tensor, torch.Te
 
 
 def test_store_gives_the_same_images_crops_and_batches(images, monkeypatch):
-    import classify.data
+    import classify.data.imageset
 
     memory = load_image_set(images)
     assert spec2img_main(["store", str(images), "-q"]) == 0
@@ -40,7 +40,7 @@ def test_store_gives_the_same_images_crops_and_batches(images, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("PNGs decoded although a fresh store exists")
 
-    monkeypatch.setattr(classify.data, "decode_all", no_decoding)
+    monkeypatch.setattr(classify.data.imageset, "decode_all", no_decoding)
     mapped = load_image_set(images)
     assert len(mapped.images) == len(memory.images) == 15
     for a, b in zip(memory.images, mapped.images):

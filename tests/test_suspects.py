@@ -16,7 +16,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from classify.suspects import (SUSPECTS_NAME, class_thresholds, clip_probabilities, find_suspects,
+from classify.scoring.suspects import (SUSPECTS_NAME, class_thresholds, clip_probabilities, find_suspects,
                                suspect_table, write_suspect_labels)
 
 
@@ -109,7 +109,7 @@ def _edits(tmp_path, rows, name):
 def test_relabel_and_drop_when_loading(tmp_path):
     from imageset import make_image_set
 
-    from classify.data import load_image_set
+    from classify.data.imageset import load_image_set
     from classify.errors import ClassifyError
 
     images = make_image_set(tmp_path / "img", n_classes=3, per_class=4)
@@ -167,7 +167,7 @@ def test_log_counts_unverified_suspects(tmp_path, caplog):
     rows = [{"source": f"{k}.wav", "labels": lab, "p_dog": p, "p_cat": 1 - p}
             for k, (lab, p) in enumerate([("dog", 0.9), ("dog", 0.8), ("dog", 0.1), ("cat", 0.1), ("cat", 0.2),
                                           ("cat", 0.95)])]
-    with caplog.at_level(logging.INFO, logger="classify.suspects"):
+    with caplog.at_level(logging.INFO, logger="classify.scoring.suspects"):
         write_suspect_labels(tmp_path, pd.DataFrame(rows), classes,
                              verified={"2.wav": 0, "5.wav": 1, "0.wav": pd.NA})
     assert "2 of 6 clips have a suspect label" in caplog.text and "(1 of them not manually verified)" in caplog.text

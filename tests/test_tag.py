@@ -11,8 +11,8 @@ import soundfile as sf
 import torch
 
 from classify import cli
-from classify.backbones.efficientat import EfficientATMN
-from classify.tag import audioset_labels, clip_windows, format_tags, tag
+from classify.models.backbones.efficientat import EfficientATMN
+from classify.prediction.tag import audioset_labels, clip_windows, format_tags, tag
 from spec2img.config import from_preset
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -117,7 +117,7 @@ def test_plan_windows_starts_and_owners():
 # ----------------------------------------------------------------------------- every caller
 def test_training_crops_use_the_module():
     torch = pytest.importorskip("torch")
-    from classify.data import CropDataset
+    from classify.data.imageset import CropDataset
 
     rng = np.random.default_rng(0)
     for w in (20, 62, 63, 90):
@@ -138,7 +138,7 @@ def test_training_crops_use_the_module():
 
 def test_model_windows_use_the_module():
     torch = pytest.importorskip("torch")
-    from classify.model import cut_windows
+    from classify.models.classifier import cut_windows
 
     imgs = [torch.arange(n, dtype=torch.uint8).view(1, 1, n) for n in (100, 10)]
     crops, plan = cut_windows(imgs, width=63)
@@ -149,7 +149,7 @@ def test_model_windows_use_the_module():
 
 def test_tag_windows_use_the_module(tmp_path):
     sf = pytest.importorskip("soundfile")
-    from classify.tag import clip_windows
+    from classify.prediction.tag import clip_windows
     from spec2img.config import from_preset
 
     cfg = from_preset("efficientat")
@@ -161,9 +161,9 @@ def test_tag_windows_use_the_module(tmp_path):
 
 def test_prediction_windows_use_the_module(tmp_path):
     sf = pytest.importorskip("soundfile")
-    from classify.windows import file_windows
+    from classify.prediction.windows import file_windows
     from spec2img.config import SpectrogramConfig
-    from spec2img.convert import iter_images
+    from spec2img.render import iter_images
 
     cfg = SpectrogramConfig(sr=8000, n_fft=256, hop_length=128, n_mels=32)
     t = np.arange(int(2.0 * 8000)) / 8000

@@ -15,9 +15,9 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from .. import metrics
+from ..scoring import metrics
 from ..errors import ClassifyError
-from ..suspects import suspect_table
+from ..scoring.suspects import suspect_table
 from . import compute, media
 from . import html as H
 from . import sections as S

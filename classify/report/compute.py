@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import metrics
-from ..evaluate import clip_average
+from ..scoring import metrics
+from ..scoring.evaluate import clip_average
 
-class_counts = metrics.class_counts  # clips per label: one home in classify.metrics (fit uses it too)
+class_counts = metrics.class_counts  # clips per label: one home in classify.scoring.metrics (fit uses it too)
 
 
 def fold_spread(per_fold: list[dict[str, float]]) -> pd.DataFrame:
@@ -146,7 +146,7 @@ def duration_summary(durations: pd.Series) -> dict[str, float]:
 
 def clip_level(probs: np.ndarray, truth: np.ndarray, sources) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-clip scores as ``classify fit`` computes its metrics: the mean of each clip's window
-    probabilities (:func:`classify.evaluate.clip_average`). Returns ``(probs [shape=(n_clips, K)],
+    probabilities (:func:`classify.scoring.evaluate.clip_average`). Returns ``(probs [shape=(n_clips, K)],
     truth [shape=(n_clips, K)] bool (any window's), y [shape=(n_clips,)])`` in first-seen clip order."""
     codes, _ = pd.factorize(pd.Series(list(sources)).astype(str))
     _, p = clip_average(np.asarray(probs, np.float64), codes)

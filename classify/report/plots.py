@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..plots import DPI, PLAIN_TEXT, plot_lr_find  # noqa: E402,F401  (the one lr_find plot)
+from ..training.plots import DPI, PLAIN_TEXT, plot_lr_find  # noqa: E402,F401  (the one lr_find plot)
 
 
 def _plain_text(draw):

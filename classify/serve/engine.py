@@ -1,14 +1,14 @@
 """What ``classify serve`` computes: audio bytes -> labels, window timeline, spectrogram (ONNX only).
 
 The engine never imports torch or fastai. Models are ONNX exports scored by onnxruntime
-(:func:`classify.onnx_predict.onnx_scorer`); a run folder without ``model.onnx`` (or whose
+(:func:`classify.prediction.onnx_predict.onnx_scorer`); a run folder without ``model.onnx`` (or whose
 ``model.pt`` is newer) is exported once by ``classify export --onnx`` in a child process, so torch
 is loaded there and leaves with it. Several runs, or the folds of a cv run, are an ensemble
 combined exactly as ``classify predict`` combines them (geometric mean of probabilities).
 
 One request = one clip: the bytes are written to a file whose name the server makes (nothing the
-client sends becomes a path), cut into windows by :func:`classify.windows.file_windows` and scored
-as :func:`classify.predict.predict_files` scores one file, so the numbers equal
+client sends becomes a path), cut into windows by :func:`classify.prediction.windows.file_windows` and scored
+as :func:`classify.prediction.predict.predict_files` scores one file, so the numbers equal
 ``classify predict --onnx --timeline`` for the same audio.
 """
 
@@ -34,10 +34,10 @@ from spec2img.errors import AudioError
 from spec2img.io import encode_png
 
 from ..errors import ClassifyError, RunFolderError
-from ..onnx_predict import onnx_paths, onnx_scorer
-from ..predict import _threshold, aggregate_windows, check_compatible, expand_runs, geometric_mean
-from ..scorer import Scorer
-from ..windows import file_windows
+from ..prediction.onnx_predict import onnx_paths, onnx_scorer
+from ..prediction.ensemble import aggregate_windows, check_compatible, ensemble_threshold, expand_runs, geometric_mean
+from ..prediction.scorer import Scorer
+from ..prediction.windows import file_windows
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class Engine:
         self.spectrogram = first.spectrogram
         self.crop_width = first.crop_width
         self.multi_label = first.multi_label
-        self.threshold = _threshold(scorers)
+        self.threshold = ensemble_threshold(scorers)
         self._slots = threading.BoundedSemaphore(self.config.n_workers)
         self._tmp = Path(tempfile.mkdtemp(prefix="classify-serve-"))
         self._count = threading.Lock()
@@ -205,7 +205,7 @@ class Engine:
     # -------------------------------------------------------------- scoring
     def score_file(self, path: Path) -> tuple:
         """``(FileWindows, window probabilities (n_windows, K), file probabilities (K,))`` for one
-        file, computed as :func:`classify.predict.predict_files` does (tta 0, mean aggregate)."""
+        file, computed as :func:`classify.prediction.predict.predict_files` does (tta 0, mean aggregate)."""
         w = file_windows(path, self.spectrogram, self.crop_width)
         bs, per_model_w, per_model_f = self.config.batch_size, [], []
         for s in self.scorers:

@@ -2,8 +2,8 @@
 
 The ONNX model(s) (``classify export RUN_DIR --onnx``) are put in Ray's object store once; each
 worker process builds its onnxruntime session(s) from them the first time it needs them and keeps
-them. A task predicts a batch of files with :func:`classify.predict.predict_files` (the function
-the local path runs) and returns its :class:`~classify.predict.PredictResult`; the driver joins the
+them. A task predicts a batch of files with :func:`classify.prediction.predict.predict_files` (the function
+the local path runs) and returns its :class:`~classify.prediction.results.PredictResult`; the driver joins the
 batches in input order, so the rows are those of the local path. A file that fails gets its
 failed row as locally; a batch lost with its worker or node is retried by Ray, then file by file,
 and a file still lost gets a ``failed`` row naming it: the run always finishes.
@@ -24,8 +24,10 @@ import numpy as np
 
 from spec2img.engine_ray import TASK_RETRIES, FanOut, connect, lost_error
 
-from .errors import ClassifyError
-from .predict import PredictConfig, PredictResult, expand_runs, find_inputs, load_scorers, predict_files
+from ..errors import ClassifyError
+from .ensemble import expand_runs, load_scorers
+from .predict import PredictConfig, find_inputs, predict_files
+from .results import PredictResult
 from .scorer import Scorer
 
 log = logging.getLogger(__name__)
@@ -102,7 +104,7 @@ def predict_ray(run_dirs, inputs, *, top_k: int = 3, aggregate: str = "mean", tt
                 timeline: bool = False, batch_size: int = 64, follow_symlinks: bool = False,
                 address: str | None = None, jobs: int | None = None,
                 files_per_batch: int | None = None) -> PredictResult:
-    """:func:`classify.predict.predict` with ONNX models on Ray; see the module docstring.
+    """:func:`classify.prediction.predict.predict` with ONNX models on Ray; see the module docstring.
 
     ``address``: the cluster to join, else a local instance with ``jobs`` CPUs (all cores when None);
     ``files_per_batch``: files per task (default about 4 tasks per worker, at most 64).

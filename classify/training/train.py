@@ -1,6 +1,6 @@
 """Training with fastai: THE ONLY MODULE THAT IMPORTS FASTAI.
 
-The rest of the package hands this module an :class:`~classify.data.ImageSet`, a
+The rest of the package hands this module an :class:`~classify.data.imageset.ImageSet`, a
 :class:`~classify.config.TrainConfig` and a run folder path, and gets back paths, arrays and dicts.
 
 Schedule (fastai's ``fine_tune`` shape): ``fit_one_cycle(freeze_epochs, lr)`` with the body frozen,
@@ -34,15 +34,15 @@ from fastai.torch_core import set_seed
 from torch import nn
 
 from . import distributed
-from . import metrics as M
-from . import splits
-from .augment import augment_batch
-from .config import TrainConfig
-from .data import CropDataset, ImageSet, Selection, crop_width, loss_weights, select_for
-from .evaluate import best_threshold
-from .archs import get_arch
-from .model import AudioClassifier, build_model, predict_windows
-from .runfolder import evaluate_and_save, write_json
+from ..scoring import metrics as M
+from ..data import splits
+from ..data.augment import augment_batch
+from ..config import TrainConfig
+from ..data.imageset import CropDataset, ImageSet, Selection, crop_width, loss_weights, select_for
+from ..scoring.evaluate import best_threshold
+from ..models.archs import get_arch
+from ..models.classifier import AudioClassifier, build_model, predict_windows
+from ..runfolder import evaluate_and_save, write_json
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def _device() -> torch.device:
 
 
 def data_parallel(learn: Learner, device: torch.device) -> Callback | None:
-    """Under a distributed launch (:mod:`classify.distributed`), fastai's DistributedTrainer
+    """Under a distributed launch (:mod:`classify.training.distributed`), fastai's DistributedTrainer
     (DDP through accelerate) added to ``learn``; else None. On CPU (gloo) the loaders' index
     broadcast stays on the CPU (fastai's moves it to CUDA, for NCCL) and BatchNorm is not synced."""
     if distributed.world_size() <= 1:
@@ -292,7 +292,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
 
     The validation selection is only scored: with ``cfg.needs_inner_split`` (early stopping or
     best checkpoint) fastai trains on the inner training part and validates on the inner split
-    (:func:`classify.splits.inner_for`); otherwise the schedule is fixed and the per-epoch validation curves on
+    (:func:`classify.data.splits.inner_for`); otherwise the schedule is fixed and the per-epoch validation curves on
     the validation fold are recorded, never read by a choice. ``cbs``: extra fastai callbacks.
     """
     run_dir = Path(run_dir)

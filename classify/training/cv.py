@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,14 +32,14 @@ import pandas as pd
 from spec2img.io import write_atomic
 from spec2img.manifest import split_cell
 
-from . import splits
-from .config import TrainConfig
-from .data import ImageSet, load_image_set
-from .errors import ClassifyError
-from .evaluate import clip_average, geometric_mean
-from .metrics import headline
-from .runfolder import load_model, lock_run_dir, new_run_dir, write_json
-from .suspects import write_suspect_labels
+from ..config import TrainConfig
+from ..data import splits
+from ..data.imageset import ImageSet
+from ..errors import ClassifyError
+from ..runfolder import load_model, lock_run_dir, new_run_dir, write_json
+from ..scoring.evaluate import clip_average, geometric_mean
+from ..scoring.metrics import headline
+from ..scoring.suspects import write_suspect_labels
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +106,13 @@ def unscorable(ds: ImageSet, folds: np.ndarray, k: int, exclude: np.ndarray) -> 
     return missing, drop
 
 
-def run_cv(cfg: CVConfig) -> Path:
-    """Train every fold; write ``fold_<k>/``, ``oof_predictions.csv``, ``cv_metrics.json``."""
-    from .commands import build_report_quietly, choose_mode, fit_function
-
-    ds = load_image_set(Path(cfg.train.images), relabel=cfg.train.relabel, drop=cfg.train.drop)
-    cfg = dataclasses.replace(cfg, train=choose_mode(ds, cfg.train))
+def run_cv(ds: ImageSet, cfg: CVConfig, fit: Callable[..., dict], *,
+           finish: Callable[[Path], None] | None = None) -> Path:
+    """Train every fold of ``ds`` with ``fit`` (``classify.training.train.fit`` or
+    ``headonly.fit``, as :func:`classify.commands.cv` chose); write ``fold_<k>/``,
+    ``oof_predictions.csv``, ``cv_metrics.json``. ``finish(out)`` runs last, while the run folder
+    is still locked (the CV entry builds the report there)."""
     tcfg = cfg.train
-    fit = fit_function(tcfg)
     out = Path(tcfg.out) if tcfg.out else new_run_dir(Path("runs"), arch=f"cv-{tcfg.arch}")
     out.mkdir(parents=True, exist_ok=True)
     lock = lock_run_dir(out)  # noqa: F841 -- held until run_cv returns: a second cv into --out stops
@@ -181,7 +181,8 @@ def run_cv(cfg: CVConfig) -> Path:
         log.info("fold ensemble: not scored (only with --holdout-pct, which holds clips out of every fold)")
     if always:
         log.info("class(es) %s trained in every fold and never scored (one recording each)", ", ".join(always))
-    build_report_quietly(out)
+    if finish is not None:
+        finish(out)
     return out
 
 
@@ -209,7 +210,7 @@ def _oof_score(oof: pd.DataFrame, ds: ImageSet, per_fold: dict) -> dict:
 
 def _ensemble(ds: ImageSet, out: Path, fold_ids: list, test: np.ndarray) -> dict:
     """Score the geometric-mean fold ensemble and each fold model on the held-out test clips."""
-    from .model import predict_windows
+    from ..models.classifier import predict_windows
 
     idx = np.flatnonzero(test[ds.table["clip"].to_numpy()])
     images = [ds.images[i] for i in idx]

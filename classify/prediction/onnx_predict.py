@@ -1,10 +1,10 @@
-"""Exported ONNX models as :class:`classify.scorer.Scorer`: onnxruntime + numpy + spec2img, no
-torch, no fastai. Predicting files with them is :mod:`classify.predict`'s job:
+"""Exported ONNX models as :class:`classify.prediction.scorer.Scorer`: onnxruntime + numpy + spec2img, no
+torch, no fastai. Predicting files with them is :mod:`classify.prediction.predict`'s job:
 
-    from classify.predict import predict_onnx
+    from classify.prediction.predict import predict_onnx
     result = predict_onnx(["runs/x/model.onnx"], ["clips/"])
 
-``model.onnx`` comes with ``model.onnx.json`` (written by :func:`classify.export.export_onnx`):
+``model.onnx`` comes with ``model.onnx.json`` (written by :func:`classify.prediction.export.export_onnx`):
 classes, spectrogram config, crop width, multi-label and threshold. Nothing is unpickled.
 """
 
@@ -18,11 +18,11 @@ import numpy as np
 from spec2img.config import SpectrogramConfig
 from spec2img.errors import ConfigError
 
-from .errors import RunFolderError
+from ..errors import RunFolderError
 from .scorer import Scorer
 
 ONNX_FORMAT = "classify-onnx"
-ONNX_FORMAT_VERSION = 1  # keep in step with classify.export
+ONNX_FORMAT_VERSION = 1  # keep in step with classify.prediction.export
 
 
 def onnx_paths(path: Path) -> tuple[Path, Path]:
@@ -33,7 +33,7 @@ def onnx_paths(path: Path) -> tuple[Path, Path]:
 
 
 def onnx_scorer(path: Path, *, threads: int | None = None) -> Scorer:
-    """An exported model as a :class:`classify.scorer.Scorer` (onnxruntime, CPU)."""
+    """An exported model as a :class:`classify.prediction.scorer.Scorer` (onnxruntime, CPU)."""
     import onnxruntime as ort
 
     model, meta_path = onnx_paths(path)

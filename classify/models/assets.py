@@ -11,7 +11,7 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 #: name -> (path inside assets/, sha256). Every shipped file is listed here and nowhere else.
 ASSETS: dict[str, tuple[str, str]] = {
@@ -24,8 +24,8 @@ ASSETS: dict[str, tuple[str, str]] = {
 
 def asset_root() -> Path | None:
     """The folder holding the shipped assets, or None when this installation has none."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_assets", here.parent / "assets"):
+    package = Path(__file__).resolve().parents[1]  # classify/ (this file is classify/models/assets.py)
+    for candidate in (package / "_assets", package.parent / "assets"):
         if (candidate / ASSETS["efficientat_mn04"][0]).is_file():
             return candidate
     return None

@@ -6,7 +6,7 @@ is averaged over time and frequency (for ``efficientat_mn04`` that is its 384-va
 embedding), and scikit-learn fits ``StandardScaler -> LogisticRegression`` on those vectors
 (multinomial for single-label data, one binary regression per class for multi-label data, loss
 weights of unverified clips as sample weights). The scaler and the regression are then folded
-into the model's :class:`~classify.model.LinearHead` (``(x - shift) / scale``, then ``Linear``),
+into the model's :class:`~classify.models.classifier.LinearHead` (``(x - shift) / scale``, then ``Linear``),
 so the run folder is an ordinary one: ``load_model``, ``report`` and ``predict`` need nothing new.
 """
 
@@ -22,12 +22,12 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from .archs import get_arch
-from .config import TrainConfig
-from .data import ImageSet, crop_width, loss_weights, select_for
-from .evaluate import per_item_loss
-from .model import AudioClassifier, build_model, cut_windows
-from .runfolder import evaluate_and_save
+from ..models.archs import get_arch
+from ..config import TrainConfig
+from ..data.imageset import ImageSet, crop_width, loss_weights, select_for
+from ..scoring.evaluate import per_item_loss
+from ..models.classifier import AudioClassifier, build_model, cut_windows
+from ..runfolder import evaluate_and_save
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def window_features(model: AudioClassifier, images: list[torch.Tensor], *, width
                     bs: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Pooled backbone features of every window: ``(X [shape=(n_windows, F)], owner (n_windows,))``.
 
-    ``images``: uint8 ``(C, H, W_i)``; windows as :func:`classify.model.cut_windows` cuts them.
+    ``images``: uint8 ``(C, H, W_i)``; windows as :func:`classify.models.classifier.cut_windows` cuts them.
     """
     from spec2img.progress import Progress
 
@@ -111,13 +111,13 @@ def choose_on_inner(ds: ImageSet, sel, cfg: TrainConfig, X: np.ndarray, Y: np.nd
     """``(C, threshold, record)``: the inverse L2 strength (``cfg.head_c``, or with ``head_c=None``
     the one of :data:`~classify.config.HEAD_C_GRID` with the lowest log-loss) and the multi-label
     threshold (best micro-F1), both chosen on an inner split of the *training* windows
-    (:func:`classify.splits.inner_for`); the scored validation images are not read. Fixed values
+    (:func:`classify.data.splits.inner_for`); the scored validation images are not read. Fixed values
     (``head_c`` set; threshold 0.5) when nothing needs choosing or the training part cannot be
     split (then logged)."""
-    from . import splits
-    from .config import HEAD_C_GRID
-    from .errors import ClassifyError
-    from .evaluate import best_threshold
+    from ..data import splits
+    from ..config import HEAD_C_GRID
+    from ..errors import ClassifyError
+    from ..scoring.evaluate import best_threshold
 
     grid = HEAD_C_GRID if cfg.head_c is None else (cfg.head_c,)
     record = {"head_c": "fixed" if cfg.head_c is not None else None,
@@ -157,7 +157,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None) -> dict:
     """Fit the head-only model and write the run folder; returns the metrics (also metrics.json).
 
-    Same signature, splits and run-folder files as :func:`classify.train.fit`; ``history.csv``
+    Same signature, splits and run-folder files as :func:`classify.training.train.fit`; ``history.csv``
     has one row (phase ``head-only``).
     """
     run_dir = Path(run_dir)

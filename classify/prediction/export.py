@@ -3,7 +3,7 @@
 ``model.onnx``: input ``image`` float32 ``(batch, C, n_rows, width)`` = pixels / 255 (batch and width
 dynamic), output ``probs`` ``(batch, n_classes)`` (softmax, or sigmoid for multi-label runs).
 ``model.onnx.json``: classes, the spectrogram config, crop width, multi-label and threshold; with
-it :mod:`classify.onnx_predict` predicts from raw audio with onnxruntime, numpy and spec2img only.
+it :mod:`classify.prediction.onnx_predict` predicts from raw audio with onnxruntime, numpy and spec2img only.
 Unlike ``learner.pkl`` neither file is unpickled: ONNX is the safe format to share.
 """
 
@@ -18,8 +18,8 @@ from torch import nn
 
 from spec2img.io import write_atomic
 
-from .errors import ClassifyError
-from .runfolder import load_model
+from ..errors import ClassifyError
+from ..runfolder import load_model
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def onnx_metadata(info) -> dict:
 
 def export_runs(run_dir: Path, out: Path | None = None) -> list[Path]:
     """Export a run folder, or every ``fold_<k>`` of a cv run folder (each to its own folder)."""
-    from .predict import expand_runs
+    from .ensemble import expand_runs
 
     runs = expand_runs([run_dir])
     if len(runs) > 1 and out is not None:

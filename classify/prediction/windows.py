@@ -24,7 +24,7 @@ import numpy as np
 
 from spec2img import audio
 from spec2img.config import SpectrogramConfig
-from spec2img.convert import iter_images
+from spec2img.render import iter_images
 from spec2img.window import (column_offset_seconds, columns_to_seconds, default_hop, shift_start, take,
                              tile_starts)
 

@@ -1,6 +1,6 @@
 """Scores from probabilities (pure numpy): per-item loss, per-clip pooling, thresholds, ensembles.
 
-The headline metrics themselves are :func:`classify.metrics.headline`.
+The headline metrics themselves are :func:`classify.scoring.metrics.headline`.
 """
 
 from __future__ import annotations

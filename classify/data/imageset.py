@@ -26,7 +26,7 @@ from spec2img.store import open_fresh
 from spec2img.window import crop_offset, seconds_to_columns, take
 
 from . import splits
-from .errors import ClassifyError
+from ..errors import ClassifyError
 from .splits import Selection  # noqa: F401  (re-exported: classify.data.Selection)
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def select(ds: ImageSet, *, valid_pct: float = 0.2, valid_fold: int | None = Non
            valid_csv: Path | None = None, verified_only: bool = False,
            valid_unverified: bool = False, seed: int = 0, clip_valid: np.ndarray | None = None,
            exclude: np.ndarray | None = None) -> Selection:
-    """Choose training and validation images (clip-level, grouped; see :mod:`classify.splits`).
+    """Choose training and validation images (clip-level, grouped; see :mod:`classify.data.splits`).
 
     ``clip_valid`` (bool per clip) overrides the other rules (cv folds use it); ``exclude`` (bool
     per clip) removes clips from both sides (cv's held-out test clips).

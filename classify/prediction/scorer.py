@@ -1,6 +1,6 @@
 """A model as prediction sees it (:class:`Scorer`), below every backend that builds one.
 
-``classify.predict`` (torch run folders), ``classify.onnx_predict`` (onnxruntime) and the Ray and
+``classify.prediction.predict`` (torch run folders), ``classify.prediction.onnx_predict`` (onnxruntime) and the Ray and
 serve engines all build or consume Scorers; this module imports none of them (numpy + spec2img's
 config only), so no two of them need to import each other.
 """

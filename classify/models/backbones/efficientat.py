@@ -1,7 +1,7 @@
 """EfficientAT's AudioSet MobileNetV3 ("mn04_as", Schmid et al., ICASSP 2023) in this project's code.
 
 The network is torchvision's MobileNetV3-Large layout at width 0.4 with a 1-channel stem, built
-from torchvision's blocks (as :mod:`classify.backbones.mobilenet_blocks` writes them, so that
+from torchvision's blocks (as :mod:`classify.models.backbones.mobilenet_blocks` writes them, so that
 loading the model does not import torchvision). What differs from ``torchvision.models.mobilenet_v3_large`` (and
 why its unmodified code gives other logits for the same weights):
 
@@ -13,11 +13,11 @@ why its unmodified code gives other logits for the same weights):
 Input: ``(B, 1, 128, T)`` float log-mel **values** of the ``efficientat`` spectrogram preset
 (``(ln(mel + 1e-5) + 4.5) / 5``, mel band 0 = lowest frequency at index 0), any ``T`` >= 1;
 images from spec2img become values by :func:`spec2img.image.to_values` (inside
-:class:`classify.model.AudioClassifier`) and band order by :func:`efficientat_body`'s flip.
+:class:`classify.models.classifier.AudioClassifier`) and band order by :func:`efficientat_body`'s flip.
 Output: logits ``(B, 527)``.
 
 The pretrained file ``mn04_as_mAP_432.pt`` (MIT licence, (c) 2022 Florian Schmid) is fetched by
-:mod:`classify.backbones.weights`; :func:`load_efficientat_state_dict` maps its keys onto this model.
+:mod:`classify.models.backbones.weights`; :func:`load_efficientat_state_dict` maps its keys onto this model.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from ..errors import WeightsError
+from ...errors import WeightsError
 from .mobilenet_blocks import BlockConfig, Conv2dNormActivation, InvertedResidual, SqueezeExcitation, make_divisible
 
 N_MELS = 128
@@ -187,7 +187,7 @@ class FlipFrequency(nn.Module):
 
 
 def efficientat_body(pretrained: bool, weights_file: Path | None = None) -> tuple[nn.Module, int]:
-    """Backbone factory for ``classify.archs``: ``(body, 384)``.
+    """Backbone factory for ``classify.models.archs``: ``(body, 384)``.
 
     ``body`` maps log-mel **values** in image row order, ``(B, 1, 128, T)`` with the highest band
     in row 0 (what ``vmin + pixels / 255 * (vmax - vmin)`` of a spec2img image gives), to the last

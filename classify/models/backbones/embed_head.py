@@ -1,7 +1,7 @@
 """Frozen EfficientAT embeddings of audio files or spec2img images, and the front-end check.
 
 The AudioSet network is not trained at all: every clip (or image) becomes its 384-value
-embedding once (benchmarks fit a head on them with :func:`classify.headonly.fit_logistic`, the
+embedding once (benchmarks fit a head on them with :func:`classify.training.headonly.fit_logistic`, the
 one logistic head). Inputs are either spec2img images made with the ``efficientat`` preset
 (decoded back to log-mel values, exact to half a grey level, 0.01) or audio files turned into the
 same log-mel in memory. :func:`check_front_end` is what ``--arch efficientat_mn04`` checks.
@@ -22,7 +22,7 @@ from spec2img.image import unrender
 from spec2img.io import read_png
 from spec2img.window import take
 
-from ..errors import ClassifyError
+from ...errors import ClassifyError
 from .efficientat import EfficientATMN
 
 # Settings that must equal the efficientat preset's for the pretrained network to see its own input.

@@ -1,5 +1,5 @@
 """Where this process stands in a data-parallel ``classify fit`` (rank, world size, barrier,
-process group) and what such a run needs (:func:`check_config`). Imported by :mod:`classify.train`
+process group) and what such a run needs (:func:`check_config`). Imported by :mod:`classify.training.train`
 for its hooks; starting the processes is :mod:`classify.fit_distributed`.
 
 Two ways to start a run, the same training underneath (``fit_distributed.run_rank`` in every process):
@@ -23,8 +23,8 @@ from __future__ import annotations
 import logging
 import os
 
-from .config import TrainConfig
-from .errors import ClassifyError
+from ..config import TrainConfig
+from ..errors import ClassifyError
 
 log = logging.getLogger(__name__)
 

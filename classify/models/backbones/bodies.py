@@ -1,4 +1,4 @@
-"""Backbone bodies that need a torch ``nn.Module`` subclass (kept out of :mod:`classify.archs`, so
+"""Backbone bodies that need a torch ``nn.Module`` subclass (kept out of :mod:`classify.models.archs`, so
 that the architecture table can be read without importing torch)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import ClassifyError
+from ...errors import ClassifyError
 
 
 class EfficientNetLiteBody(nn.Module):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .config import AugmentConfig  # noqa: F401  (re-exported: the config lives with TrainConfig)
+from ..config import AugmentConfig  # noqa: F401  (re-exported: the config lives with TrainConfig)
 
 
 def _band_mask(n: int, size: int, max_len: int, count: int, device) -> torch.Tensor:

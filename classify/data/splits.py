@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ClassifyError
+from ..errors import ClassifyError
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def inner_selection(clip_of_image, strata, groups, train_images, *, inner_pct: f
 
 def inner_for(ds, sel, cfg):
     """The :class:`Selection` ``(inner train, inner valid)`` carved from
-    ``sel.train`` of an :class:`~classify.data.ImageSet` ``ds`` by :func:`inner_selection`
+    ``sel.train`` of an :class:`~classify.data.imageset.ImageSet` ``ds`` by :func:`inner_selection`
     (``cfg.inner_pct``, ``cfg.seed``); ``sel.valid`` is not touched. Early stopping, the best
     checkpoint, the multi-label threshold and the head-only ``C`` are decided on it."""
     clips = ds.clip_table()

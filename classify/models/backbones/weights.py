@@ -6,7 +6,7 @@ Resolution order (first hit wins):
 1. ``--weights FILE`` (the ``weights`` argument);
 2. the environment variable ``SPEC2IMG_EFFICIENTAT_WEIGHTS`` (a file path);
 3. the copy shipped inside the package (``assets/efficientat``, sha256-checked on load:
-   :mod:`classify.assets`), so a fresh install works offline with no flag;
+   :mod:`classify.models.assets`), so a fresh install works offline with no flag;
 4. ``torch.hub.get_dir()/checkpoints/mn04_as_mAP_432.pt``, the cache torchvision's weights use
    (``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``);
 5. a download from the EfficientAT GitHub release into that cache, checked against its sha256.
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch.hub
 
 from ..assets import asset_path, sha256_of
-from ..errors import WeightsError
+from ...errors import WeightsError
 
 log = logging.getLogger(__name__)
 

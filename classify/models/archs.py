@@ -1,7 +1,7 @@
 """Backbones by name: an explicit name -> :class:`ArchSpec` table (no ``globals()`` lookups).
 
 A backbone ("body") maps images ``(B, in_channels, H, W)`` to a feature map ``(B, F, h, w)``;
-:mod:`classify.model` puts the normalisation in front and the pooling/linear head behind.
+:mod:`classify.models.classifier` puts the normalisation in front and the pooling/linear head behind.
 
 Weights, in order: ``weights_file`` (a local ``state_dict`` of the upstream model: torchvision,
 timm or efficientnet-lite), else ImageNet weights when ``pretrained`` (torchvision's standard
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from spec2img.config import SpectrogramConfig
 
-from .errors import ClassifyError, WeightsError
+from ..errors import ClassifyError, WeightsError
 
 if TYPE_CHECKING:  # torch is imported only when a backbone is built
     from torch import nn
@@ -220,10 +220,10 @@ def timm_spec(name: str) -> ArchSpec:
 
 # ------------------------------------------------------------------- EfficientAT (AudioSet)
 def efficientat_mn04(pretrained: bool, weights_file: Path | None) -> tuple[nn.Module, int]:
-    """EfficientAT ``mn04_as`` (MIT), AudioSet weights via :mod:`classify.backbones.weights`."""
+    """EfficientAT ``mn04_as`` (MIT), AudioSet weights via :mod:`classify.models.backbones.weights`."""
     from .backbones.efficientat import efficientat_body
 
-    # BatchNorm momentum: set for every backbone in one place, classify.model.build_model.
+    # BatchNorm momentum: set for every backbone in one place, classify.models.classifier.build_model.
     return efficientat_body(pretrained, weights_file)
 
 
@@ -254,7 +254,7 @@ ARCHS: dict[str, ArchSpec] = {
         probe_cut=2, probe_pool="gem", probe_height=224,
         note="ImageNet weights installed with the package (works offline); fast on CPU, 3.4M params",
     ),
-    # AudioSet-pretrained MobileNetV3 of classify.backbones.efficientat: it takes one-channel
+    # AudioSet-pretrained MobileNetV3 of classify.models.backbones.efficientat: it takes one-channel
     # EfficientAT-scaled log-mels (spec2img --preset efficientat), no normalisation; its body
     # flips the image rows back to band order itself.
     "efficientat_mn04": ArchSpec(efficientat_mn04, in_channels=1, mean=None, std=None, raw_values=True,

@@ -1,0 +1,1 @@
+"""The network: arch name -> backbone factory table, backbones, the plain-torch AudioClassifier, shipped weights."""

@@ -1,0 +1,1 @@
+"""Scores from probabilities (pure numpy): metrics, per-clip pooling, ensembles, suspect labels."""
