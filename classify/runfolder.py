@@ -1,4 +1,6 @@
-"""RUN_DIR read/write (contract in ARCHITECTURE.md). No fastai here: a run folder loads with torch.
+"""RUN_DIR read/write (contract in ARCHITECTURE.md). No fastai here: a run folder loads with torch,
+and its files read without it (:func:`read_json`, :func:`fold_dirs`, :func:`read_info`: the report
+reads a run through them too).
 
 Files: ``spectrogram.json``, ``train.json``, ``classes.json``, ``model.json`` (how to rebuild the
 network and use it: arch, input channels, height, crop width, multi-label, threshold), ``model.pt``
@@ -10,33 +12,32 @@ network and use it: arch, input channels, height, crop width, multi-label, thres
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 import json
 import logging
 import platform
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from spec2img.config import SpectrogramConfig
 from spec2img.io import write_atomic
 from spec2img.lock import FolderLock
 from spec2img.manifest import join_cell
 
-from .models.archs import get_arch
 from .config import TrainConfig
 from .errors import RunFolderError
 from .scoring.evaluate import clip_average, per_item_loss
 from .scoring.metrics import headline
-from .models.classifier import HEADS, AudioClassifier, build_model, predict_windows
 
-if TYPE_CHECKING:  # loading a run to predict needs neither the dataset code nor pandas
-    import pandas as pd
+if TYPE_CHECKING:  # reading a run (the report) needs no torch; loading one to predict needs neither
+    import pandas as pd  # the dataset code nor pandas
 
     from .data.imageset import ImageSet, Selection
+    from .models.classifier import AudioClassifier
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ def _jsonable(o):
 
 def versions() -> dict[str, str]:
     """Versions of the libraries a run depends on."""
+    import torch
+
     out = {"python": platform.python_version(), "torch": torch.__version__}
     for name in ("torchvision", "fastai", "librosa", "timm", "numpy"):
         try:
@@ -116,6 +119,8 @@ def versions() -> dict[str, str]:
 
 
 def save_model(run_dir: Path, model: AudioClassifier, info: ModelInfo) -> None:
+    import torch
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -158,13 +163,12 @@ def read_info(run_dir: Path) -> RunInfo:
     if missing:
         raise RunFolderError(f"{run_dir}: not a complete run folder (missing {', '.join(missing)}); "
                              "re-run classify fit")
+    classes = read_json(run_dir / "classes.json")
+    model_data = read_json(run_dir / "model.json")
+    metrics = read_json(run_dir / "metrics.json", {})
     try:
-        classes = _read_json(run_dir / "classes.json")
-        model_data = _read_json(run_dir / "model.json")
         train = TrainConfig.load(run_dir)
-        metrics_path = run_dir / "metrics.json"
-        metrics = _read_json(metrics_path) if metrics_path.is_file() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:
         raise RunFolderError(f"{run_dir}: unreadable run files ({exc}); re-run classify fit") from None
     spectrogram = SpectrogramConfig.load(run_dir)  # validated: names the file and the key
     model = check_model_info(run_dir / "model.json", model_data)
@@ -172,13 +176,46 @@ def read_info(run_dir: Path) -> RunInfo:
     return RunInfo(run_dir, classes, spectrogram, train, model, metrics)
 
 
-def _read_json(path: Path):
+_REQUIRED = object()
+FOLD_RE = re.compile(r"^fold_(\d+)$")
+
+
+def read_json(path: Path, default=_REQUIRED):
+    """The one reader of a run folder's JSON files: the parsed content of ``path``, ``default``
+    when it is absent (when given), else :class:`RunFolderError` naming the file and what to do
+    (missing, not a regular file, not JSON)."""
+    path = Path(path)
+    if default is not _REQUIRED and not path.exists() and not path.is_symlink():
+        return default
     from spec2img.paths import regular_file_error
 
     bad = regular_file_error(path)
     if bad:
         raise RunFolderError(f"{bad}; re-copy the run folder or re-run classify fit")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunFolderError(f"{path} is not valid JSON ({exc}); rerun `classify fit` to rewrite it") from None
+
+
+def fold_dirs(run_dir: Path) -> list[Path]:
+    """The ``fold_<k>`` run folders of a cv run folder, in fold order (``[]`` for a single run)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    folds = [p for p in run_dir.iterdir() if p.is_dir() and FOLD_RE.match(p.name)]
+    return sorted(folds, key=lambda p: int(FOLD_RE.match(p.name).group(1)))
+
+
+def check_class_list(path: Path, classes) -> list[str]:
+    """``classes.json``'s content: a non-empty JSON list of distinct strings, else :class:`RunFolderError`."""
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise RunFolderError(f"{path}: must be a JSON list of class names (strings); re-run classify fit")
+    if len(set(classes)) != len(classes):
+        dup = sorted({c for c in classes if classes.count(c) > 1})
+        raise RunFolderError(f"{path}: class name(s) listed twice ({', '.join(map(repr, dup[:3]))}); "
+                             "re-run classify fit")
+    return classes
 
 
 def _is_int(v) -> bool:
@@ -189,7 +226,7 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
 
 
-# model.json key -> (check, what it must be)
+# model.json key -> (check, what it must be); ``head`` is checked against classify.models.classifier.HEADS
 _MODEL_CHECKS = {
     "arch": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
     "n_classes": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
@@ -200,7 +237,6 @@ _MODEL_CHECKS = {
     "crop_width": (lambda v: _is_int(v) and 1 <= v <= 1_000_000, "a positive integer (image columns)"),
     "multi_label": (lambda v: isinstance(v, bool), "true or false"),
     "threshold": (lambda v: v is None or (_is_num(v) and 0 <= v <= 1), "null or a number in [0, 1]"),
-    "head": (lambda v: v in HEADS, f"one of {', '.join(HEADS)}"),
     "cut": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "pool": (lambda v: isinstance(v, str), "a string"),
 }
@@ -219,8 +255,11 @@ def check_model_info(path: Path, data) -> ModelInfo:
                                      missing and f"missing key(s) {', '.join(missing)}") if x)
         raise RunFolderError(f"{path}: unreadable run files ({what}); re-run classify fit "
                              "(or use the classify version that wrote it)")
+    from .models.classifier import HEADS
+
+    checks = {**_MODEL_CHECKS, "head": (lambda v: v in HEADS, f"one of {', '.join(HEADS)}")}
     for key, value in data.items():
-        ok, want = _MODEL_CHECKS[key]
+        ok, want = checks[key]
         if not ok(value):
             raise RunFolderError(f"{path}: {key}={value!r} must be {want}; re-run classify fit")
     return ModelInfo(**data)
@@ -230,12 +269,7 @@ def check_classes(run_dir: Path, classes, model: ModelInfo, spectrogram: Spectro
     """The parts of a run folder must agree: classes.json is a list of distinct strings, one per
     model output; the model takes the spectrogram's channels."""
     path = Path(run_dir) / "classes.json"
-    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-        raise RunFolderError(f"{path}: must be a JSON list of class names (strings); re-run classify fit")
-    if len(set(classes)) != len(classes):
-        dup = sorted({c for c in classes if classes.count(c) > 1})
-        raise RunFolderError(f"{path}: class name(s) listed twice ({', '.join(map(repr, dup[:3]))}); "
-                             "re-run classify fit")
+    check_class_list(path, classes)
     if len(classes) != model.n_classes:
         raise RunFolderError(f"{path}: {len(classes)} class names but model.json says the model has "
                              f"{model.n_classes} outputs; the run folder is mixed up, re-copy it or re-run classify fit")
@@ -247,6 +281,9 @@ def check_classes(run_dir: Path, classes, model: ModelInfo, spectrogram: Spectro
 
 def rebuild(info: RunInfo) -> AudioClassifier:
     """An untrained :class:`AudioClassifier` with the run's architecture (no weight downloads)."""
+    from .models.archs import get_arch
+    from .models.classifier import build_model
+
     m, cfg = info.model, info.spectrogram
     return build_model(get_arch(m.arch), n_classes=m.n_classes, in_channels=m.in_channels,
                        pretrained=False, input_height=m.input_height, dropout=m.dropout,
@@ -259,6 +296,8 @@ def load_model(run_dir: Path, *, device: str = "cpu") -> tuple[AudioClassifier, 
 
     Needs neither fastai, nor the image folder, nor audio: only the run folder.
     """
+    import torch
+
     info = read_info(run_dir)
     model = rebuild(info)
     try:
@@ -279,6 +318,8 @@ def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: P
     ``threshold`` (multi-label): chosen by the caller on data that is not scored here (an inner
     split); None means the fixed 0.5. It is never tuned on the validation images scored here.
     """
+    from .models.classifier import HEADS, predict_windows
+
     model.eval()
     probs_t, emb_t = predict_windows(model, [ds.images[i] for i in sel.valid], width=width,
                                      device=device, multi_label=ds.multi_label)

@@ -135,3 +135,12 @@ def test_cli_defaults_are_the_configs_defaults():
         if hasattr(args, f.name) and f.name not in ("images", "quiet"):
             assert getattr(args, f.name) == f.default, f.name
     assert np.isclose(args.mixup, TrainConfig.__dataclass_fields__["augment"].default.mixup)
+
+
+def test_reading_a_run_folder_loads_no_torch(tmp_path):
+    """The report and prediction read run folders through classify.runfolder; reading needs no torch."""
+    code = ("import sys, classify.runfolder, classify.report.load, classify.prediction.ensemble; "
+            "print(sorted({'torch', 'fastai'} & {m.split('.')[0] for m in sys.modules}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

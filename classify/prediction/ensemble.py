@@ -10,7 +10,6 @@ thresholds. Window probabilities become one row per file by ``mean`` or ``max``.
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,10 +27,11 @@ EPS = 1e-7
 # ------------------------------------------------------------------------------ loading models
 def expand_runs(run_dirs: Iterable[Path]) -> list[Path]:
     """Run folders, a cv run folder replaced by its ``fold_<k>`` runs (in fold order)."""
+    from ..runfolder import fold_dirs
+
     out = []
     for r in map(Path, run_dirs):
-        folds = sorted((p for p in r.glob("fold_*") if p.is_dir()),
-                       key=lambda p: int(re.sub(r"\D", "", p.name) or 0))
+        folds = fold_dirs(r)
         if r.is_dir() and not (r / "model.pt").exists() and not (r / "model.onnx").exists() and folds:
             out.extend(folds)
         else:

@@ -7,9 +7,7 @@ Required: ``classes.json`` (or ``fold_0/classes.json``) and ``valid_predictions.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,11 +18,9 @@ from spec2img.manifest import RUN_INFO_NAME, split_cell
 from spec2img.window import image_seconds
 
 from ..errors import RunFolderError
+from ..runfolder import check_class_list, fold_dirs, read_json
 
 log = logging.getLogger(__name__)
-
-FOLD_RE = re.compile(r"^fold_(\d+)$")
-
 
 @dataclass
 class FoldData:
@@ -101,12 +97,8 @@ class RunData:
 
 # ------------------------------------------------------------------------------------ small readers
 def _read_json(path: Path, default=None):
-    if not path.is_file():
-        return default
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunFolderError(f"{path} is not valid JSON ({exc}); rerun `classify fit` to rewrite it") from exc
+    """A run folder's JSON file (:func:`classify.runfolder.read_json`), ``default`` when absent."""
+    return read_json(path, default)
 
 
 TEXT_COLUMNS = {c: str for c in ("image", "source", "labels", "pred", "fold", "label", "path", "status")}
@@ -147,19 +139,16 @@ def load_run(run_dir: Path, *, images_dir: Path | None = None, audio_dir: Path |
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunFolderError(f"run folder {run_dir} does not exist; pass the folder `classify fit` wrote")
-    folds = sorted(
-        (p for p in run_dir.iterdir() if p.is_dir() and FOLD_RE.match(p.name)),
-        key=lambda p: int(FOLD_RE.match(p.name).group(1)),
-    )
+    folds = fold_dirs(run_dir)
     notes: list[str] = []
 
     classes_path = _first(run_dir, folds, "classes.json")
     classes = _read_json(classes_path)
-    if not isinstance(classes, list) or not classes:
+    if classes is None:
         raise RunFolderError(
             f"{classes_path} is missing or not a JSON list of class names; is {run_dir} a `classify fit` run folder?"
         )
-    classes = [str(c) for c in classes]
+    classes = check_class_list(classes_path, classes)
 
     pred_name = "oof_predictions.csv" if folds and (run_dir / "oof_predictions.csv").is_file() else "valid_predictions.csv"
     preds = _read_csv(run_dir / pred_name)
