@@ -72,8 +72,8 @@ def _show(value) -> str:
 
 
 def _add_model_flags(g, d: dict) -> None:
-    from .models.archs import ARCHS
     from .config import AUTO_ARCH
+    from .models.archs import ARCHS
 
     g.add_argument("--arch", default=d["arch"], metavar="NAME",
                    help=f"backbone: {AUTO_ARCH}, {', '.join(ARCHS)} or timm:<name> (default {d['arch']}: "
@@ -210,9 +210,9 @@ def _check_run(path, *, onnx_ok: bool = True) -> None:
 
 def _preflight(args) -> None:
     """Argument and path errors that need no model, answered before torch or fastai load."""
-    from .models.archs import get_arch
     from .config import AUTO_ARCH
     from .errors import ClassifyError
+    from .models.archs import get_arch
 
     if args.arch != AUTO_ARCH and not args.arch.startswith("timm:"):
         get_arch(args.arch)  # one line naming the choices

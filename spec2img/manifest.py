@@ -21,7 +21,6 @@ import io
 import json
 from pathlib import Path
 
-
 from .errors import Spec2ImgError
 from .io import write_atomic
 from .paths import regular_file_error

@@ -25,8 +25,8 @@ from spec2img.manifest import image_table, read_manifest
 from spec2img.store import open_fresh
 from spec2img.window import crop_offset, seconds_to_columns, take
 
-from . import splits
 from ..errors import ClassifyError
+from . import splits
 from .splits import Selection  # noqa: F401  (re-exported: classify.data.Selection)
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from spec2img.errors import AudioError, Spec2ImgError
 from spec2img.features import log_mel, min_samples
 from spec2img.window import seconds_to_samples, take, tile_starts
 
-from ..models.backbones.efficientat import EfficientATMN, pretrained_mn04
-from ..models.assets import asset_path
 from ..errors import ClassifyError
+from ..models.assets import asset_path
+from ..models.backbones.efficientat import EfficientATMN, pretrained_mn04
 
 log = logging.getLogger(__name__)
 

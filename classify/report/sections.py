@@ -17,7 +17,6 @@ from . import html as H
 from .compute import plural
 from .load import RunData
 
-
 # train.json keys that only mean something for one kind of run (the page lists what the run used)
 FINE_TUNE_ONLY = {"epochs", "freeze_epochs", "lr", "lr_mult", "unfrozen_lr", "lr_find_iters", "wd", "augment",
                   "patience", "monitor", "restore_best", "bf16", "channels_last", "dropout", "export_learner",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 
-
 def per_item_loss(probs: np.ndarray, targets: np.ndarray, *, multi_label: bool) -> np.ndarray:
     """Cross-entropy of each row ``(n,)`` (mean binary cross-entropy over classes if multi-label)."""
     p = np.clip(probs, 1e-7, 1 - 1e-7)

@@ -34,8 +34,8 @@ from spec2img.errors import AudioError
 from spec2img.io import encode_png
 
 from ..errors import ClassifyError, RunFolderError
-from ..prediction.onnx_predict import onnx_paths, onnx_scorer
 from ..prediction.ensemble import aggregate_windows, check_compatible, ensemble_threshold, expand_runs, geometric_mean
+from ..prediction.onnx_predict import onnx_paths, onnx_scorer
 from ..prediction.scorer import Scorer
 from ..prediction.windows import file_windows
 

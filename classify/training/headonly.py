@@ -22,12 +22,12 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from ..models.archs import get_arch
 from ..config import TrainConfig
 from ..data.imageset import ImageSet, crop_width, loss_weights, select_for
-from ..scoring.evaluate import per_item_loss
+from ..models.archs import get_arch
 from ..models.classifier import AudioClassifier, build_model, cut_windows
 from ..runfolder import evaluate_and_save
+from ..scoring.evaluate import per_item_loss
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,8 @@ def choose_on_inner(ds: ImageSet, sel, cfg: TrainConfig, X: np.ndarray, Y: np.nd
     (:func:`classify.data.splits.inner_for`); the scored validation images are not read. Fixed values
     (``head_c`` set; threshold 0.5) when nothing needs choosing or the training part cannot be
     split (then logged)."""
-    from ..data import splits
     from ..config import HEAD_C_GRID
+    from ..data import splits
     from ..errors import ClassifyError
     from ..scoring.evaluate import best_threshold
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
 from ...errors import WeightsError
 from .mobilenet_blocks import BlockConfig, Conv2dNormActivation, InvertedResidual, SqueezeExcitation, make_divisible
 

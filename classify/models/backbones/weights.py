@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch.hub
 
-from ..assets import asset_path, sha256_of
 from ...errors import WeightsError
+from ..assets import asset_path, sha256_of
 
 log = logging.getLogger(__name__)
 
