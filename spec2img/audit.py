@@ -37,7 +37,7 @@ import soundfile as sf
 
 from .audio import _unreadable
 from .errors import AudioError
-from .io import write_atomic
+from .io import asset_text, write_atomic
 from .labels import ClipLabels, folder_labels, read_labels_csv
 from .manifest import join_cell, split_cell
 from .paths import regular_file_error, walk_audio
@@ -483,7 +483,7 @@ def render_html(result: AuditResult, *, title: str = "") -> str:
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f'<title>spec2img audit: {name}</title>\n<link rel="icon" href="data:,">\n<style>{AUDIT_CSS}</style>\n'
             f"</head>\n<body>\n<header>\n<h1>Audit of {name}</h1>\n<nav>{nav}</nav>\n</header>\n<main>\n{body}\n</main>\n"
-            f"<script>{AUDIT_JS}</script>\n</body>\n</html>\n")
+            f"<script>{asset_text('sortable.js')}</script>\n<script>{AUDIT_JS}</script>\n</body>\n</html>\n")
 
 
 # the report's look (classify/report/assets/report.css), inlined so the page is one file
@@ -523,27 +523,6 @@ img { max-width: 100%; border: 1px solid var(--line); }
 AUDIT_JS = """
 (function () {
   'use strict';
-  document.querySelectorAll('table.sortable').forEach(function (table) {
-    var ths = table.querySelectorAll('th');
-    ths.forEach(function (th) {
-      th.addEventListener('click', function () {
-        var col = +th.dataset.col, isNum = th.dataset.num === '1', asc = th.dataset.dir !== 'asc';
-        ths.forEach(function (t) { delete t.dataset.dir; });
-        th.dataset.dir = asc ? 'asc' : 'desc';
-        var tbody = table.tBodies[0], rows = Array.prototype.slice.call(tbody.rows);
-        rows.sort(function (a, b) {
-          var x = a.cells[col], y = b.cells[col], c;
-          if (isNum) {
-            var u = x.dataset.v === '' ? NaN : +x.dataset.v, v = y.dataset.v === '' ? NaN : +y.dataset.v;
-            if (isNaN(u) || isNaN(v)) return isNaN(u) - isNaN(v);
-            c = u - v;
-          } else { c = x.textContent.localeCompare(y.textContent); }
-          return asc ? c : -c;
-        });
-        rows.forEach(function (r) { tbody.appendChild(r); });
-      });
-    });
-  });
   var kind = document.getElementById('issue-kind'), text = document.getElementById('issue-text');
   var table = document.getElementById('issue-table'), count = document.getElementById('issue-count');
   function filter() {

@@ -1,4 +1,5 @@
-"""File edges: atomic writes and PNG encode/decode. Nothing here computes features."""
+"""File edges: atomic writes, PNG encode/decode, files shipped in ``spec2img/assets/``. Nothing here
+computes features."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ from isal import isal_zlib
 from PIL import Image
 
 DIGEST_KEY = "spec2img"
+
+
+def asset_text(name: str) -> str:
+    """Text of a file shipped in ``spec2img/assets/``: ``sortable.js``, the table sorter that the
+    audit page and classify's report both load."""
+    from importlib import resources
+
+    return resources.files("spec2img").joinpath("assets", name).read_text(encoding="utf-8")
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -85,6 +85,7 @@ def test_the_wheel_ships_the_assets_and_finds_them_installed(tmp_path):
     for rel, _ in A.ASSETS.values():
         assert f"classify/_assets/{rel}" in names
         assert f"classify/_assets/{Path(rel).parent}/LICENSE" in names
+    assert {"spec2img/assets/sortable.js", "classify/report/assets/report.js"} <= names  # the pages' scripts
     code = ("import classify.models.assets as A; p = A.asset_path('efficientat_mn04'); "
             "print(p.relative_to(A.asset_root().parents[1]))")
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,

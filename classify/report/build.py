@@ -15,8 +15,10 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from ..scoring import metrics
+from spec2img.io import asset_text
+
 from ..errors import ClassifyError
+from ..scoring import metrics
 from ..scoring.suspects import suspect_table
 from . import compute, media
 from . import html as H
@@ -77,6 +79,7 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
     (out / "assets").mkdir(exist_ok=True)
     for name in ("report.js", "report.css"):
         (out / "assets" / name).write_text(H.asset_text(name), encoding="utf-8")
+    (out / "assets" / "sortable.js").write_text(asset_text("sortable.js"), encoding="utf-8")  # spec2img's
 
     notes = list(run.notes)
     data: dict = {"classes": run.classes, "multi_label": run.multi_label}

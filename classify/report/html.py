@@ -41,6 +41,7 @@ $sections
 </aside>
 <div id="tooltip" hidden></div>
 <script type="application/json" id="report-data">$data</script>
+<script src="assets/sortable.js"></script>
 <script src="assets/report.js"></script>
 </body>
 </html>

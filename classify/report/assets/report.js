@@ -96,31 +96,7 @@
     openDrawer('true ' + C[i] + ' → predicted ' + C[j] + ' (' + plural(count, 'clip') + ')', rows, more);
   }
 
-  /* ------------------------------------------------------------------ sortable tables */
-  Array.prototype.forEach.call(document.querySelectorAll('table.sortable'), function (table) {
-    var ths = table.querySelectorAll('th');
-    Array.prototype.forEach.call(ths, function (th) {
-      th.addEventListener('click', function () {
-        var col = +th.dataset.col, isNum = th.dataset.num === '1';
-        var asc = th.dataset.dir !== 'asc';
-        Array.prototype.forEach.call(ths, function (t) { delete t.dataset.dir; });
-        th.dataset.dir = asc ? 'asc' : 'desc';
-        var tbody = table.tBodies[0], rows = Array.prototype.slice.call(tbody.rows);
-        rows.sort(function (a, b) {
-          var x = a.cells[col], y = b.cells[col], c;
-          if (isNum) {
-            var u = x.dataset.v === '' ? NaN : +x.dataset.v, v = y.dataset.v === '' ? NaN : +y.dataset.v;
-            if (isNaN(u) || isNaN(v)) return isNaN(u) - isNaN(v);  // blanks last
-            c = u - v;
-          } else {
-            c = x.textContent.localeCompare(y.textContent);
-          }
-          return asc ? c : -c;
-        });
-        rows.forEach(function (r) { tbody.appendChild(r); });
-      });
-    });
-  });
+  /* sortable tables: assets/sortable.js (spec2img's, shared with the audit page) */
   Array.prototype.forEach.call(document.querySelectorAll('tr.pair'), function (tr) {
     tr.addEventListener('click', function () { showCell(+tr.dataset.i, +tr.dataset.j); });
   });
