@@ -132,3 +132,18 @@ def test_class_counts_and_durations():
     s = compute.duration_summary(pd.Series([1.0, 3.0, None, "x"]))
     assert s["count"] == 2 and s["median"] == 2.0 and s["hours"] == pytest.approx(4 / 3600)
     assert compute.duration_summary(pd.Series([], dtype=float)) == {}
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_a_missing_loss_column_is_recomputed_as_fit_computes_it(tmp_path, multi_label):
+    from classify.report.load import load_run
+    from classify.report.synthetic import write_synthetic_run
+    from classify.scoring.evaluate import per_item_loss
+
+    run_dir = write_synthetic_run(tmp_path, n_classes=4, n_clips=8, tiles=1, n_audio=0,
+                                  multi_label=multi_label)["run"]
+    path = run_dir / "valid_predictions.csv"
+    pd.read_csv(path, keep_default_na=False).drop(columns="loss").to_csv(path, index=False)
+    run = load_run(run_dir)
+    want = per_item_loss(run.probs, run.truth.astype(float), multi_label=run.multi_label)
+    assert run.multi_label == multi_label and np.allclose(run.loss, want)

@@ -19,6 +19,7 @@ from spec2img.window import image_seconds
 
 from ..errors import RunFolderError
 from ..runfolder import check_class_list, fold_dirs, read_json
+from ..scoring.evaluate import per_item_loss
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +173,7 @@ def load_run(run_dir: Path, *, images_dir: Path | None = None, audio_dir: Path |
     else:
         loss = np.full(len(preds), np.nan)
     if np.isnan(loss).any():  # recompute what fit did not write: cross-entropy / BCE of the scores
-        eps = 1e-7
-        if multi_label:
-            p = np.clip(probs, eps, 1 - eps)
-            fallback = -np.mean(truth * np.log(p) + (~truth) * np.log(1 - p), axis=1)
-        else:
-            fallback = -np.log(np.clip(probs[np.arange(len(y)), np.maximum(y, 0)], eps, 1.0))
+        fallback = per_item_loss(probs, truth.astype(np.float64), multi_label=multi_label)
         loss = np.where(np.isnan(loss), fallback, loss)
     offset = (
         pd.to_numeric(preds["offset"], errors="coerce").to_numpy(dtype=np.float64)

@@ -74,6 +74,8 @@ class EfficientATMN(nn.Module):
 
     def __init__(self, num_classes: int = N_CLASSES, *, width_mult: float = WIDTH_MULT, dropout: float = 0.2):
         super().__init__()
+        # EfficientAT's own BatchNorm settings (parity with the original); fine-tuning resets the
+        # momentum for every backbone in classify.models.classifier.build_model
         norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
         setting = [BlockConfig.from_row(*row, width_mult) for row in _LARGE]
         sigmoid_se = partial(SqueezeExcitation, scale_activation=nn.Sigmoid)
