@@ -98,7 +98,7 @@ class TrainConfig:
     arch: str = "auto"
     pretrained: bool = True
     weights: str | None = None
-    epochs: int = 10
+    epochs: int = 20
     freeze_epochs: int = 2
     lr: float | None = 3e-3
     lr_mult: float = 10.0
