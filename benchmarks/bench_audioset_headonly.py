@@ -1,7 +1,8 @@
 """Head-only AudioSet transfer on esc50-dev: frozen EfficientAT mn04 embeddings + logistic regression.
 
-4 folds stratified by class and grouped by ``src_file`` (``StratifiedGroupKFold``, shuffled,
-seed 0). Embeddings are computed once (the network is frozen), from the audio and from the
+4 folds stratified by class and grouped by ``src_file``: the folds of ``benchmarks/accuracy.py``
+and ``benchmarks/bench_audioset.py`` (``classify.data.splits.group_kfold``, seed 0). Embeddings are
+computed once (the network is frozen), from the audio and from the
 same log-mels round-tripped through 8-bit spec2img images, so the cost of the PNG quantisation
 shows. Reads ``../shared`` beside the checkout and exits with a message when it is absent.
 
@@ -19,13 +20,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import StratifiedGroupKFold
 
+from classify.data import splits
 from classify.models.backbones.efficientat import efficientat_mn04
 from classify.models.backbones.embed_head import audio_log_mel, embed_log_mels
 from classify.training.headonly import fit_logistic, probabilities
 from spec2img.config import from_preset
 from spec2img.image import render, unrender
+
+sys.path.insert(0, str(Path(__file__).parent))
+from record import RESULTS, environment  # noqa: E402  (benchmarks/record.py)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 ESC50 = SHARED / "data" / "esc50-dev"
@@ -33,9 +37,11 @@ CHECKPOINT = SHARED / "weights" / "efficientat" / "mn04_as_mAP_432.pt"
 
 
 def grouped_folds(meta: pd.DataFrame, *, n_splits: int = 4, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, valid) index pairs: stratified by category, grouped by src_file."""
-    sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    return list(sgkf.split(np.zeros(len(meta)), meta["category"], groups=meta["src_file"]))
+    """(train, valid) index pairs: stratified by category, grouped by src_file, with the folds
+    ``classify`` and the other accuracy benchmarks use (clips of single-recording classes, fold -1,
+    train in every fold)."""
+    fold = splits.group_kfold(meta["category"].to_numpy(), meta["src_file"].to_numpy(), n_splits=n_splits, seed=seed)
+    return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_splits)]
 
 
 def cross_validate(X: np.ndarray, y: np.ndarray, folds) -> tuple[list[float], float]:
@@ -54,7 +60,9 @@ def cross_validate(X: np.ndarray, y: np.ndarray, folds) -> tuple[list[float], fl
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", help="write the numbers to this JSON file")
+    parser.add_argument("--json", default=str(RESULTS / "audioset_headonly.json"),
+                        help="write the numbers, with commit, versions and machine, to this JSON file "
+                             "(default benchmarks/results/audioset_headonly.json)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -83,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         accs, fit_s = cross_validate(X, y, folds)
         results[name] = {"fold_accuracy": [round(a, 4) for a in accs], "mean_accuracy": round(float(np.mean(accs)), 4),
                          "std_accuracy": round(float(np.std(accs)), 4), "head_fit_s_all_folds": round(fit_s, 2)}
+    results["environment"] = environment()
     print(json.dumps(results, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
