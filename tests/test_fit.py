@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from classify.training import train
+from classify.training import device as training_device
 from classify.cli import main
 from classify.config import TrainConfig
 from classify.data.imageset import load_image_set
@@ -63,16 +63,16 @@ def test_fit_writes_the_run_folder_contract(run, tiny_images):
     assert emb.dtype == np.float32 and emb.shape[0] == len(pred)
     versions = json.loads((run / "versions.json").read_text())
     assert {"torch", "fastai", "librosa"} <= set(versions)
-    assert metrics["bf16"] is train.cpu_has_bf16()  # the default: autocast where the CPU has bfloat16
+    assert metrics["bf16"] is training_device.cpu_has_bf16()  # the default: autocast where the CPU has bfloat16
 
 
 @pytest.mark.parametrize("flag, native, device, expected", [
     (None, True, "cpu", True), (None, False, "cpu", False), (True, False, "cpu", True),
     (False, True, "cpu", False), (None, True, "cuda", False), (True, True, "cuda", False)])
 def test_bf16_is_on_where_the_cpu_has_it_unless_told(monkeypatch, flag, native, device, expected):
-    monkeypatch.setattr(train, "cpu_has_bf16", lambda: native)
+    monkeypatch.setattr(training_device, "cpu_has_bf16", lambda: native)
     cfg = TrainConfig(images="x", bf16=flag)
-    assert train.use_bf16(cfg, torch.device(device)) is expected
+    assert training_device.use_bf16(cfg, torch.device(device)) is expected
 
 
 def test_bf16_and_no_augment_flags_parse():

@@ -13,7 +13,6 @@ from classify.config import TrainConfig
 from classify.data.imageset import load_image_set
 from classify.prediction.export import export_onnx
 from classify.prediction.predict import predict
-from classify.training.train import fit
 from conftest import tone, write
 from spec2img.config import SpectrogramConfig
 from spec2img.convert import convert
@@ -26,6 +25,8 @@ def _train(images: Path, out: Path, seed: int) -> Path:
     cfg = TrainConfig(images=str(images), arch="resnet18", pretrained=False, epochs=2, freeze_epochs=0,
                       bs=8, lr=3e-3, crop_seconds=1.0, valid_pct=0.25, patience=0, seed=seed,
                       channels_last=False, quiet=True)
+    from classify.training.train import fit  # fastai: imported when a test trains, not at collection
+
     fit(load_image_set(images), cfg, out)
     return out
 
@@ -78,6 +79,8 @@ def test_imagenet_recipe_colour_images_resized_height_predict_like_fit(tmp_path)
                       freeze_epochs=1, bs=4, lr=1e-2, unfrozen_lr=1e-4, input_height=48, crop_seconds=1.0,
                       valid_pct=0.34, patience=0, seed=0, quiet=True,
                       augment=AugmentConfig(time_masks=0, freq_masks=0, roll=False, mixup=0.0))
+    from classify.training.train import fit
+
     fit(ds, cfg, tmp_path / "run")
     vp = pd.read_csv(tmp_path / "run" / "valid_predictions.csv")
     rv = predict([tmp_path / "run"], [audio / src for src in vp["source"]])

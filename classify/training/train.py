@@ -34,6 +34,7 @@ from fastai.torch_core import set_seed
 from torch import nn
 
 from . import distributed
+from .device import training_device, use_bf16
 from ..scoring import metrics as M
 from ..data import splits
 from ..data.augment import augment_batch
@@ -213,30 +214,6 @@ def run_lr_find(learn: Learner, run_dir: Path, num_it: int = 100) -> float:
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (x86 AVX512-BF16 or AMX), where autocast
-    roughly doubles training speed. Elsewhere it is emulated and gains nothing."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = next((line for line in fh if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
-    """bfloat16 autocast for CPU training: ``cfg.bf16`` when set, else :func:`cpu_has_bf16`."""
-    if device.type != "cpu":
-        return False
-    return cpu_has_bf16() if cfg.bf16 is None else cfg.bf16
-
-
-def _device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda", distributed.local_rank()) if distributed.world_size() > 1 else torch.device("cuda")
-    return torch.device("cpu")
-
-
 def data_parallel(learn: Learner, device: torch.device) -> Callback | None:
     """Under a distributed launch (:mod:`classify.training.distributed`), fastai's DistributedTrainer
     (DDP through accelerate) added to ``learn``; else None. On CPU (gloo) the loaders' index
@@ -303,7 +280,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     sel = select_for(ds, cfg, clip_valid=clip_valid, exclude=exclude)
     cfg = cfg.resolved(ds, sel.train)
     inner = splits.inner_for(ds, sel, cfg) if cfg.needs_inner_split else None
-    device = _device()
+    device = training_device()
     learn, model, width, hist = make_learner(ds, inner if inner is not None else sel, cfg, run_dir, device)
     for cb in cbs:
         learn.add_cb(cb)
@@ -382,7 +359,7 @@ def lr_find(ds: ImageSet, cfg: TrainConfig, run_dir: Path) -> float:
         set_seed(cfg.seed, reproducible=True)
     sel = select_for(ds, cfg)
     cfg = cfg.resolved(ds, sel.train)
-    learn, *_ = make_learner(ds, sel, cfg, run_dir, _device())
+    learn, *_ = make_learner(ds, sel, cfg, run_dir, training_device())
     if cfg.freeze_epochs:
         learn.freeze()
     lr = run_lr_find(learn, run_dir, cfg.lr_find_iters)
