@@ -320,7 +320,7 @@ def _add_tag(sub) -> None:
     p.add_argument("--top-k", type=int, default=5, help="tags per file (default 5)")
     p.add_argument("--weights", help="EfficientAT checkpoint mn04_as_mAP_432.pt (else "
                    "$SPEC2IMG_EFFICIENTAT_WEIGHTS, the torch cache, or a download)")
-    p.add_argument("--out", help="write all tags to this CSV (source,rank,label,probability,index,mid)")
+    p.add_argument("--out", metavar="FILE.csv", help="write all tags to this CSV (source,rank,label,probability,index,mid)")
 
 
 def _cmd_tag(args) -> int:
@@ -337,10 +337,12 @@ def _cmd_tag(args) -> int:
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="write RUN_DIR/report/index.html: an interactive interpretation report")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `classify fit` or `cv`")
-    p.add_argument("-o", "--out", help="output folder (default RUN_DIR/report)")
+    p.add_argument("-o", "--out", metavar="DIR", help="output folder (default RUN_DIR/report)")
     p.add_argument("--images-dir", help="spec2img images folder, if not where train.json says")
     p.add_argument("--audio-dir", help="audio folder the manifest's sources are relative to")
-    p.add_argument("--top-n", type=int, default=50, help="worst validation items listed (default 50)")
+    p.add_argument("--worst", "--top-n", dest="top_n", type=int, default=50, metavar="N",
+                   help="worst validation items listed (default 50; --top-k is the labels kept per file "
+                        "elsewhere, so this count has its own name)")
     p.add_argument("--max-per-cell", type=int, default=12, help="clips kept per confusion cell (default 12)")
     p.add_argument("--audio", choices=("copy", "link", "none"), default="copy",
                    help="copy referenced clips into the report (default), link them relatively, or none")
@@ -378,7 +380,7 @@ def _add_predict(sub) -> None:
                         "the audio are ensembled with RUN_DIR")
     p.add_argument("--run", type=Path, action="append", default=[], metavar="RUN_DIR",
                    help="another run to ensemble with (repeatable)")
-    p.add_argument("--out", type=Path, default=Path("predictions.csv"),
+    p.add_argument("--out", type=Path, default=Path("predictions.csv"), metavar="FILE.csv",
                    help="per-file CSV: file, label_1, prob_1, ... (default predictions.csv)")
     p.add_argument("--top-k", type=int, default=3, help="labels per file in --out (default 3)")
     p.add_argument("--kaggle", type=Path, metavar="CSV",
@@ -435,7 +437,7 @@ def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export a run's model to ONNX (+ JSON with classes and settings)")
     p.add_argument("run_dir", type=Path, help="run folder from classify fit (a cv run: every fold)")
     p.add_argument("--onnx", action="store_true", default=True, help="export to ONNX (the default and only format)")
-    p.add_argument("--out", type=Path, help="output .onnx file (default RUN_DIR/model.onnx)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="output .onnx file (default RUN_DIR/model.onnx)")
 
 
 def _cmd_export(args) -> int:

@@ -175,7 +175,7 @@ def audit_parser() -> argparse.ArgumentParser:
                                 "audit.html into a folder named 'audit' beside AUDIO_DIR (AUDIO_DIR/../audit), where "
                                 "`classify report` of a run on these clips finds and links it.")
     p.add_argument("audio_dir", type=Path, metavar="AUDIO_DIR")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output folder (default: AUDIO_DIR/../audit, i.e. 'audit' beside AUDIO_DIR)")
     _add_labels(p)
     p.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)")

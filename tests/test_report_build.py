@@ -109,7 +109,7 @@ def test_errors_name_the_file(tmp_path):
 
 def test_cli(run, tmp_path, capsys):
     out = tmp_path / "cli"
-    rc = main(["report", str(run["run"]), "-o", str(out), "--top-n", "5", "--audio", "link", "--no-tsne"])
+    rc = main(["report", str(run["run"]), "-o", str(out), "--worst", "5", "--audio", "link", "--no-tsne"])
     assert rc == 0 and (out / "index.html").is_file()
     assert not (out / "audio").exists()  # linked, not copied
     hrefs = page_data(out / "index.html")["items"]["audio"].values()
