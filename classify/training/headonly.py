@@ -19,8 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from ..config import TrainConfig
 from ..data.imageset import ImageSet, crop_width, loss_weights, select_for
@@ -64,6 +62,9 @@ def fit_logistic(X: np.ndarray, Y: np.ndarray, *, multi_label: bool, C: float = 
     + bias`` is scikit-learn's ``predict_proba``. Classes absent from ``Y`` get logit
     ``-LOGIT_CAP``; multi-label classes present in every row ``+LOGIT_CAP``.
     """
+    from sklearn.linear_model import LogisticRegression  # 4 s to import: only when a head is fitted
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(X)
     Z = scaler.transform(X)
     K, d = Y.shape[1], X.shape[1]
