@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -29,8 +30,9 @@ def test_second_run_on_a_locked_folder_names_the_holder_or_waits(tmp_path, capsy
     images.mkdir()
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from spec2img.lock import FolderLock\n"
-         f"l = FolderLock({str(images)!r}).acquire(); print('held', flush=True); time.sleep(float(sys.argv[1]))",
-         "1.5"], stdout=subprocess.PIPE, text=True)
+         f"l = FolderLock({str(images)!r}).acquire(); print('held', flush=True); time.sleep(float(sys.argv[1]))\n"
+         "t = time.time(); l.release(); print('released', t, flush=True); time.sleep(60)",
+         "3"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         assert spec2img_main([str(clips), str(images), *FLAGS]) == ExitCode.USAGE
@@ -38,7 +40,9 @@ def test_second_run_on_a_locked_folder_names_the_holder_or_waits(tmp_path, capsy
         assert f"pid {holder.pid}" in err and "--wait" in err and len(err.splitlines()) == 1
         assert not (images / "manifest.csv").exists()
         assert spec2img_main([str(clips), str(images), *FLAGS, "--wait"]) == ExitCode.OK
-        assert holder.poll() is not None, "--wait returned before the holder let go"
+        done = time.time()
+        word, released = holder.stdout.readline().split()
+        assert word == "released" and float(released) <= done, "--wait returned before the holder let go"
     finally:
         holder.kill()
         holder.wait()
