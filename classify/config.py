@@ -10,6 +10,8 @@ from pathlib import Path
 from .errors import ClassifyError
 
 TRAIN_CONFIG_NAME = "train.json"
+#: Facts ``train.json`` holds beside the settings: where the images were (absolute, and from the run folder).
+WHERE_KEYS = ("images_absolute", "images_from_run_dir")
 #: ``arch`` default: chosen from the images by :func:`classify.commands.choose_arch` (the AudioSet
 #: backbone for images of its front-end, spec2img's default; else EfficientNet-Lite0).
 AUTO_ARCH = "auto"
@@ -169,8 +171,7 @@ class TrainConfig:
         # where the images are, from anywhere (absolute) and from a moved run folder (relative to it);
         # read by the report to find thumbnails and audio (not TrainConfig fields: from_dict skips them)
         images = Path(self.images).expanduser().absolute()
-        where = {"images_absolute": str(images),
-                 "images_from_run_dir": os.path.relpath(images, Path(folder).absolute())}
+        where = dict(zip(WHERE_KEYS, (str(images), os.path.relpath(images, Path(folder).absolute()))))
         return save_config(self, folder, TRAIN_CONFIG_NAME, extra=where)
 
     @classmethod
@@ -180,11 +181,23 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
+        """``train.json`` (a file, or the run folder holding it) as a checked config."""
+        return cls.load_with_where(path)[0]
+
+    @classmethod
+    def load_with_where(cls, path: Path) -> tuple[TrainConfig, dict[str, str]]:
+        """``train.json`` as a checked config, and where the images were when it was written
+        (``images_absolute``, ``images_from_run_dir``: the facts :meth:`save` writes beside the
+        settings). Errors name the file."""
         from spec2img.config import read_config
 
-        _, data = read_config(path, TRAIN_CONFIG_NAME, what="training config", make="run classify fit first",
-                              remake="re-run classify fit")
-        return cls.from_dict(data)
+        path, data = read_config(path, TRAIN_CONFIG_NAME, what="training config", make="run classify fit first",
+                                 remake="re-run classify fit")
+        try:
+            cfg = cls.from_dict(data)
+        except (ClassifyError, TypeError, ValueError) as exc:
+            raise ClassifyError(f"{path}: {exc}; re-run classify fit") from None
+        return cfg, {k: data[k] for k in WHERE_KEYS if isinstance(data.get(k), str)}
 
     def resolved(self, ds=None, train_images=None) -> TrainConfig:
         """This config with ``cut`` (and, for ``head_only``, ``input_height``) decided: see the

@@ -29,7 +29,7 @@ from spec2img.lock import FolderLock
 from spec2img.manifest import join_cell
 
 from .config import TrainConfig
-from .errors import RunFolderError
+from .errors import ClassifyError, RunFolderError
 from .scoring.evaluate import clip_average, per_item_loss
 from .scoring.metrics import headline
 
@@ -167,9 +167,11 @@ def read_info(run_dir: Path) -> RunInfo:
     model_data = read_json(run_dir / "model.json")
     metrics = read_json(run_dir / "metrics.json", {})
     try:
-        train = TrainConfig.load(run_dir)
-    except (TypeError, ValueError) as exc:
-        raise RunFolderError(f"{run_dir}: unreadable run files ({exc}); re-run classify fit") from None
+        train = TrainConfig.load(run_dir)  # errors name train.json and the key
+    except RunFolderError:
+        raise
+    except ClassifyError as exc:
+        raise RunFolderError(str(exc)) from None
     spectrogram = SpectrogramConfig.load(run_dir)  # validated: names the file and the key
     model = check_model_info(run_dir / "model.json", model_data)
     check_classes(run_dir, classes, model, spectrogram)

@@ -9,8 +9,12 @@ import shutil
 import pytest
 
 from classify.cli import main
+from classify.config import TrainConfig
 from classify.errors import ClassifyError, RunFolderError
 from classify.report import ReportConfig, build_report
+from classify.report.load import load_run
+from classify.runfolder import ModelInfo
+from spec2img.config import SpectrogramConfig
 from classify.report.synthetic import write_synthetic_run
 
 
@@ -91,6 +95,24 @@ def test_multi_label_and_cv(tmp_path):
     assert list(page_data(index)["tsne"]) == ["probabilities"]
 
 
+def test_the_report_reads_run_settings_through_the_typed_readers(tmp_path):
+    """train.json / model.json / spectrogram.json are read by the readers predict uses (TrainConfig,
+    ModelInfo, SpectrogramConfig); an unreadable one becomes a note on the page naming the file and
+    the key, and the rest of the page is built."""
+    paths = write_synthetic_run(tmp_path, n_classes=4, n_clips=8, tiles=1)
+    run = load_run(paths["run"])
+    assert isinstance(run.train, TrainConfig) and isinstance(run.model, ModelInfo)
+    assert isinstance(run.spectrogram, SpectrogramConfig) and run.window_seconds == 1.0
+    assert run.train.images == str(paths["images"]) and run.images_where["images_absolute"] == str(paths["images"])
+    train_json = paths["run"] / "train.json"
+    train_json.write_text(json.dumps({**json.loads(train_json.read_text()), "epochs": -3}))
+    (paths["run"] / "model.json").write_text(json.dumps({"arch": "resnet18"}))
+    html = build_report(paths["run"], config=ReportConfig(tsne=False)).read_text()
+    assert f"{train_json}: --epochs=-3" in html and "missing key(s)" in html
+    assert "train.json missing" in html  # the settings table says what it lacks; the page is still there
+    assert len(page_data(paths["run"] / "report" / "index.html")["items"]["y"]) == 8
+
+
 def test_errors_name_the_file(tmp_path):
     with pytest.raises(RunFolderError, match="does not exist"):
         build_report(tmp_path / "nope")
@@ -155,7 +177,7 @@ def test_report_on_a_real_spec2img_folder(two_class_dir, tmp_path):
                        "p_high": probs[:, 0], "p_low": probs[:, 1]})
     df.to_csv(run / "valid_predictions.csv", index=False)
     (run / "classes.json").write_text(json.dumps(classes))
-    (run / "train.json").write_text(json.dumps({"images_dir": str(images)}))
+    TrainConfig(images=str(images)).save(run)
     shutil.copyfile(images / "spectrogram.json", run / "spectrogram.json")
     index = build_report(run, config=ReportConfig(tsne=False))
     data = page_data(index)

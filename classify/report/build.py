@@ -86,7 +86,7 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
 
     # ---- compute: the headline per clip (mean of its windows' probabilities), as fit scores it
     clip_p, clip_t, clip_y = compute.clip_level(run.probs, run.truth, run.preds["source"])
-    threshold = run.model.get("threshold")  # fit's multi-label threshold (0.5 when none recorded)
+    threshold = run.threshold  # fit's multi-label threshold (0.5 when none recorded)
     headline = metrics.headline(clip_p, clip_t, multi_label=run.multi_label, threshold=threshold)
     per_window = metrics.headline(run.probs, run.truth, multi_label=run.multi_label, threshold=threshold)
     explain = S.headline_text(run, headline, per_window, len(clip_y))
@@ -248,12 +248,12 @@ def _fold_spread(run: RunData, notes: list[str]) -> pd.DataFrame | None:
                 sub = ((fold == fd.name) | ("fold_" + fold == fd.name)).to_numpy()
             if sub is not None and sub.any():
                 per_fold.append(metrics.headline(run.probs[sub], run.truth[sub], multi_label=run.multi_label,
-                                                 threshold=run.model.get("threshold")))
+                                                 threshold=run.threshold))
                 continue
             try:
                 probs, truth, _ = prediction_arrays(fd.preds, run.classes, run.run_dir / fd.name, [])
                 per_fold.append(metrics.headline(probs, truth, multi_label=run.multi_label,
-                                                 threshold=run.model.get("threshold")))
+                                                 threshold=run.threshold))
                 continue
             except ClassifyError as exc:
                 notes.append(f"{fd.name}: {exc}")

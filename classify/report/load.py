@@ -14,11 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spec2img.config import SpectrogramConfig
+from spec2img.errors import Spec2ImgError
 from spec2img.manifest import RUN_INFO_NAME, split_cell
 from spec2img.window import image_seconds
 
+from ..config import TrainConfig
 from ..errors import RunFolderError
-from ..runfolder import check_class_list, fold_dirs, read_json
+from ..runfolder import ModelInfo, check_class_list, check_model_info, fold_dirs, read_json
 from ..scoring.evaluate import per_item_loss
 
 log = logging.getLogger(__name__)
@@ -56,10 +59,11 @@ class RunData:
     history: pd.DataFrame | None = None
     lr_find: dict | None = None
     metrics: dict = field(default_factory=dict)
-    train: dict = field(default_factory=dict)
+    train: TrainConfig | None = None
+    images_where: dict[str, str] = field(default_factory=dict)
     train_dir: Path | None = None
-    model: dict = field(default_factory=dict)
-    spectrogram: dict = field(default_factory=dict)
+    model: ModelInfo | None = None
+    spectrogram: SpectrogramConfig | None = None
     images_dir: Path | None = None
     audio_dir: Path | None = None
     manifest: pd.DataFrame | None = None
@@ -80,8 +84,8 @@ class RunData:
     def head_only(self) -> bool:
         """A ``--head-only`` run (logistic head on frozen features): no epochs, no curves."""
         fold_metrics = self.folds[0].metrics if self.folds else {}
-        return bool(self.train.get("head_only") or self.metrics.get("head_only") or fold_metrics.get("head_only")
-                    or self.model.get("head") == "linear")
+        return bool((self.train is not None and self.train.head_only) or self.metrics.get("head_only")
+                    or fold_metrics.get("head_only") or (self.model is not None and self.model.head == "linear"))
 
     @property
     def protocol(self) -> dict:
@@ -91,15 +95,33 @@ class RunData:
         return p if isinstance(p, dict) else {}
 
     @property
+    def threshold(self) -> float | None:
+        """fit's multi-label threshold from model.json (None: 0.5)."""
+        return self.model.threshold if self.model is not None else None
+
+    @property
     def window_seconds(self) -> float | None:
         """Seconds of audio behind one image (``tile`` or ``duration``), None for whole clips."""
-        return image_seconds(tile=self.spectrogram.get("tile"), duration=self.spectrogram.get("duration"))
+        s = self.spectrogram
+        return image_seconds(tile=s.tile, duration=s.duration) if s is not None else None
 
 
 # ------------------------------------------------------------------------------------ small readers
 def _read_json(path: Path, default=None):
     """A run folder's JSON file (:func:`classify.runfolder.read_json`), ``default`` when absent."""
     return read_json(path, default)
+
+
+def _typed(path: Path, read, notes: list[str]):
+    """A run folder's settings file read by the one typed reader ``read(path)`` (the same checks
+    ``classify predict`` makes); ``None`` when absent, and a note on the page when unreadable."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    try:
+        return read(path)
+    except Spec2ImgError as exc:
+        notes.append(f"{exc} (the report shows what it can without it)")
+        return None
 
 
 TEXT_COLUMNS = {c: str for c in ("image", "source", "labels", "pred", "fold", "label", "path", "status")}
@@ -164,8 +186,10 @@ def load_run(run_dir: Path, *, images_dir: Path | None = None, audio_dir: Path |
     probs, truth, preds = prediction_arrays(preds, classes, run_dir / pred_name, notes)
 
     train_path = _first(run_dir, folds, "train.json")
-    train = _read_json(train_path, {}) or {}
-    multi_label = bool(train.get("multi_label")) or bool((truth.sum(axis=1) > 1).any())
+    train, where = _typed(train_path, TrainConfig.load_with_where, notes) or (None, {})
+    model_path = _first(run_dir, folds, "model.json")
+    model = _typed(model_path, lambda p: check_model_info(p, read_json(p)), notes)
+    multi_label = bool(model is not None and model.multi_label) or bool((truth.sum(axis=1) > 1).any())
     y = np.where(truth.any(axis=1), np.argmax(truth, axis=1), -1)
     pred = np.argmax(probs, axis=1)
     if "loss" in preds:
@@ -206,13 +230,13 @@ def load_run(run_dir: Path, *, images_dir: Path | None = None, audio_dir: Path |
         hs = [fd.history.assign(fold=fd.name) for fd in fold_data if fd.history is not None]
         history = pd.concat(hs, ignore_index=True) if hs else None
 
-    spectrogram = _read_json(_first(run_dir, folds, "spectrogram.json"), {}) or {}
+    spectrogram = _typed(_first(run_dir, folds, "spectrogram.json"), SpectrogramConfig.load, notes)
     run = RunData(
         run_dir=run_dir, classes=classes, preds=preds, probs=probs, truth=truth, y=y, pred=pred,
         loss=loss, offset=offset, multi_label=multi_label, embeddings=embeddings, history=history,
         lr_find=_read_json(_first(run_dir, folds, "lr_find.json")),
-        metrics=_read_json(run_dir / "metrics.json", {}) or {}, train=train, spectrogram=spectrogram,
-        train_dir=train_path.parent, model=_read_json(_first(run_dir, folds, "model.json"), {}) or {},
+        metrics=_read_json(run_dir / "metrics.json", {}) or {}, train=train, images_where=where,
+        spectrogram=spectrogram, train_dir=train_path.parent, model=model,
         folds=fold_data, cv_metrics=_read_json(run_dir / "cv_metrics.json", {}) or {}, notes=notes,
     )
     _resolve_data_dirs(run, images_dir, audio_dir)
@@ -261,19 +285,17 @@ def prediction_arrays(preds: pd.DataFrame, classes: list[str], path: Path, notes
 
 def _resolve_data_dirs(run: RunData, images_dir: Path | None, audio_dir: Path | None) -> None:
     """Find IMAGES_DIR (thumbnails, manifest, audit) and AUDIO_DIR (players); note what is missing."""
-    t = run.train
-    bases = (run.run_dir,)
     if images_dir is not None:
         run.images_dir = Path(images_dir) if Path(images_dir).is_dir() else None
         if run.images_dir is None:
             run.notes.append(f"--images-dir {images_dir} is not a folder: no spectrogram thumbnails")
     else:
-        recorded = t.get("images_dir") or t.get("images")
+        recorded = run.train.images if run.train is not None else None
         run.images_dir = _find_images(run)
         if run.images_dir is None:
             run.notes.append(
                 f"images folder {recorded!r} from train.json not found: no thumbnails (pass --images-dir)"
-                if recorded else "train.json records no images_dir: no thumbnails (pass --images-dir)"
+                if recorded else "no readable train.json to say where the images are: no thumbnails (pass --images-dir)"
             )
     img_meta = {}
     if run.images_dir is not None:  # spec2img records the audio folder in spec2img_run.json
@@ -300,9 +322,10 @@ def _find_images(run: RunData) -> Path | None:
     """IMAGES_DIR from train.json, found from any working directory and from a moved run folder:
     its absolute path, its path relative to the run folder, then ``images`` as written (relative
     to the run folder, the folder that holds it, or the current directory)."""
-    t, base = run.train, run.train_dir or run.run_dir
-    for value, bases in ((t.get("images_absolute"), ()), (t.get("images_from_run_dir"), (base,)),
-                         (t.get("images_dir") or t.get("images"), (base, run.run_dir, run.run_dir.parent))):
+    where, base = run.images_where, run.train_dir or run.run_dir
+    images = run.train.images if run.train is not None else None
+    for value, bases in ((where.get("images_absolute"), ()), (where.get("images_from_run_dir"), (base,)),
+                         (images, (base, run.run_dir, run.run_dir.parent))):
         found = _resolve_dir(value, *bases)
         if found is not None and (found / "manifest.csv").is_file():
             return found
@@ -312,7 +335,7 @@ def _find_images(run: RunData) -> Path | None:
 def _moved_with_images(run: RunData, value) -> Path | None:
     """The audio folder after a move of the whole project: the same place relative to the images
     folder as when the run was trained (train.json's ``images_absolute``)."""
-    old_images = run.train.get("images_absolute")
+    old_images = run.images_where.get("images_absolute")
     if not old_images or run.images_dir is None or not Path(str(value)).is_absolute():
         return None
     import os
@@ -322,18 +345,14 @@ def _moved_with_images(run: RunData, value) -> Path | None:
 
 
 def _find_audio(run: RunData, img_meta: dict) -> None:
-    t = run.train
-    for source, value, base in (
-        ("train.json", t.get("audio_dir"), run.run_dir),
-        (RUN_INFO_NAME, img_meta.get("audio_dir"), run.images_dir),
-        ("spectrogram.json", run.spectrogram.get("audio_dir"), run.images_dir),
-    ):
-        if value:
-            found = _resolve_dir(value, *(b for b in (base, run.run_dir) if b is not None))
-            if found is None:
-                found = _moved_with_images(run, value)
-            if found is not None:
-                run.audio_dir = found
-                return
-            run.notes.append(f"audio folder {value!r} from {source} not found")
+    """AUDIO_DIR from spec2img's record in the images folder (``spec2img_run.json``)."""
+    value = img_meta.get("audio_dir")
+    if value:
+        found = _resolve_dir(value, *(b for b in (run.images_dir, run.run_dir) if b is not None))
+        if found is None:
+            found = _moved_with_images(run, value)
+        if found is not None:
+            run.audio_dir = found
+            return
+        run.notes.append(f"audio folder {value!r} from {RUN_INFO_NAME} not found")
     run.notes.append("no audio folder found: no audio players (pass --audio-dir AUDIO_DIR)")

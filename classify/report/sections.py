@@ -5,6 +5,7 @@ Plots are drawn here (second step), from arrays :mod:`.compute` made (first step
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ FINE_TUNE_ONLY = {"epochs", "freeze_epochs", "lr", "lr_mult", "unfrozen_lr", "lr
                   "patience", "monitor", "restore_best", "bf16", "channels_last", "dropout", "export_learner",
                   "inner_pct"}
 HEAD_ONLY_ONLY = {"head_c"}
-NEVER_SHOWN = {"quiet", "out", "images_absolute", "images_from_run_dir"}
+NEVER_SHOWN = {"quiet", "out"}
 SPEC_UNITS = {"sr": "Hz", "fmin": "Hz", "fmax": "Hz", "n_fft": "samples", "hop_length": "samples",
               "win_length": "samples", "duration": "s", "tile": "s", "tile_hop": "s", "top_db": "dB"}
 
@@ -59,16 +60,20 @@ def summary_html(run: RunData, headline: dict, spread, explain: str) -> str:
             mv = pd.to_numeric(ok["manually_verified"], errors="coerce").dropna()
             if len(mv):
                 dataset["verified share"] = float(mv.mean())
-    for key in ("n_train", "n_valid", "valid_pct", "split", "fold", "valid_fold"):
-        if key in run.train and run.train[key] is not None:
-            dataset[key] = run.train[key]
+    t = run.train
+    if t is not None and not run.is_cv:
+        dataset["validation split"] = (f"fold {t.valid_fold}" if t.valid_fold is not None
+                                       else f"--valid-csv {t.valid_csv}" if t.valid_csv
+                                       else f"{t.valid_pct:.0%} of the groups (recordings), stratified")
+    train_cfg = dataclasses.asdict(t) if t is not None else {}
     if run.is_cv:
         dataset["folds"] = len(run.folds)
     spec_keys = ("preset", "feature", "sr", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "mode",
                  "duration", "crop", "tile", "tile_hop")
-    spec = {k: _with_unit(k, run.spectrogram[k]) for k in spec_keys if k in run.spectrogram}
+    spec_cfg = dataclasses.asdict(run.spectrogram) if run.spectrogram is not None else {}
+    spec = {k: _with_unit(k, spec_cfg[k]) for k in spec_keys if k in spec_cfg}
     skip = NEVER_SHOWN | (FINE_TUNE_ONLY if run.head_only else HEAD_ONLY_ONLY)
-    train = {k: v for k, v in run.train.items()
+    train = {k: v for k, v in train_cfg.items()
              if k not in skip and (not isinstance(v, dict) or len(str(v)) < 200) and v is not None}
     recorded = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
     parts = [H.metrics_table(headline, spread),
@@ -100,7 +105,7 @@ def _lr_marks(run: RunData) -> dict[str, float]:
     for k, v in {**{k: lf.get(k) for k in ("valley", "slide", "steep", "minimum", "lr_min", "suggested")}, **sugg}.items():
         if isinstance(v, (int, float)) and v > 0:
             marks[k] = float(v)
-    chosen = lf.get("chosen") or lf.get("lr") or run.train.get("lr") or run.train.get("lr_max")
+    chosen = lf.get("chosen") or lf.get("lr") or (run.train.lr if run.train is not None else None)
     if isinstance(chosen, (int, float)) and chosen > 0:
         marks["chosen"] = float(chosen)
     return marks
@@ -114,7 +119,7 @@ def training_html(run: RunData, out: Path) -> str:
         plots.plot_lr_find(np.asarray(lrs, float), np.asarray(losses, float), _lr_marks(run), out / "plots" / "lr_find.png")
         parts.append(H.figure("plots/lr_find.png", "lr_find curve", "loss against learning rate; dashed: suggestions and the chosen rate"))
     else:
-        lr = run.train.get("lr")
+        lr = run.train.lr if run.train is not None else None
         fixed = f"fixed at {H.human_number(lr)} (--lr)" if isinstance(lr, (int, float)) else "not searched"
         parts.append(f"<p>The learning rate was {H.esc(fixed)}, so no learning-rate search was recorded. "
                      "Run with <code>--lr auto</code> to let lr_find choose it and plot its curve here.</p>")
@@ -134,20 +139,20 @@ def training_html(run: RunData, out: Path) -> str:
 
 def head_only_html(run: RunData) -> str:
     """What a ``--head-only`` run did: features from a frozen backbone, one logistic fit."""
-    t, mi = run.train, run.model
+    t, mi, sp = run.train, run.model, run.spectrogram
     fold_metrics = [(fd.name, fd.metrics) for fd in run.folds] or [("", run.metrics)]
     m0 = fold_metrics[0][1]
-    weights = t.get("weights") or ("ImageNet weights" if t.get("pretrained", True) else "random weights")
-    cut = mi.get("cut", t.get("cut")) or 0
-    dims = mi.get("hidden")
-    sr, hop = run.spectrogram.get("sr"), run.spectrogram.get("hop_length")
-    width = mi.get("crop_width") or m0.get("crop_width")
+    weights = "?" if t is None else t.weights or ("pretrained weights" if t.pretrained else "random weights")
+    cut = mi.cut if mi is not None else (t.cut if t is not None else 0) or 0
+    dims = mi.hidden if mi is not None else None
+    sr, hop = (sp.sr, sp.hop_length) if sp is not None else (None, None)
+    width = (mi.crop_width if mi is not None else None) or m0.get("crop_width")
     win = (f"{plural(int(width), 'frame')} (about {H.human_number(round(width * hop / sr, 2))} s)"
            if width and sr and hop else (plural(int(width), "frame") if width else "the whole image"))
     feats = {
-        "backbone": f"{t.get('arch', mi.get('arch', '?'))}, frozen ({weights}); no gradient step touched it",
+        "backbone": f"{(mi or t).arch if (mi or t) else '?'}, frozen ({weights}); no gradient step touched it",
         "stages dropped from its end (--cut)": cut,
-        "pooling": f"{mi.get('pool', 'mean')} over time and frequency",
+        "pooling": f"{mi.pool if mi is not None else 'mean'} over time and frequency",
         "feature vector": f"{dims} values per window" if dims else "unknown (model.json missing)",
         "windows": f"{win}, hop half a window; a clip's prediction is the mean over its windows",
         "training windows": m0.get("train_windows") if not run.folds else "per fold, below",
@@ -157,14 +162,14 @@ def head_only_html(run: RunData) -> str:
     how = protocol.get("head_c")
     Cs = sorted({float(m.get("head_c")) for _, m in fold_metrics if isinstance(m.get("head_c"), (int, float))})
     if how in (None, "fixed"):
-        how = f"fixed at C = {H.human_number(Cs[0]) if Cs else t.get('head_c')} (--head-c), not tuned on data"
+        how = f"fixed at C = {H.human_number(Cs[0]) if Cs else (t.head_c if t else '?')} (--head-c), not tuned on data"
     fit = {
         "model": "StandardScaler, then scikit-learn LogisticRegression "
                  + ("(one binary regression per class, sigmoid)" if multi else "(multinomial, softmax)"),
         "regularisation": "L2 penalty, strength 1/C" + (f"; C = {', '.join(H.human_number(c) for c in Cs)}" if Cs else ""),
         "how C was chosen": how,
-        "unverified clips": (f"sample weight {H.human_number(t.get('unverified_weight'))}"
-                             if t.get("unverified_weight", 1) != 1 else "weight 1 (as verified)"),
+        "unverified clips": (f"sample weight {H.human_number(t.unverified_weight)}"
+                             if t is not None and t.unverified_weight != 1 else "weight 1 (as verified)"),
         "folded into the network": "scaler and regression become the model's linear head (model.pt)",
     }
     parts = ["<p>This run did not fine-tune: it computed features with a frozen pretrained network and fitted "

@@ -4,12 +4,16 @@ benchmark and demos. No training: predictions, embeddings and curves are drawn f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
+
+from ..config import TrainConfig
+from ..runfolder import ModelInfo
 
 
 def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, tiles: int = 2,
@@ -109,14 +113,14 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
 
     # the audio folder is recorded where spec2img records it (IMAGES_DIR/spec2img_run.json)
     (images_dir / "spec2img_run.json").write_text(json.dumps({"audio_dir": str(audio_dir), "labels_csv": None}))
-    train = {"images_dir": str(images_dir), "arch": "resnet18", "epochs": 3,
-             "lr": 3e-3, "bs": 32, "seed": seed, "multi_label": multi_label}
-    model = {"arch": "resnet18", "head": "pool", "hidden": 512, "crop_width": 63, "cut": 0, "pool": "mean"}
+    # train.json and model.json as fit writes them (the one typed writers)
+    train = TrainConfig(images=str(images_dir), arch="resnet18", epochs=3, lr=3e-3, bs=32, seed=seed)
+    model = ModelInfo(arch="resnet18", n_classes=n_classes, in_channels=1, input_height=None, dropout=0.5,
+                      hidden=512, crop_width=63, multi_label=multi_label)
     extra = {}
     if head_only:
-        train = {"images_dir": str(images_dir), "arch": "efficientat_mn04", "epochs": 10, "lr": 3e-3,
-                 "augment": {"mixup": 0.4}, "head_only": True, "head_c": 1.0, "seed": seed, "multi_label": multi_label}
-        model = {"arch": "efficientat_mn04", "head": "linear", "hidden": 384, "crop_width": 250, "cut": 0, "pool": "mean"}
+        train = TrainConfig(images=str(images_dir), arch="efficientat_mn04", head_only=True, head_c=1.0, seed=seed)
+        model = dataclasses.replace(model, arch="efficientat_mn04", head="linear", hidden=384, crop_width=250)
         extra = {"head_only": True, "head_c": 1.0, "train_windows": 3 * n, "embed_seconds": 4.2,
                  "head_fit_seconds": 0.3, "protocol": {"head_c": "fixed", "checkpoint": "the one logistic fit"}}
     epochs = np.arange(3)
@@ -129,11 +133,11 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
     def write_run(folder: Path, sel: np.ndarray) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "classes.json").write_text(json.dumps(classes))
-        (folder / "train.json").write_text(json.dumps(train, indent=2))
+        train.save(folder)
         (folder / "spectrogram.json").write_text(json.dumps(spec, indent=2))
         df[sel].to_csv(folder / "valid_predictions.csv", index=False)
         np.save(folder / "valid_embeddings.npy", emb[sel].astype(np.float32))
-        (folder / "model.json").write_text(json.dumps(model))
+        (folder / "model.json").write_text(json.dumps(dataclasses.asdict(model)))
         if head_only:
             pd.DataFrame({"train_loss": [0.4], "valid_loss": [float(loss[sel].mean())], "epoch": [0],
                           "phase": ["head-only"]}).to_csv(folder / "history.csv", index=False)
@@ -146,7 +150,7 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
     if folds:
         clip_fold = np.array([row["clip"] % folds for row in rows])
         (run_dir / "classes.json").write_text(json.dumps(classes))
-        (run_dir / "train.json").write_text(json.dumps(train, indent=2))
+        train.save(run_dir)
         for k in range(folds):
             write_run(run_dir / f"fold_{k}", clip_fold == k)
         df.assign(fold=[f"fold_{k}" for k in clip_fold]).to_csv(run_dir / "oof_predictions.csv", index=False)
