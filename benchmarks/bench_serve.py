@@ -146,34 +146,56 @@ def run_clients(server: Server, bodies: list[bytes], clients: int, per_client: i
         return [x for xs in pool.map(client, range(clients)) for x in xs]
 
 
-def clip_cost(tmp: Path, small: int, big: int) -> None:
-    """Marginal cost of one 5 s clip through the per-clip pipeline that serve and predict share
-    (decode, resample, features, windows, ONNX forward, tables), on one core: the time for ``big``
-    ESC-50 clips minus the time for ``small`` of them, divided by ``big - small``."""
-    from classify.prediction.onnx_predict import onnx_scorer
-    from classify.prediction.predict import PredictConfig, predict_files
-
-    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    files = sorted(ESC50.glob("*.wav"))[:big]
-    if len(files) < big:
-        raise SystemExit(f"needs {big} clips in {ESC50}")
-    scorer = onnx_scorer(make_model(tmp), threads=1)
-    cfg = PredictConfig()
-    predict_files([scorer], files[:5], cfg)  # warm-up: FFT plans, mel filters, onnxruntime
+def marginal_ms(run, files: list[Path], small: int, big: int) -> dict[str, float]:
+    """``run(files)`` timed on ``small`` and ``big`` files (twice each, best of 2); the marginal wall
+    and CPU milliseconds per file, ``(t(big) - t(small)) / (big - small)``."""
     wall, cpu = {}, {}
     for n in (small, big, small, big):
         t0, c0 = time.perf_counter(), time.process_time()
-        r = predict_files([scorer], files[:n], cfg)
-        assert not r.failures
+        run(files[:n])
         wall.setdefault(n, []).append(time.perf_counter() - t0)
         cpu.setdefault(n, []).append(time.process_time() - c0)
-    ms = {k: 1000 * (min(v[big]) - min(v[small])) / (big - small) for k, v in (("wall", wall), ("cpu", cpu))}
-    line = (f"marginal cost per 5 s clip, one core: {ms['cpu']:.1f} ms of CPU, {ms['wall']:.1f} ms wall "
-            f"({small} clips {min(wall[small]):.2f} s, {big} clips {min(wall[big]):.2f} s wall, best of 2; "
-            f"load average {os.getloadavg()[0]:.1f}; commit "
-            f"{subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()})")
-    print(line)
-    (RESULTS / "serve_clip_cost.txt").write_text(line + "\n")
+    out = {k: 1000 * (min(v[big]) - min(v[small])) / (big - small) for k, v in (("wall", wall), ("cpu", cpu))}
+    return {**out, "small_s": min(wall[small]), "big_s": min(wall[big])}
+
+
+def clip_cost(tmp: Path, small: int, big: int) -> None:
+    """Marginal cost of one 5 s clip through the per-clip pipeline that serve and predict share
+    (decode, resample, features, windows, model forward, tables), on one core, with the ONNX
+    scorer and with the torch one: the time for ``big`` ESC-50 clips minus the time for ``small``
+    of them, divided by ``big - small``."""
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    import torch
+
+    from classify.prediction.ensemble import torch_scorer
+    from classify.prediction.onnx_predict import onnx_scorer
+    from classify.prediction.predict import PredictConfig, predict_files
+
+    torch.set_num_threads(1)
+    files = sorted(ESC50.glob("*.wav"))[:big]
+    if len(files) < big:
+        raise SystemExit(f"needs {big} clips in {ESC50}")
+    onnx = make_model(tmp)
+    cfg = PredictConfig()
+    lines, rec = [], {}
+    for name, scorer in (("onnx", onnx_scorer(onnx, threads=1)), ("torch", torch_scorer(onnx.parent))):
+        def run(fs, scorer=scorer):
+            assert not predict_files([scorer], fs, cfg).failures
+
+        run(files[:5])  # warm-up: FFT plans, mel filters, the runtime's first call
+        ms = rec[name] = marginal_ms(run, files, small, big)
+        lines.append(f"{name}: {ms['cpu']:.1f} ms of CPU, {ms['wall']:.1f} ms wall "
+                     f"({small} clips {ms['small_s']:.2f} s, {big} clips {ms['big_s']:.2f} s wall, best of 2)")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    head = (f"marginal cost per 5 s clip, one core (load average {os.getloadavg()[0]:.1f}; commit {commit}; "
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus)")
+    print(head, *lines, sep="\n  ")
+    (RESULTS / "serve_clip_cost.txt").write_text("\n  ".join([head, *lines]) + "\n")
+    (RESULTS / "serve_clip_cost.json").write_text(json.dumps(
+        {"per_clip_ms": rec, "commit": commit, "load_avg": os.getloadavg()[0], "small": small, "big": big,
+         "versions": {p: version(p) for p in ("numpy", "scipy", "soxr", "soundfile", "onnxruntime", "torch")},
+         "machine": f"{platform.machine()}, {os.cpu_count()} cpus"}, indent=2) + "\n")
 
 
 def main() -> None:

@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torchvision
 
 from classify.models import archs
 from classify.cli import main
@@ -13,6 +12,7 @@ from classify.models.classifier import AudioClassifier, build_model
 
 @pytest.mark.slow
 def test_weights_file_loads_a_saved_state_dict(tmp_path):
+    import torchvision  # here, not at collection: its import pulls torch._dynamo
     ref = torchvision.models.resnet18()
     torch.nn.init.normal_(ref.conv1.weight)
     torch.save(ref.state_dict(), tmp_path / "r18.pth")
@@ -26,6 +26,7 @@ def test_weights_file_loads_a_saved_state_dict(tmp_path):
 
 
 def test_weights_file_that_does_not_fit_says_so(tmp_path):
+    import torchvision  # here, not at collection: its import pulls torch._dynamo
     torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
     with pytest.raises(WeightsError, match="does not fit torchvision resnet34"):
         archs.get_arch("resnet34").factory(True, tmp_path / "r18.pth")
@@ -35,6 +36,7 @@ def test_weights_file_that_does_not_fit_says_so(tmp_path):
 
 
 def _offline(monkeypatch, tmp_path):
+    import torchvision  # here, not at collection: its import pulls torch._dynamo
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
 
     def no_network(*a, **k):

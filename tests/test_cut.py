@@ -11,7 +11,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import torchvision
 
 from classify.models import archs
 from classify.cli import main
@@ -52,6 +51,7 @@ def test_cut_lite0_is_the_prefix_of_the_whole_network():
 
 @torch.no_grad()
 def test_cut_resnet_drops_layer4():
+    import torchvision  # here, not at collection: its import pulls torch._dynamo
     torch.manual_seed(0)
     ref = torchvision.models.resnet18().eval()
     whole = torch.nn.Sequential(*list(ref.children())[:-2])  # the body torchvision_body builds

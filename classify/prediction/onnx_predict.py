@@ -32,6 +32,10 @@ def onnx_paths(path: Path) -> tuple[Path, Path]:
     return model, model.with_name(model.name + ".json")
 
 
+#: Windows per onnxruntime call (see ``score`` in :func:`onnx_scorer`).
+ONNX_BATCH = 8
+
+
 def onnx_scorer(path: Path, *, threads: int | None = None) -> Scorer:
     """An exported model as a :class:`classify.prediction.scorer.Scorer` (onnxruntime, CPU)."""
     import onnxruntime as ort
@@ -64,6 +68,10 @@ def onnx_scorer(path: Path, *, threads: int | None = None) -> Scorer:
         raise RunFolderError(f"{model}: not a loadable ONNX model ({str(exc)[:120]}); {hint} again") from None
 
     def score(x: np.ndarray) -> np.ndarray:
-        return sess.run([out_name], {in_name: x.astype(np.float32) / np.float32(255)})[0]
+        # a few windows at a time: on CPU a wide batch's activations spill out of cache
+        # (benchmarks/bench_serve.py --clip-cost: 64 windows a call cost more per window than 8)
+        parts = [sess.run([out_name], {in_name: x[b:b + ONNX_BATCH].astype(np.float32) / np.float32(255)})[0]
+                 for b in range(0, max(len(x), 1), ONNX_BATCH)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     return Scorer(str(model), classes, spec, crop_width, multi, threshold, score)
