@@ -130,16 +130,15 @@ HEADS = {"pool": PoolHead, "linear": LinearHead}
 class AudioClassifier(nn.Module):
     """``forward(x)``: x float ``(B, C, H, W)`` in [0, 1] -> logits ``(B, n_classes)``.
 
-    Parameters
-    ----------
-    body : backbone returning a feature map
-    head : a head of :data:`HEADS` (``embed(fmap)`` and ``fc``)
-    mean, std : per-channel normalisation (length ``body_channels``), or None
-    in_channels : channels of the images (1 grey, 3 deltas/colormap)
-    input_height : if set, the whole image height is resized to it (time axis untouched)
-    value_range : ``(vmin, vmax)``; when set, pixels become feature values ``vmin + x*(vmax-vmin)``
-        (:func:`spec2img.image.to_values`, the one pixel -> value mapping)
-        instead of being normalised (backbones pretrained on raw log-mels)
+    Args:
+        body: backbone returning a feature map.
+        head: a head of :data:`HEADS` (``embed(fmap)`` and ``fc``).
+        mean, std: per-channel normalisation (length ``body_channels``), or None.
+        in_channels: channels of the images (1 grey, 3 deltas/colormap).
+        input_height: if set, the whole image height is resized to it (time axis untouched).
+        value_range: ``(vmin, vmax)``; when set, pixels become feature values
+            ``vmin + x * (vmax - vmin)`` (:func:`spec2img.image.to_values`, the one pixel -> value
+            mapping) instead of being normalised (backbones pretrained on raw log-mels).
     """
 
     def __init__(self, body: nn.Module, head: nn.Module, *, mean=None, std=None, in_channels: int = 1,
