@@ -17,10 +17,11 @@ WHERE_KEYS = ("images_absolute", "images_from_run_dir")
 AUTO_ARCH = "auto"
 MONITORS = ("valid_loss", "accuracy", "lwlrap")
 # Below this many clips in the median class, a pretrained backbone is not fine-tuned by default:
-# a logistic head on its frozen features scores higher. Measured (README, Benchmarks; issue 13's
-# defaults, AudioSet backbone), head-only vs fine-tuned: esc50-dev, ~6 clips a class: 98.6% vs
-# 92.8%; fsdd speaker 1 held out, training clips a class: 10: 30.2% vs 32.8% (within noise);
-# 30: 50.4% vs 46.4%; 100: 56.0% vs 60.8%; 270: 51.8% vs 85.8%.
+# a logistic head on its frozen features. Measured (README, Benchmarks: "Fine-tune or head-only",
+# AudioSet backbone, today's defaults), head-only vs fine-tuned: esc50-dev, ~8 clips a class:
+# 98.6% vs 88.8%; fsdd speaker 1 held out, training clips a class: 10: 30.2% vs 41.8%; 30: 50.4%
+# vs 61.2%; 100: 56.0% vs 67.2%; 270: 51.8% vs 92.2%. The sets cross at different sizes (fsdd is
+# far from AudioSet's classes); 50 keeps the probe for small AudioSet-like sets.
 HEAD_ONLY_BELOW = 50
 # Candidate inverse L2 strengths for --head-c auto (chosen on the inner split).
 HEAD_C_GRID = (0.01, 0.1, 1.0, 10.0)
