@@ -127,7 +127,12 @@ def save_model(run_dir: Path, model: AudioClassifier, info: ModelInfo) -> None:
     tmp = run_dir / ".model.pt.tmp"
     torch.save(state, tmp)
     tmp.replace(run_dir / "model.pt")
-    write_json(run_dir / "model.json", asdict(info))
+    save_model_info(run_dir, info)
+
+
+def save_model_info(run_dir: Path, info: ModelInfo) -> None:
+    """The one writer of ``model.json`` (read back by :func:`check_model_info`)."""
+    write_json(Path(run_dir) / "model.json", asdict(info))
 
 
 def write_predictions(run_dir: Path, table: pd.DataFrame, probs: np.ndarray, losses: np.ndarray,

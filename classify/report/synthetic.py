@@ -13,7 +13,7 @@ import pandas as pd
 from PIL import Image
 
 from ..config import TrainConfig
-from ..runfolder import ModelInfo
+from ..runfolder import ModelInfo, save_model_info
 
 
 def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, tiles: int = 2,
@@ -137,7 +137,7 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
         (folder / "spectrogram.json").write_text(json.dumps(spec, indent=2))
         df[sel].to_csv(folder / "valid_predictions.csv", index=False)
         np.save(folder / "valid_embeddings.npy", emb[sel].astype(np.float32))
-        (folder / "model.json").write_text(json.dumps(dataclasses.asdict(model)))
+        save_model_info(folder, model)
         if head_only:
             pd.DataFrame({"train_loss": [0.4], "valid_loss": [float(loss[sel].mean())], "epoch": [0],
                           "phase": ["head-only"]}).to_csv(folder / "history.csv", index=False)
