@@ -133,6 +133,12 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--restore-best", action=argparse.BooleanOptionalAction, default=d["restore_best"],
                    help="keep the best epoch's weights, judged on the inner split "
                         f"(default {_show(d['restore_best'])}: the last epoch's)")
+    g.add_argument("--lp-ft", action=argparse.BooleanOptionalAction, default=d["lp_ft"],
+                   help="LP-FT: start a linear head from the logistic probe on the frozen features, skip "
+                        f"the frozen epochs, then fine-tune everything (default {_show(d['lp_ft'])})")
+    g.add_argument("--ema", dest="ema_epochs", type=float, default=d["ema_epochs"], metavar="EPOCHS",
+                   help="keep an exponential moving average of the weights over about EPOCHS epochs of "
+                        f"the unfrozen phase and save that; 0 = off (default {_show(d['ema_epochs'])})")
     g.add_argument("--seed", type=int, default=d["seed"],
                    help=f"seed for splits, init, crops and augmentation (default {d['seed']})")
     g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=d["bf16"],

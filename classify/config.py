@@ -92,6 +92,9 @@ class TrainConfig:
     trained on; a multi-label threshold without an inner split is the fixed 0.5. lr_find
     (``lr=None``) reads only training batches. ``metrics.json`` says what was scored on what.
     ``crop_seconds="auto"``: from the image widths (:func:`auto_crop_seconds`).
+    Recipe (:mod:`classify.training.recipe`): ``lp_ft`` starts a linear head from the logistic probe
+    and skips the frozen phase; ``ema_epochs`` > 0 keeps an exponential moving average of the
+    weights over the unfrozen epochs (horizon in epochs), which is what is scored and saved.
     ``relabel`` / ``drop``: CSVs (``suspect_labels.csv`` layout: ``file``, ``suggested``) applied when
     the images are loaded (:func:`classify.data.imageset.apply_label_edits`); recorded as absolute paths.
     """
@@ -136,6 +139,8 @@ class TrainConfig:
     cut: int | None = None
     relabel: str | None = None
     drop: str | None = None
+    lp_ft: bool = False
+    ema_epochs: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
@@ -163,6 +168,8 @@ class TrainConfig:
             raise ClassifyError(f"--crop-seconds {self.crop_seconds!r}: give seconds (e.g. 1.5), 'auto' or 'none'")
         if isinstance(self.crop_seconds, (int, float)) and not self.crop_seconds > 0:
             raise ClassifyError(f"--crop-seconds={self.crop_seconds} must be > 0 (or 'auto')")
+        if not self.ema_epochs >= 0:
+            raise ClassifyError(f"--ema={self.ema_epochs} must be >= 0 (an averaging horizon in epochs; 0 = off)")
         if not 0 <= self.dropout < 1:
             raise ClassifyError(f"--dropout={self.dropout} must be in [0, 1)")
 

@@ -317,20 +317,24 @@ def load_model(run_dir: Path, *, device: str = "cpu") -> tuple[AudioClassifier, 
 
 def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
                       model: AudioClassifier, width: int, device="cpu", *, history: list[dict],
-                      extra: dict, threshold: float | None = None) -> dict:
+                      extra: dict, threshold: float | None = None, predicted=None) -> dict:
     """Predict validation images (all windows averaged), score per image and per clip, write the
     run folder (model, configs, metrics, history, predictions, embeddings); returns the metrics.
 
     Shared by fine-tuning (:mod:`classify.training.train`) and ``--head-only`` (:mod:`classify.training.headonly`).
     ``threshold`` (multi-label): chosen by the caller on data that is not scored here (an inner
     split); None means the fixed 0.5. It is never tuned on the validation images scored here.
+    ``predicted``: ``(probs, embeddings)`` of the validation images when the caller already has
+    them (head-only: from cached frozen features); else the model predicts them here.
     """
     from .models.classifier import HEADS, predict_windows
 
     model.eval()
-    probs_t, emb_t = predict_windows(model, [ds.images[i] for i in sel.valid], width=width,
-                                     device=device, multi_label=ds.multi_label)
-    probs, emb = probs_t.numpy(), emb_t.numpy().astype(np.float32)
+    if predicted is None:
+        probs_t, emb_t = predict_windows(model, [ds.images[i] for i in sel.valid], width=width,
+                                         device=device, multi_label=ds.multi_label)
+        predicted = probs_t.numpy(), emb_t.numpy()
+    probs, emb = np.asarray(predicted[0], np.float32), np.asarray(predicted[1], np.float32)
     targets = ds.targets[sel.valid]
     threshold = (0.5 if threshold is None else float(threshold)) if ds.multi_label else None
     vt = ds.table.iloc[sel.valid].reset_index(drop=True)

@@ -107,6 +107,19 @@ def probabilities(Z: np.ndarray, W: np.ndarray, b: np.ndarray, *, multi_label: b
     return p / p.sum(1, keepdims=True)
 
 
+def window_average(P: np.ndarray, E: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image means of window probabilities ``P`` [shape=(n_windows, K)] and embeddings ``E``
+    [shape=(n_windows, F)] (``owner``: image of each window, ``0..n-1``), as
+    :func:`classify.models.classifier.predict_windows` averages them; float32."""
+    counts = np.maximum(np.bincount(owner, minlength=n), 1)[:, None]
+    out = []
+    for A in (P, E):
+        acc = np.zeros((n, A.shape[1]))
+        np.add.at(acc, owner, A)
+        out.append((acc / counts).astype(np.float32))
+    return out[0], out[1]
+
+
 def choose_on_inner(ds: ImageSet, sel, cfg: TrainConfig, X: np.ndarray, Y: np.ndarray, w: np.ndarray,
                     owner: np.ndarray) -> tuple[float, float | None, dict]:
     """``(C, threshold, record)``: the inverse L2 strength (``cfg.head_c``, or with ``head_c=None``
@@ -180,7 +193,15 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
              ", multi-label" if ds.multi_label else "", width)
 
     t0 = time.perf_counter()
-    X, owner = window_features(model, [ds.images[i] for i in sel.train], width=width, bs=cfg.bs)
+    from .featurecache import cached_window_features
+
+    # training and validation windows in one pass through the cache: the validation scores come from
+    # the same features (the head is linear), so a K-fold cv computes each image's features once
+    both = np.concatenate([sel.train, sel.valid])
+    X_all, owner_all = cached_window_features(model, ds, both, width=width, bs=cfg.bs)
+    is_train = owner_all < len(sel.train)
+    X, owner = X_all[is_train], owner_all[is_train]
+    X_valid, owner_valid = X_all[~is_train], owner_all[~is_train] - len(sel.train)
     embed_seconds = time.perf_counter() - t0
     Y = ds.targets[sel.train][owner]
     w = loss_weights(ds, unverified_weight=cfg.unverified_weight)[sel.train][owner]
@@ -203,7 +224,10 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     n_valid_clips = len(np.unique(ds.table["clip"].to_numpy()[sel.valid]))
     proto = {"scored_on": f"validation fold: {n_valid_clips} clips, never trained on and never used for a choice",
              "epochs": "none (one logistic fit)", "checkpoint": "the one fit", "lr": None, **choice}
-    metrics = evaluate_and_save(ds, sel, cfg, run_dir, model, width, history=history, threshold=threshold, extra={
+    predicted = window_average(probabilities((X_valid - shift) / scale, W, b, multi_label=ds.multi_label),
+                               (X_valid - shift) / scale, owner_valid, len(sel.valid))
+    metrics = evaluate_and_save(ds, sel, cfg, run_dir, model, width, history=history, threshold=threshold,
+                                predicted=predicted, extra={
         "head_only": True, "head_c": C, "protocol": proto, "train_seconds": seconds,
         "embed_seconds": embed_seconds, "head_fit_seconds": head_seconds,
         "train_images_per_second": len(sel.train) / max(seconds, 1e-9), "train_windows": int(len(X)),

@@ -33,7 +33,7 @@ from fastai.metrics import AccumMetric
 from fastai.torch_core import set_seed
 from torch import nn
 
-from . import distributed
+from . import distributed, recipe
 from .device import training_device, use_bf16
 from ..scoring import metrics as M
 from ..data import splits
@@ -140,6 +140,22 @@ class History(Callback):
             log.info("epoch %d (%s)  %s", row["epoch"], self.phase, vals)
 
 
+class Averaging(Callback):
+    """Drives a :class:`classify.training.recipe.WeightAverage` (EMA) through one fit."""
+
+    def __init__(self, ema: recipe.WeightAverage):
+        self.ema = ema
+
+    def before_fit(self):
+        self.ema.start(len(self.dls.train))
+
+    def after_step(self):
+        self.ema.update()
+
+    def after_fit(self):
+        self.ema.finish()
+
+
 class BestCheckpoint(SaveModelCallback):
     """fastai's SaveModelCallback, kept across the frozen and unfrozen fits, logging not printing."""
 
@@ -178,7 +194,8 @@ def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
     model = build_model(get_arch(cfg.arch), n_classes=len(ds.classes), in_channels=ds.cfg.channels,
                         pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,
                         input_height=cfg.input_height, dropout=cfg.dropout,
-                        value_range=(ds.cfg.vmin, ds.cfg.vmax), cut=cfg.cut or 0, arch=cfg.arch)
+                        value_range=(ds.cfg.vmin, ds.cfg.vmax), cut=cfg.cut or 0, arch=cfg.arch,
+                        **recipe.head_kwargs(cfg))
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     net: nn.Module = model
@@ -284,6 +301,8 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     learn, model, width, hist = make_learner(ds, inner if inner is not None else sel, cfg, run_dir, device)
     for cb in cbs:
         learn.add_cb(cb)
+    fitted = inner if inner is not None else sel
+    lpft = recipe.start_head_from_probe(model, ds, fitted.train, cfg, width) if cfg.lp_ft else {}
     log.info("%s: %d training / %d validation images (%d classes%s), crops %d frames (%.1f s), %s",
              cfg.arch, len(sel.train), len(sel.valid), len(ds.classes),
              ", multi-label" if ds.multi_label else "", width, cfg.crop_seconds or 0, device.type)
@@ -302,14 +321,15 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     planned = cfg.freeze_epochs + cfg.epochs
     ddp = data_parallel(learn, device)
     try:
-        if cfg.freeze_epochs:
+        if cfg.freeze_epochs and not cfg.lp_ft:  # LP-FT: the head is already fitted
             hist.phase = "frozen"
             learn.freeze()
             learn.fit_one_cycle(cfg.freeze_epochs, lr, cbs=cbs)
         hist.phase = "unfrozen"
         learn.unfreeze()
         top = cfg.unfrozen_lr if cfg.unfrozen_lr is not None else lr / 2
-        learn.fit_one_cycle(cfg.epochs, slice(top / cfg.lr_mult, top), cbs=cbs)
+        ema = [Averaging(recipe.WeightAverage(model, cfg.ema_epochs))] if cfg.ema_epochs else []
+        learn.fit_one_cycle(cfg.epochs, slice(top / cfg.lr_mult, top), cbs=cbs + ema)
     except CancelFitException:
         pass
     if ddp is not None:
@@ -338,7 +358,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
                                extra={"lr": lr, "train_seconds": seconds,
                                       "train_images_per_second": hist.train_items / max(hist.train_seconds, 1e-9),
                                       "epochs_run": len(hist.rows), "monitor": monitor,
-                                      "bf16": use_bf16(cfg, device), "protocol": proto})
+                                      "bf16": use_bf16(cfg, device), "protocol": proto, **lpft})
     log.info("scored on the validation fold only (%d clips); epochs: %s; checkpoint: %s",
              n_valid_clips, proto["epochs"], proto["checkpoint"])
     if cfg.export_learner:
