@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import AUTO_ARCH, HEAD_ONLY_BELOW, TrainConfig
+from .config import AUTO_ARCH, TrainConfig
 from .data.imageset import ImageSet, load_image_set
 from .errors import ClassifyError
 from .runfolder import lock_run_dir, new_run_dir
@@ -53,18 +53,13 @@ def choose_arch(ds: ImageSet, cfg: TrainConfig) -> TrainConfig:
 
 
 def choose_mode(ds: ImageSet, cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with ``arch`` (:func:`choose_arch`) and ``head_only`` decided when not given (see
-    :data:`HEAD_ONLY_BELOW`); logged."""
+    """``cfg`` with ``arch`` (:func:`choose_arch`) and ``head_only`` decided where the data settles it
+    (:func:`classify.training.mode.shortcut`); None left for :func:`classify.training.mode.fit` to
+    choose on an inner split of each fit's training part; logged."""
+    from .training.mode import shortcut
+
     cfg = choose_arch(ds, cfg)
-    if cfg.head_only is not None:
-        return cfg
-    n = clips_per_class(ds)
-    pretrained = cfg.pretrained or cfg.weights is not None
-    head_only = pretrained and n < HEAD_ONLY_BELOW
-    if head_only:
-        log.info("%.0f clips in the median class (< %d): fitting a logistic head on the frozen, pretrained "
-                 "%s (--head-only); pass --fine-tune to fine-tune the whole network", n, HEAD_ONLY_BELOW, cfg.arch)
-    return cfg.replace(head_only=head_only)
+    return cfg if cfg.head_only is not None else cfg.replace(head_only=shortcut(cfg, clips_per_class(ds)))
 
 
 def fit(cfg: TrainConfig) -> Path:
@@ -119,7 +114,12 @@ def build_report_quietly(run_dir: Path) -> None:
 
 
 def fit_function(cfg: TrainConfig):
-    """``classify.training.headonly.fit`` for ``--head-only`` (no fastai), else ``classify.training.train.fit``."""
+    """``classify.training.headonly.fit`` for ``--head-only`` (no fastai), ``classify.training.train.fit``
+    for ``--fine-tune``, ``classify.training.mode.fit`` (both scored on an inner split) when undecided."""
+    if cfg.head_only is None:
+        from .training import mode
+
+        return mode.fit
     if cfg.head_only:
         from .training import headonly
 

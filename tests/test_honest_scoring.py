@@ -263,3 +263,62 @@ def test_resnet34_imagenet_fine_tune_from_the_torch_cache(monkeypatch, tmp_path)
     m = json.loads((out / "metrics.json").read_text())
     assert not m.get("head_only") and 1 <= m["epochs_run"] <= 2
     assert m["protocol"]["scored_on"].startswith("validation fold") and m["n_valid_clips"] > 0
+
+
+# ------------------------------------------------------------------ probe or fine-tune (classify.training.mode)
+def test_mode_decision_keeps_the_better_inner_score_and_ties_go_to_the_probe():
+    from classify.training.mode import decide
+
+    targets = np.eye(2)[[0, 0, 1, 1]]
+    good, bad = np.eye(2)[[0, 0, 1, 1]] * 0.8 + 0.1, np.eye(2)[[1, 0, 1, 0]] * 0.8 + 0.1
+    clip = np.arange(4)
+    d = decide({"head-only": bad, "fine-tune": good}, targets, clip, multi_label=False, images=np.arange(4))
+    assert d["mode"] == "fine-tune" and d["inner_scores"]["fine-tune"] == 1.0 and d["inner_scores"]["head-only"] == 0.5
+    d = decide({"head-only": good, "fine-tune": good}, targets, clip, multi_label=False, images=np.arange(4))
+    assert d["mode"] == "head-only" and not d["average_best"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("keep", ["head-only", "fine-tune"])
+def test_mode_choice_reads_only_inner_split_clips(tmp_path, monkeypatch, keep):
+    from classify.training import headonly, mode, train
+
+    images = make_image_set(tmp_path / "img", n_classes=3, per_class=8, groups_per_class=4)
+    ds = load_image_set(images)
+    clip_of = ds.table["clip"].to_numpy()
+    read, fits = [], []
+    real_decide = mode.decide
+
+    def spy_decide(probs, targets, clip, *, multi_label, images):
+        read.append(set(int(i) for i in images))
+        return {**real_decide(probs, targets, clip, multi_label=multi_label, images=images), "mode": keep}
+
+    def spy(fn):
+        def wrapped(ds_, cfg, run_dir, *, clip_valid=None, exclude=None, **kw):
+            fits.append((fn.__module__, clip_valid, exclude))
+            return fn(ds_, cfg, run_dir, clip_valid=clip_valid, exclude=exclude, **kw)
+        return wrapped
+
+    monkeypatch.setattr(mode, "decide", spy_decide)
+    monkeypatch.setattr(train, "fit", spy(train.fit))
+    monkeypatch.setattr(headonly, "fit", spy(headonly.fit))
+    cfg = TrainConfig(images=str(images), arch="resnet18", pretrained=False, bs=8, epochs=1, freeze_epochs=1,
+                      quiet=True, seed=0, valid_pct=0.25)
+    m = mode.fit(ds, cfg, tmp_path / "run")
+    scored = _image_ids(ds, pd.read_csv(tmp_path / "run" / "valid_predictions.csv")["image"])
+    scored_clips = set(clip_of[list(scored)])
+    assert len(read) == 1 and read[0] and not read[0] & scored  # the decision read inner clips only
+    assert read[0] == set(m["mode_choice"]["inner_images"])
+    inner_fits = fits[:2]  # the probe and the fine-tune scored on the inner split
+    assert {f[0].rsplit(".", 1)[1] for f in inner_fits} == {"headonly", "train"}
+    for _, clip_valid, exclude in inner_fits:
+        assert set(np.flatnonzero(clip_valid & ~exclude)) == set(clip_of[list(read[0])])
+        trained = set(np.flatnonzero(~clip_valid & ~exclude))
+        assert trained and not trained & scored_clips and not trained & set(clip_of[list(read[0])])
+    assert m["mode"] == m["mode_choice"]["mode"] == keep
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["head"] == (
+        "linear" if keep == "head-only" else "pool")
+    assert set(m["mode_choice"]["inner_scores"]) == {"head-only", "fine-tune", "average"}
+    assert m["protocol"]["scored_on"].startswith("validation fold")
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["mode_choice"]["mode"] == m["mode"]
+    assert not (tmp_path / "run" / mode.WORK).exists()

@@ -1,0 +1,165 @@
+"""Probe or fine-tune, chosen from the data: both scored on an inner split of the training part.
+
+``classify fit`` / ``cv`` without ``--head-only`` / ``--fine-tune``
+(:func:`classify.commands.choose_mode`): a set whose median class has fewer than
+:data:`~classify.config.HEAD_ONLY_BELOW` clips gets the probe directly (the shortcut: a fine-tune
+rarely wins there and costs minutes), a network without pretrained weights is fine-tuned; for every
+other set :func:`fit` decides, inside each fit (so every cv fold decides on its own training part):
+
+1. an inner split is carved from the training part (:func:`classify.data.splits.inner_for`,
+   ``inner_pct``, grouped and stratified), the validation fold is not touched;
+2. the probe (:mod:`classify.training.headonly`, seconds; frozen features from the cache) and the
+   fine-tune (:mod:`classify.training.train`) are trained on the rest and score the inner clips;
+   their average (mean of the two probabilities) is scored too;
+3. :func:`decide` keeps the better mode by the headline metric (accuracy, or lwlrap for multi-label;
+   ties go to the cheaper probe). The average is reported; it is not kept as a model (a run folder
+   holds one network), so when it wins the better single mode is kept and the log says so;
+4. the probe, when chosen, is refitted on the whole training part (its features are cached: about
+   the cost of the logistic fit); the fine-tune, when chosen, is *reused* as trained on the inner
+   training part (no second fine-tune), then scored on the validation fold.
+
+Cost: one fine-tune on ``1 - inner_pct`` of the training clips (a little less than a plain
+``--fine-tune``) plus two probe fits; the kept fine-tune has not trained on the inner clips.
+``metrics.json`` gets ``mode_choice`` (inner scores, the decision, the clips it read) and ``mode``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..config import TrainConfig
+from ..data import splits
+from ..data.imageset import ImageSet, select_for
+from ..runfolder import write_json
+from ..scoring.evaluate import clip_average, per_item_loss
+from ..scoring.metrics import headline
+
+log = logging.getLogger(__name__)
+
+MODES = ("head-only", "fine-tune")
+WORK = "mode_choice"  # scratch folder inside the run folder, removed when the choice is made
+
+
+def shortcut(cfg: TrainConfig, clips_per_class: float) -> bool | None:
+    """``head_only`` decided without training: True (the probe) below :data:`HEAD_ONLY_BELOW` clips in
+    the median class with pretrained weights, False (fine-tune) without pretrained weights, else None
+    (:func:`fit` chooses on an inner split); logged."""
+    from ..config import HEAD_ONLY_BELOW
+
+    if not (cfg.pretrained or cfg.weights is not None):
+        return False
+    if clips_per_class < HEAD_ONLY_BELOW:
+        log.info("%.0f clips in the median class (< %d): fitting a logistic head on the frozen, pretrained "
+                 "%s (--head-only); pass --fine-tune to fine-tune the whole network", clips_per_class,
+                 HEAD_ONLY_BELOW, cfg.arch)
+        return True
+    log.info("%.0f clips in the median class (>= %d): the probe and the fine-tune are both scored on an inner "
+             "split and the better kept; --head-only / --fine-tune force one", clips_per_class, HEAD_ONLY_BELOW)
+    return None
+
+
+def decide(probs: dict[str, np.ndarray], targets: np.ndarray, clip: np.ndarray, *, multi_label: bool,
+           images: np.ndarray) -> dict:
+    """The mode to keep from inner-split probabilities ``probs[mode]`` [shape=(n_images, K)] of the
+    inner images ``images`` (indices into the image set, recorded), ``targets`` [shape=(n_images, K)],
+    ``clip`` (clip id per image). Scores are per clip (window and image probabilities averaged), as
+    the validation fold is scored. Returns the record that goes into ``metrics.json``."""
+    name = "lwlrap" if multi_label else "accuracy"
+    _, ct = clip_average(targets, clip)
+    cand = dict(probs)
+    cand["average"] = (probs["head-only"] + probs["fine-tune"]) / 2
+    scores, losses = {}, {}
+    for mode, p in cand.items():
+        _, cp = clip_average(p, clip)
+        scores[mode] = float(headline(cp, ct, multi_label=multi_label)[name])
+        losses[mode] = float(per_item_loss(cp, ct, multi_label=multi_label).mean())
+    # the better single mode; a tie goes to the probe (seconds to refit, no fine-tune to keep)
+    keep = max(MODES, key=lambda m: (scores[m], -losses[m], m == "head-only"))
+    best_overall = max(cand, key=lambda m: (scores[m], -losses[m]))
+    return {"metric": name, "inner_scores": scores, "inner_log_loss": losses, "mode": keep,
+            "average_best": best_overall == "average" and scores["average"] > scores[keep],
+            "inner_images": [int(i) for i in images], "inner_clips": int(len(ct))}
+
+
+def _inner_predictions(run_dir: Path, ds: ImageSet, images: np.ndarray) -> np.ndarray:
+    """Probabilities ``[shape=(len(images), K)]`` from a run folder's ``valid_predictions.csv``, in
+    the order of ``images``."""
+    import pandas as pd
+
+    pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)
+    where = {im: r for r, im in enumerate(pred["image"])}
+    rows = [where[ds.table["image"].iloc[i]] for i in images]
+    return pred[[f"p_{c}" for c in ds.classes]].to_numpy(float)[rows]
+
+
+def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
+        clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None) -> dict:
+    """Choose probe or fine-tune on an inner split (module docstring), write the run folder of the
+    chosen one; same signature and result as :func:`classify.training.train.fit`."""
+    from . import headonly, train
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    base = cfg.replace(head_only=None)
+    sel = select_for(ds, base, clip_valid=clip_valid, exclude=exclude)
+    inner = splits.inner_for(ds, sel, base)
+    clip_of = ds.table["clip"].to_numpy()
+    inner_valid = np.zeros(ds.n_clips, bool)
+    inner_valid[clip_of[inner.valid]] = True
+    in_train = np.zeros(ds.n_clips, bool)
+    in_train[clip_of[sel.train]] = True
+    log.info("mode: probe or fine-tune, scored on an inner split of %d training images (the %d validation "
+             "images are not read)", len(inner.valid), len(sel.valid))
+    work = run_dir / WORK
+    probs, metrics = {}, {}
+    for mode in MODES:  # the probe first: seconds
+        sub = cfg.replace(head_only=mode == "head-only", out=str(work / mode), valid_fold=None, valid_csv=None)
+        fn = headonly.fit if sub.head_only else train.fit
+        metrics[mode] = fn(ds, sub, work / mode, clip_valid=inner_valid, exclude=~in_train)
+        probs[mode] = _inner_predictions(work / mode, ds, inner.valid)
+    choice = decide(probs, ds.targets[inner.valid], clip_of[inner.valid], multi_label=ds.multi_label,
+                    images=inner.valid)
+    keep = choice["mode"]
+    s = choice["inner_scores"]
+    log.info("mode: %s (inner %s: probe %.4f, fine-tune %.4f, average %.4f on %d clips)%s", keep,
+             choice["metric"], s["head-only"], s["fine-tune"], s["average"], choice["inner_clips"],
+             "; the average scored best but is not kept (a run folder holds one network)"
+             if choice["average_best"] else "")
+    if keep == "head-only":
+        choice["kept"] = "probe refitted on the whole training part (cached features)"
+        result = headonly.fit(ds, cfg.replace(head_only=True), run_dir, clip_valid=clip_valid, exclude=exclude)
+    else:
+        choice["kept"] = "the fine-tune trained on the inner training part, reused (not retrained)"
+        result = _reuse(ds, sel, work / "fine-tune", run_dir, metrics["fine-tune"])
+    shutil.rmtree(work, ignore_errors=True)
+    choice["inner_train_images"] = int(len(inner.train))
+    result = {**result, "mode": keep, "mode_choice": choice}
+    write_json(run_dir / "metrics.json", result)
+    return result
+
+
+def _reuse(ds: ImageSet, sel, inner_run: Path, run_dir: Path, inner_metrics: dict) -> dict:
+    """Score the inner run's fine-tuned model on the validation fold ``sel.valid`` and write it as the
+    run folder ``run_dir`` (model, configs, history; predictions of the validation fold)."""
+    import pandas as pd
+
+    from ..runfolder import evaluate_and_save, load_model
+
+    model, info = load_model(inner_run)
+    cfg = TrainConfig.load(inner_run).replace(out=str(run_dir), head_only=False)
+    history = pd.read_csv(inner_run / "history.csv").to_dict("records")
+    keys = ("lr", "train_seconds", "train_images_per_second", "epochs_run", "monitor", "bf16",
+            "lp_ft_probe_seconds", "lp_ft_windows", "lp_ft_c")
+    extra = {k: inner_metrics[k] for k in keys if k in inner_metrics}
+    proto = dict(inner_metrics.get("protocol", {}))
+    n_valid_clips = len(np.unique(ds.table["clip"].to_numpy()[sel.valid]))
+    proto["scored_on"] = (f"validation fold: {n_valid_clips} clips, never trained on and never used for a "
+                          "choice")
+    proto["curves"] = "history.csv's valid columns: the inner split (the mode choice read it)"
+    extra["protocol"] = proto
+    return evaluate_and_save(ds, sel, cfg, run_dir, model, info.model.crop_width,
+                             history=history, threshold=info.model.threshold, extra=extra)
