@@ -70,7 +70,9 @@ def run_ours(ds, folds, k, arch, work: Path, epochs: int | None = None, freeze_e
     used = TrainConfig.load(work / f"ours_{arch}{tag}_fold{k}")
     return {"accuracy": m["accuracy"], "seconds": time.perf_counter() - t,
             "train_images_per_second": m["train_images_per_second"], "bf16": m.get("bf16"),
-            "mode": "head-only" if cfg.head_only else "fine-tune", "epochs_run": m.get("epochs_run"),
+            "mode": m.get("mode") or ("head-only" if cfg.head_only else "fine-tune"),
+            "mode_choice": {k: m["mode_choice"][k] for k in ("inner_scores", "inner_clips")} if "mode_choice" in m else None,
+            "epochs_run": m.get("epochs_run"),
             "crop_seconds": used.crop_seconds, "protocol": m.get("protocol")}
 
 

@@ -1,6 +1,6 @@
 """Suspect labels of an images folder the way ``classify cv --head-only --folds K`` computes them,
 with each clip embedded once (the backbone is frozen, so every fold sees the same features):
-frozen ``efficientat_mn04`` features (``classify.training.headonly.window_features``, the windows and
+frozen ``efficientat_mn04`` features (``classify.training.featurecache.window_features``, the windows and
 pooling fit uses), the folds of ``classify.training.cv.fold_assignment``, one scaler + logistic regression
 per fold (``classify.training.headonly.fit_logistic``, C = 1), out-of-fold probabilities averaged over each
 clip's windows, then ``classify.scoring.suspects.suspect_table``. One torch thread.
@@ -23,7 +23,8 @@ from classify.models.archs import get_arch
 from classify.config import TrainConfig
 from classify.training.cv import CVConfig, fold_assignment
 from classify.data.imageset import crop_width, load_image_set
-from classify.training.headonly import fit_logistic, probabilities, window_features
+from classify.training.featurecache import window_features
+from classify.training.headonly import fit_logistic, probabilities
 from classify.models.classifier import build_model
 from classify.scoring.suspects import suspect_table
 

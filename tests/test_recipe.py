@@ -18,7 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_lp_ft_head_starts_from_the_logistic_probe(tmp_path, monkeypatch):
-    from classify.training.headonly import fit_logistic, window_features
+    from classify.training.featurecache import window_features
+    from classify.training.headonly import fit_logistic
 
     monkeypatch.setenv("CLASSIFY_FEATURE_CACHE", "off")
     ds = load_image_set(make_image_set(tmp_path / "img", n_classes=3, per_class=4, groups_per_class=2))

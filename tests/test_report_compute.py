@@ -147,3 +147,14 @@ def test_a_missing_loss_column_is_recomputed_as_fit_computes_it(tmp_path, multi_
     run = load_run(run_dir)
     want = per_item_loss(run.probs, run.truth.astype(float), multi_label=run.multi_label)
     assert run.multi_label == multi_label and np.allclose(run.loss, want)
+
+
+def test_mode_choice_line_names_the_inner_scores_and_the_decision():
+    from classify.report.sections import mode_choice_text
+
+    c = {"metric": "accuracy", "inner_scores": {"head-only": 0.81, "fine-tune": 0.9, "average": 0.88},
+         "mode": "fine-tune", "inner_clips": 40, "kept": "reused"}
+    line = mode_choice_text({"mode_choice": c})
+    assert "fine-tune (inner accuracy: probe 0.810, fine-tune 0.900, average 0.880 on 40 clips)" in line
+    assert "fold 2: fine-tune" in mode_choice_text({"folds": {"2": {"mode_choice": c}}})
+    assert mode_choice_text({"accuracy": 0.9}) is None

@@ -46,6 +46,26 @@ def headline_text(run: RunData, clip_headline: dict, window_headline: dict, n_cl
     return text
 
 
+def mode_choice_text(metrics: dict) -> str | None:
+    """One line on how probe or fine-tune was chosen (``mode_choice`` in metrics.json, written by
+    :mod:`classify.training.mode`; per fold for cv), or None when the mode was given or a shortcut."""
+    def one(c: dict) -> str:
+        s = c["inner_scores"]
+        return (f"{c['mode']} (inner {c['metric']}: probe {s['head-only']:.3f}, fine-tune {s['fine-tune']:.3f}, "
+                f"average {s['average']:.3f} on {c['inner_clips']} clips)")
+
+    if isinstance(metrics.get("mode_choice"), dict):
+        c = metrics["mode_choice"]
+        return (f"Mode chosen on an inner split of the training clips (the validation clips were not read): "
+                f"{one(c)}; kept: {c.get('kept', c['mode'])}.")
+    folds = {k: f["mode_choice"] for k, f in (metrics.get("folds") or {}).items()
+             if isinstance(f, dict) and isinstance(f.get("mode_choice"), dict)}
+    if folds:
+        return ("Mode chosen per fold on an inner split of its training clips: "
+                + "; ".join(f"fold {k}: {one(c)}" for k, c in folds.items()) + ".")
+    return None
+
+
 def summary_html(run: RunData, headline: dict, spread, explain: str) -> str:
     sources = run.preds["source"].astype(str)
     dataset = {"validation windows (images)": run.n, "validation clips": int(sources.nunique()),
@@ -85,6 +105,9 @@ def summary_html(run: RunData, headline: dict, spread, explain: str) -> str:
              f"<div><h3>{'Head-only fit' if run.head_only else 'Training'} settings</h3>"
              f"{H.key_value_table(train) if train else '<p>train.json missing</p>'}</div>",
              "</div>"]
+    mode = mode_choice_text(run.metrics)
+    if mode:
+        parts.insert(2, f'<p class="hint" id="mode-choice">{H.esc(mode)}</p>')
     if recorded:
         parts.append(f"<details><summary>metrics.json as written by fit</summary>{H.key_value_table(recorded)}</details>")
     return "\n".join(parts)

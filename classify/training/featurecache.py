@@ -1,7 +1,7 @@
 """Frozen window features computed once per image and kept on disk (the probe's feature cache).
 
 ``--head-only`` (and LP-FT's first step) needs the frozen backbone's pooled features of every
-window of every training image (:func:`classify.training.headonly.window_features`). They depend
+window of every training image (:func:`window_features`). They depend
 only on the image, the frozen network and the window, so they are cached per image, keyed by
 
 - the image's digest (sha1 of its uint8 pixels and shape),
@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..models.classifier import AudioClassifier, cut_windows
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +86,34 @@ def model_digest(model, *, width: int) -> str:
     return h.hexdigest()
 
 
+@torch.no_grad()
+def window_features(model: AudioClassifier, images: list[torch.Tensor], *, width: int,
+                    bs: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled backbone features of every window: ``(X [shape=(n_windows, F)], owner (n_windows,))``.
+
+    ``images``: uint8 ``(C, H, W_i)``; windows as :func:`classify.models.classifier.cut_windows` cuts them.
+    """
+    from spec2img.progress import Progress
+
+    crops, plan = cut_windows(images, width=width)
+    model.eval()
+    out = []
+    with Progress(len(crops), unit="window", desc="frozen features", logger=log) as bar:
+        for b in range(0, len(crops), bs):
+            x = torch.stack(crops[b:b + bs]).float().div_(255)
+            out.append(model.head.pool(model.body(model.prepare(x))).numpy())
+            bar.update(len(x))
+    return np.concatenate(out).astype(np.float64), plan.owner
+
+
 def _compute(model, images: list[torch.Tensor], *, width: int, bs: int) -> tuple[np.ndarray, np.ndarray]:
     """The features themselves (the one call that runs the network; tests count it)."""
-    from .headonly import window_features
-
     return window_features(model, images, width=width, bs=bs)
 
 
 def cached_window_features(model, ds, idx: np.ndarray, *, width: int, bs: int = 32,
                            root: Path | None | str = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """:func:`~classify.training.headonly.window_features` of images ``ds.images[idx]`` through the cache.
+    """:func:`window_features` of images ``ds.images[idx]`` through the cache.
 
     Returns ``(X [shape=(n_windows, F)] float64, owner (n_windows,))``, ``owner`` indexing ``idx``,
     window order as ``window_features`` gives it. ``root``: the cache folder, ``"auto"`` for

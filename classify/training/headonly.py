@@ -23,34 +23,15 @@ import torch
 from ..config import TrainConfig
 from ..data.imageset import ImageSet, crop_width, loss_weights, select_for
 from ..models.archs import get_arch
-from ..models.classifier import AudioClassifier, build_model, cut_windows
+from ..models.classifier import build_model
 from ..runfolder import evaluate_and_save
 from ..scoring.evaluate import per_item_loss
+from .featurecache import cached_window_features
 
 log = logging.getLogger(__name__)
 
 # Logit given to a class that is always (or never) present in the training windows.
 LOGIT_CAP = 30.0
-
-
-@torch.no_grad()
-def window_features(model: AudioClassifier, images: list[torch.Tensor], *, width: int,
-                    bs: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled backbone features of every window: ``(X [shape=(n_windows, F)], owner (n_windows,))``.
-
-    ``images``: uint8 ``(C, H, W_i)``; windows as :func:`classify.models.classifier.cut_windows` cuts them.
-    """
-    from spec2img.progress import Progress
-
-    crops, plan = cut_windows(images, width=width)
-    model.eval()
-    out = []
-    with Progress(len(crops), unit="window", desc="frozen features", logger=log) as bar:
-        for b in range(0, len(crops), bs):
-            x = torch.stack(crops[b:b + bs]).float().div_(255)
-            out.append(model.head.pool(model.body(model.prepare(x))).numpy())
-            bar.update(len(x))
-    return np.concatenate(out).astype(np.float64), plan.owner
 
 
 def fit_logistic(X: np.ndarray, Y: np.ndarray, *, multi_label: bool, C: float = 1.0, seed: int = 0,
@@ -193,8 +174,6 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
              ", multi-label" if ds.multi_label else "", width)
 
     t0 = time.perf_counter()
-    from .featurecache import cached_window_features
-
     # training and validation windows in one pass through the cache: the validation scores come from
     # the same features (the head is linear), so a K-fold cv computes each image's features once
     both = np.concatenate([sel.train, sel.valid])
