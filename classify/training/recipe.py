@@ -25,6 +25,11 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 
+def frozen_epochs(cfg) -> int:
+    """Epochs of the frozen-body phase: none under LP-FT (its head is already fitted), else ``cfg.freeze_epochs``."""
+    return 0 if cfg.lp_ft else cfg.freeze_epochs
+
+
 def head_kwargs(cfg) -> dict:
     """Extra ``build_model`` arguments for ``cfg``: the probe's linear head under LP-FT, else none."""
     if not cfg.lp_ft:

@@ -265,7 +265,7 @@ def protocol(cfg: TrainConfig, sel: Selection, inner: Selection | None, *, multi
     """What the reported metrics were computed on and where every choice came from (metrics.json)."""
     where = (f"inner split ({len(inner.valid)} images carved from the training part, not trained on)"
              if inner is not None else None)
-    sched = f"{cfg.freeze_epochs} frozen + {cfg.epochs} unfrozen one-cycle epochs"
+    sched = f"{recipe.frozen_epochs(cfg)} frozen + {cfg.epochs} unfrozen one-cycle epochs"
     return {
         "scored_on": f"validation fold: {n_valid_clips} clips, never trained on and never used for a choice",
         "epochs": (f"early stopping (patience {cfg.patience}, {cfg.monitor}) on the {where}; "
@@ -318,10 +318,10 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     if cfg.restore_best:
         learn.add_cb(BestCheckpoint(monitor=monitor, fname="best", reset_on_fit=False))
     t0 = time.perf_counter()
-    planned = cfg.freeze_epochs + cfg.epochs
+    planned = recipe.frozen_epochs(cfg) + cfg.epochs
     ddp = data_parallel(learn, device)
     try:
-        if cfg.freeze_epochs and not cfg.lp_ft:  # LP-FT: the head is already fitted
+        if recipe.frozen_epochs(cfg):
             hist.phase = "frozen"
             learn.freeze()
             learn.fit_one_cycle(cfg.freeze_epochs, lr, cbs=cbs)
