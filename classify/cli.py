@@ -97,11 +97,12 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     _add_model_flags(g, d)
     mode = g.add_mutually_exclusive_group()
     mode.add_argument("--fine-tune", dest="head_only", action="store_false", default=None,
-                      help="fine-tune the whole network with fastai (default when the median class has "
-                           f"{HEAD_ONLY_BELOW}+ clips, or without pretrained weights)")
+                      help="fine-tune the whole network with fastai (default without pretrained weights; "
+                           f"from {HEAD_ONLY_BELOW} clips in the median class the probe and the fine-tune are "
+                           "scored on an inner split of the training clips and the better kept)")
     mode.add_argument("--head-only", dest="head_only", action="store_true", default=None,
                       help="no fine-tuning: logistic regression on the frozen backbone's pooled features "
-                           "(seconds on CPU; the default below that size)")
+                           f"(seconds on CPU; the default below {HEAD_ONLY_BELOW} clips in the median class)")
     g.add_argument("--head-c", type=_optional_float, default=d["head_c"], metavar="C",
                    help="--head-only: inverse L2 strength of the logistic regression, or 'auto' to choose "
                         f"it on an inner split of the training clips (default {_show(d['head_c'])})")

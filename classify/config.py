@@ -21,7 +21,9 @@ MONITORS = ("valid_loss", "accuracy", "lwlrap")
 # AudioSet backbone, today's defaults), head-only vs fine-tuned: esc50-dev, ~8 clips a class:
 # 98.6% vs 88.8%; fsdd speaker 1 held out, training clips a class: 10: 30.2% vs 41.8%; 30: 50.4%
 # vs 61.2%; 100: 56.0% vs 67.2%; 270: 51.8% vs 92.2%. The sets cross at different sizes (fsdd is
-# far from AudioSet's classes); 50 keeps the probe for small AudioSet-like sets.
+# far from AudioSet's classes); 50 keeps the probe for small AudioSet-like sets. Since issue 22 this
+# is only the shortcut for small sets: from 50 clips on, classify.training.mode scores both on an
+# inner split of the training clips and keeps the better.
 HEAD_ONLY_BELOW = 50
 # Candidate inverse L2 strengths for --head-c auto (chosen on the inner split).
 HEAD_C_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -77,7 +79,8 @@ class TrainConfig:
     features (:mod:`classify.training.headonly`), ``head_c`` its inverse L2 strength (None: chosen on the
     inner split from :data:`HEAD_C_GRID`). None = decide from the
     data (:func:`classify.commands.choose_mode`): head-only for pretrained backbones with fewer
-    than ``HEAD_ONLY_BELOW`` clips in the median class, fine-tuning otherwise.
+    than ``HEAD_ONLY_BELOW`` clips in the median class (the shortcut), fine-tuning without pretrained
+    weights, else both scored on an inner split and the better kept (:mod:`classify.training.mode`).
     ``bf16``: bfloat16 autocast for CPU training; None = on where the CPU has native bfloat16.
     ``cut``: backbone stages dropped from the end (fastai's ``cut``, counted in stages); None = the
     arch's choice: 0 for fine-tuning, ``ArchSpec.probe_cut`` for ``head_only`` (whose

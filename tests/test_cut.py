@@ -136,9 +136,12 @@ def test_small_sets_default_to_the_head_only_probe(tiny_images, caplog):
     ds = load_image_set(tiny_images)
     assert clips_per_class(ds) == 6 < HEAD_ONLY_BELOW
     base = TrainConfig(images=str(tiny_images))
-    with caplog.at_level("INFO", logger="classify.commands"):
+    with caplog.at_level("INFO", logger="classify"):
         assert choose_mode(ds, base).head_only is True
     assert "pass --fine-tune" in caplog.text
+    from classify.training.mode import shortcut
+
+    assert shortcut(base, HEAD_ONLY_BELOW) is None  # larger sets: both scored on an inner split
     assert choose_mode(ds, base.replace(pretrained=False)).head_only is False  # random features: train them
     assert choose_mode(ds, base.replace(head_only=False)).head_only is False  # --fine-tune wins
 
