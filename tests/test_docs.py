@@ -65,6 +65,14 @@ def test_readme_is_short_and_keeps_the_two_commands():
     assert "\nuv run pytest\n" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_readme_links_resolve():
+    targets = re.findall(r"\]\(([^)#\s]+)[^)]*\)", README.read_text())
+    local = [t for t in targets if "://" not in t]
+    assert len(local) >= 10, local  # the "Where to read more" table
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert not missing, f"README.md links to missing files: {missing}"
+
+
 def test_commands_finds_continued_and_commented_lines():
     md = "```bash\nuv run classify fit images/ \\\n    --epochs 3   # note\nls 'x\n$ uv run spec2img a/ b/\n```\n```text\nuv run spec2img a/\n```\n"
     assert commands(md) == ["uv run classify fit images/      --epochs 3   # note", "uv run spec2img a/ b/"]
