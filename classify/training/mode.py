@@ -34,6 +34,7 @@ import numpy as np
 from ..config import TrainConfig
 from ..data import splits
 from ..data.imageset import ImageSet, select_for
+from ..errors import ClassifyError
 from ..runfolder import write_json
 from ..scoring.evaluate import clip_average, per_item_loss
 from ..scoring.metrics import headline
@@ -106,7 +107,11 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     run_dir.mkdir(parents=True, exist_ok=True)
     base = cfg.replace(head_only=None)
     sel = select_for(ds, base, clip_valid=clip_valid, exclude=exclude)
-    inner = splits.inner_for(ds, sel, base)
+    try:
+        inner = splits.inner_for(ds, sel, base)
+    except ClassifyError as exc:  # e.g. too few recordings to hold some out: the size rule's choice
+        log.warning("mode: no inner split to choose on (%s); fine-tuning", exc)
+        return train.fit(ds, cfg.replace(head_only=False), run_dir, clip_valid=clip_valid, exclude=exclude)
     clip_of = ds.table["clip"].to_numpy()
     inner_valid = np.zeros(ds.n_clips, bool)
     inner_valid[clip_of[inner.valid]] = True
