@@ -142,6 +142,10 @@ def test_small_sets_default_to_the_head_only_probe(tiny_images, caplog):
     from classify.training.mode import shortcut
 
     assert shortcut(base, HEAD_ONLY_BELOW) is None  # larger sets: both scored on an inner split
+    from classify.commands import fit_function
+    from classify.training import mode
+
+    assert fit_function(base.replace(head_only=None)) is mode.fit
     assert choose_mode(ds, base.replace(pretrained=False)).head_only is False  # random features: train them
     assert choose_mode(ds, base.replace(head_only=False)).head_only is False  # --fine-tune wins
 

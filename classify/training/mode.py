@@ -166,5 +166,8 @@ def _reuse(ds: ImageSet, sel, inner_run: Path, run_dir: Path, inner_metrics: dic
                           "choice")
     proto["curves"] = "history.csv's valid columns: the inner split (the mode choice read it)"
     extra["protocol"] = proto
+    for name in ("lr_find.json", "lr_find.png", "learner.pkl"):  # optional files of the inner fit
+        if (inner_run / name).is_file():
+            shutil.copy2(inner_run / name, run_dir / name)
     return evaluate_and_save(ds, sel, cfg, run_dir, model, info.model.crop_width,
                              history=history, threshold=info.model.threshold, extra=extra)
