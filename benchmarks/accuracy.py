@@ -62,8 +62,9 @@ def run_ours(ds, folds, k, arch, work: Path, epochs: int | None = None, freeze_e
     from classify.commands import choose_mode, fit_function
 
     given = {"epochs": epochs, "freeze_epochs": freeze_epochs}
-    cfg = TrainConfig(images=str(ds.root), arch=arch, pretrained=arch != "resnet34", quiet=True, seed=0,
-                      bf16=bf16, **{k_: v for k_, v in given.items() if v is not None}, **(overrides or {}))
+    settings = {"seed": 0, **{k_: v for k_, v in given.items() if v is not None}, **(overrides or {})}
+    cfg = TrainConfig(images=str(ds.root), arch=arch, pretrained=arch != "resnet34", quiet=True, bf16=bf16,
+                      **settings)  # --set seed=1 etc. override the defaults above
     cfg = choose_mode(ds, cfg)
     t = time.perf_counter()
     m = fit_function(cfg)(ds, cfg, work / f"ours_{arch}{tag}_fold{k}", clip_valid=folds == k)
