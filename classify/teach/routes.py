@@ -22,6 +22,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
+from ..commands import build_report_quietly
 from ..serve.app import read_body
 from ..serve.engine import Engine
 from .session import Session, TeachError
@@ -65,23 +66,13 @@ class Teacher:
                      "accuracy": metrics.get("accuracy"), "n_valid_clips": metrics.get("n_valid_clips"),
                      "unknown_threshold": None if found is None else found.threshold,
                      "classes": list(self.engine.classes)}
-        threading.Thread(target=build_report, args=(run_dir,), daemon=True).start()
+        threading.Thread(target=build_report_quietly, args=(run_dir,), daemon=True).start()
         return self.last
 
     def latest_run(self) -> Path:
         if not self.session.runs:
             raise TeachError("nothing trained yet: press Train first", 409)
         return self.session.root / "runs" / self.session.runs[-1]
-
-
-def build_report(run_dir: Path) -> None:
-    """The run's HTML report, built after the model went live."""
-    from ..report import build_report as build
-
-    try:
-        build(run_dir)
-    except Exception as exc:  # never lose a run to a report failure
-        log.warning("report not built (%s: %s); run classify report %s", type(exc).__name__, exc, run_dir)
 
 
 def zip_folder(folder: Path) -> bytes:

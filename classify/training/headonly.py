@@ -246,7 +246,7 @@ def write_unknown_threshold(ds: ImageSet, sel, run_dir: Path, X: np.ndarray, Y: 
     bg, bg_clip = background if background is not None else (None, None)
     try:
         found = calibrate(X, Y, table["clip"].to_numpy(), table["group"].astype(str).to_numpy(), C=C,
-                          seed=seed, background=bg, background_clip=bg_clip)
+                          seed=seed, background=bg, background_clip=bg_clip, head=(fit_logistic, probabilities))
     except ClassifyError as exc:
         log.warning("no unknown threshold for this run: %s", exc)
         return

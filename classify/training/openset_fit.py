@@ -33,7 +33,7 @@ def clip_mean(p: np.ndarray, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def oof_probabilities(X: np.ndarray, Y: np.ndarray, clip: np.ndarray, group: np.ndarray, *, C: float,
                       seed: int = 0, background: np.ndarray | None = None,
-                      background_clip: np.ndarray | None = None) -> dict:
+                      background_clip: np.ndarray | None = None, head=None) -> dict:
     """Out-of-fold clip probabilities of the training clips (and of background clips).
 
     Args:
@@ -41,13 +41,16 @@ def oof_probabilities(X: np.ndarray, Y: np.ndarray, clip: np.ndarray, group: np.
         clip / group: clip id and recording group of each window [shape=(n_windows,)].
         C: the head's inverse L2 strength; seed: folds and solver.
         background / background_clip: features and clip ids of "none of these" windows, or None.
+        head: ``(fit_logistic, probabilities)`` of :mod:`classify.training.headonly` (passed in:
+            headonly calls this module, so it is not imported here).
 
     Returns:
         ``{"probs": (n_scored_clips, K), "targets": (n_scored_clips, K), "background": (m, K) or None,
         "folds": k}``; clips of classes too small to split are not scored.
     """
     from ..data.splits import group_kfold
-    from .headonly import fit_logistic, probabilities
+
+    fit_logistic, probabilities = head
 
     ids, first = np.unique(clip, return_index=True)
     strata = Y[first].argmax(1)
@@ -79,11 +82,12 @@ def oof_probabilities(X: np.ndarray, Y: np.ndarray, clip: np.ndarray, group: np.
             "background": np.mean(bg, axis=0) if bg else None, "folds": k}
 
 
-def calibrate(X: np.ndarray, Y: np.ndarray, clip: np.ndarray, group: np.ndarray, *, C: float, seed: int = 0,
+def calibrate(X: np.ndarray, Y: np.ndarray, clip: np.ndarray, group: np.ndarray, *, C: float, head, seed: int = 0,
               background: np.ndarray | None = None, background_clip: np.ndarray | None = None) -> OpenSet:
-    """The run's :class:`~classify.openset_file.OpenSet` from out-of-fold scores (see the module docstring)."""
+    """The run's :class:`~classify.openset_file.OpenSet` from out-of-fold scores (see the module
+    docstring; arguments as :func:`oof_probabilities`)."""
     oof = oof_probabilities(X, Y, clip, group, C=C, seed=seed, background=background,
-                            background_clip=background_clip)
+                            background_clip=background_clip, head=head)
     known = openset.max_scores(oof["probs"])
     bg = openset.max_scores(oof["background"]) if oof["background"] is not None else None
     threshold, how = openset.choose_threshold(known, bg)

@@ -55,6 +55,8 @@
     }
     const trained = t.runs.length > 0;
     $("teach-zip").hidden = $("teach-onnx").hidden = !trained;
+    $("teach-zip").href = "/api/teach/download/run.zip";
+    $("teach-onnx").href = "/api/teach/download/model.onnx";
   }
 
   async function addExample(label, body) {
