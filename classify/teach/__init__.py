@@ -9,6 +9,7 @@ only when a trainer is built.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from .session import BACKGROUND, Session, TeachConfig, TeachError
@@ -37,7 +38,19 @@ def make_teacher(session_dir: Path, config, teach_cfg: TeachConfig | None = None
         engine.swap([torch_scorer(session.root / "runs" / session.runs[-1])])
     for e in list(session.examples.values()):  # features of examples from an earlier session, once
         trainer.add(session.path(e))
+    threading.Thread(target=warm_up, daemon=True).start()
     return Teacher(session, trainer, engine)
+
+
+def warm_up() -> None:
+    """Import what the first Train needs (scikit-learn, pandas, the libraries a run folder's
+    versions.json names) while the user records, so the first Train is as quick as the next."""
+    import pandas  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+
+    from ..runfolder import versions
+
+    versions()
 
 
 def serve_teach(session_dir: Path, config, teach_cfg: TeachConfig | None = None, *,
