@@ -46,6 +46,11 @@ def taught(tmp_path_factory):
         for i in range(8):
             r = client.post(f"/api/teach/examples?label={name}", content=clip(name, i), headers=OCTET)
             assert r.status_code == 200, r.text
+    # "none of these": background recordings (noise bursts), not a class, inform the threshold
+    assert client.post("/api/teach/classes", json={"name": "_background"}).status_code == 200
+    for i in range(8):
+        r = client.post("/api/teach/examples?label=_background", content=clip("noise_burst", i), headers=OCTET)
+        assert r.status_code == 200, r.text
     r = client.post("/api/teach/train")
     assert r.status_code == 200, r.text
     return client, teacher, r.json(), root
@@ -61,9 +66,10 @@ def test_taught_model_labels_a_new_clip_and_calls_a_stranger_unknown(taught):
         out = client.post("/api/predict", content=clip(name, 100), headers=OCTET).json()
         assert out["label"] == name, out["probs"]
         assert out["unknown"] is False
-    stranger = client.post("/api/predict", content=clip("hum", 3), headers=OCTET).json()
-    assert stranger["label"] == "unknown" and stranger["unknown"] is True
-    assert stranger["score"] < trained["unknown_threshold"]
+    for i in (10, 11, 12):  # noise bursts never sent: none of the three classes
+        stranger = client.post("/api/predict", content=clip("noise_burst", i), headers=OCTET).json()
+        assert stranger["label"] == "unknown" and stranger["unknown"] is True
+        assert stranger["score"] < trained["unknown_threshold"]
 
 
 def test_run_folder_is_ordinary_and_holds_the_threshold(taught, tmp_path):
@@ -71,6 +77,7 @@ def test_run_folder_is_ordinary_and_holds_the_threshold(taught, tmp_path):
     run = teacher.session.root / "runs" / trained["run"]
     oset = json.loads((run / "openset.json").read_text())
     assert oset["threshold"] == trained["unknown_threshold"] and "out-of-fold" in oset["method"]
+    assert oset["n_background"] == 8 and not (teacher.session.root / "images" / "_background").exists()
     # the calibration read only training clips: none of the validation clips the run is scored on
     valid = {r["source"] for r in csv.DictReader(open(run / "valid_predictions.csv"))}
     assert oset["n_known"] == 24 - len(valid) and valid
@@ -78,7 +85,7 @@ def test_run_folder_is_ordinary_and_holds_the_threshold(taught, tmp_path):
     rows = list(csv.DictReader(open(teacher.session.root / "labels.csv")))
     assert len(rows) == 24 and {r["label"] for r in rows} == set(TAUGHT)
     (tmp_path / "a.wav").write_bytes(clip("chirp", 200))
-    (tmp_path / "b.wav").write_bytes(clip("hum", 4))
+    (tmp_path / "b.wav").write_bytes(clip("noise_burst", 13))
     out = tmp_path / "pred.csv"
     assert main(["predict", str(run), str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), "--out", str(out), "-q"]) == 0
     got = list(csv.DictReader(open(out)))

@@ -11,8 +11,9 @@ Rules (:func:`choose_threshold`):
 * known scores only: the ``target_false_reject`` quantile of the known scores (5 %: one known
   clip in twenty is called unknown);
 * with background scores (recordings of "none of these", a ``_background`` class): the threshold
-  maximising (known kept) - (background accepted) (Youden's J), but never above the quantile
-  that rejects ``max_false_reject`` of the known clips.
+  maximising (known kept) - (background accepted) (Youden's J) between that quantile (background
+  only ever raises the threshold) and the quantile that rejects ``max_false_reject`` of the known
+  clips.
 """
 
 from __future__ import annotations
@@ -85,11 +86,12 @@ def choose_threshold(known: np.ndarray, background: np.ndarray | None = None, *,
         return quantile, (f"{target_false_reject:.0%} quantile of {len(known)} held-out scores of the "
                           f"known classes (about {target_false_reject:.0%} of known sounds called unknown)")
     background = np.asarray(background, float)
-    cap = float(np.quantile(known, max_false_reject, method="lower"))
-    candidates = np.unique(np.concatenate([known, background, [0.0]]))
-    candidates = candidates[candidates <= cap]
+    cap = max(quantile, float(np.quantile(known, max_false_reject, method="lower")))
+    # a threshold at a known score keeps that clip; one just above a background score rejects it
+    candidates = np.unique(np.concatenate([known, np.nextafter(background, 2.0), [quantile]]))
+    candidates = candidates[(candidates >= quantile) & (candidates <= cap)]
     j = [(1 - false_reject_rate(known, t)) - false_accept_rate(background, t) for t in candidates]
-    best = float(candidates[int(np.argmax(j))]) if len(candidates) else quantile
+    best = float(candidates[int(np.argmax(j))])
     return best, (f"best (known kept - background accepted) over {len(known)} held-out known and "
                   f"{len(background)} background scores, rejecting at most {max_false_reject:.0%} of known")
 
