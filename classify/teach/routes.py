@@ -59,7 +59,14 @@ class Teacher:
         from ..openset_file import read_openset
         from ..prediction.ensemble import torch_scorer
 
-        run_dir, metrics = self.trainer.train()
+        from ..errors import ClassifyError
+
+        try:
+            run_dir, metrics = self.trainer.train()
+        except TeachError:
+            raise
+        except ClassifyError as exc:  # the fit's own one-line errors (too few clips for a split, ...)
+            raise TeachError(f"cannot train: {exc}", 422) from None
         self.engine.swap([torch_scorer(run_dir)])
         found = read_openset(run_dir)
         self.last = {"run": run_dir.name, "seconds": round(metrics["teach_seconds"], 3),
