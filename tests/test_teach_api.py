@@ -94,7 +94,8 @@ def test_run_folder_is_ordinary_and_holds_the_threshold(taught, tmp_path):
                  "--unknown-threshold", "0"]) == 0
     assert list(csv.DictReader(open(out)))[0]["label"] != "unknown"
     assert main(["report", str(run), "-q"]) == 0
-    assert (run / "report" / "index.html").is_file()
+    page = (run / "report" / "index.html").read_text()
+    assert "Unknown threshold (none of these)" in page and str(oset["threshold"])[:4] in page
 
 
 def test_examples_can_be_heard_deleted_and_names_stay_inside(taught):

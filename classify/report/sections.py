@@ -194,7 +194,31 @@ def head_only_html(run: RunData) -> str:
     if len(df.columns):
         parts.append("<h3>Fit" + ("s per fold" if len(rows) > 1 else "") + "</h3>"
                      + H.data_table(df, table_id="head-fits", sortable=len(rows) > 1))
+    parts.append(unknown_html(run))
     return "\n".join(parts)
+
+
+def unknown_html(run: RunData) -> str:
+    """The run's unknown threshold (``openset.json``): its value, how it was chosen, and the share of
+    the validation images it would call unknown."""
+    from ..openset_file import read_openset
+
+    found = read_openset(run.run_dir) if not run.folds else None
+    if found is None:
+        return ""
+    scores = run.probs.max(1) if len(run.probs) else np.zeros(0)
+    rows = {
+        "threshold": H.human_number(found.threshold),
+        "rule": "a clip whose highest class probability is below it is reported as 'unknown' "
+                "(classify predict, classify serve; --unknown-threshold overrides)",
+        "how it was chosen": found.method,
+        "held-out known clips it was chosen on": found.n_known,
+        "background clips": found.n_background,
+        "their out-of-fold accuracy": None if found.oof_accuracy is None else H.human_number(found.oof_accuracy),
+        "validation images it would call unknown": (f"{int((scores < found.threshold).sum())} of {len(scores)}"
+                                                    " (never used to choose it)"),
+    }
+    return "<h3>Unknown threshold (none of these)</h3>" + H.key_value_table(rows)
 
 
 def suspects_html(n_suspects: int, n_clips: int, shown: int, unverified: int | None, csv_href: str | None) -> str:
