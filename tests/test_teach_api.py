@@ -121,3 +121,26 @@ def test_examples_can_be_heard_deleted_and_names_stay_inside(taught):
     long = clip("tone", 1, seconds=31)
     assert client.post("/api/teach/examples?label=tone", content=long, headers=OCTET).status_code == 413
     assert client.post("/api/teach/examples?label=nope", content=clip("tone", 1), headers=OCTET).status_code == 404
+
+
+def test_downloads_and_starting_again_from_the_run(taught, tmp_path):
+    import io
+    import zipfile
+
+    client, teacher, trained, _ = taught
+    r = client.get("/api/teach/download/run.zip")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    run = trained["run"]
+    assert {f"{run}/model.pt", f"{run}/openset.json", f"{run}/classes.json"} <= set(names)
+    assert not any(n.endswith(".lock") for n in names)
+    r = client.get("/api/teach/download/model.onnx")
+    assert r.status_code == 200 and len(r.content) > 10000
+    meta = json.loads((teacher.session.root / "runs" / run / "model.onnx.json").read_text())
+    assert meta["unknown_threshold"] == trained["unknown_threshold"]
+    # classify serve --teach NEW RUN_DIR: the run's classes and examples, ready to refine or extend
+    again = make_teacher(tmp_path / "again", ServeConfig(), TeachConfig(),
+                         start_from=teacher.session.root / "runs" / run)
+    state = again.session.describe()
+    assert sorted(c["name"] for c in state["classes"]) == sorted(TAUGHT)
+    assert sum(len(c["examples"]) for c in state["classes"]) == 24
