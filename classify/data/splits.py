@@ -84,12 +84,8 @@ def group_kfold(strata, groups, *, n_splits: int, seed: int = 0) -> np.ndarray:
     sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has only k members"
-        try:
-            for k, (_, va) in enumerate(sgkf.split(idx, strata[idx], groups[idx])):
-                folds[idx[va]] = k
-        except ValueError as exc:  # every class smaller than n_splits
-            raise ClassifyError(f"cannot make {n_splits} grouped folds ({exc}); use fewer folds "
-                                "(--valid-pct larger, --folds smaller) or add clips") from None
+        for k, (_, va) in enumerate(sgkf.split(idx, strata[idx], groups[idx])):
+            folds[idx[va]] = k
     return folds
 
 

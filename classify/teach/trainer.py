@@ -122,10 +122,7 @@ class Trainer:
             if background:
                 feats = [self.cache.add_file(p) for p in background]
                 bg = (np.concatenate(feats), np.concatenate([np.full(len(f), i) for i, f in enumerate(feats)]))
-            # a validation fold of about valid_pct, at least one example a class (few examples: more)
-            fewest = int(ds.clip_table()["labels"].map(lambda labs: labs[0]).value_counts().min())
-            cfg = self.train_cfg.replace(images=str(images.resolve()), out=str(run_dir),
-                                         valid_pct=max(self.train_cfg.valid_pct, 1.0 / fewest))
+            cfg = self.train_cfg.replace(images=str(images.resolve()), out=str(run_dir))
             lock = lock_run_dir(run_dir)
             try:
                 metrics = headonly.fit(ds, cfg, run_dir, features=self.cache, background=bg)
