@@ -355,5 +355,6 @@ async function loadModel() {
 state.loadModel = loadModel;
 state.startMic = startMic;
 state.isLive = () => live.running;
+state.wavBytes = wavBytes;
 
 init();

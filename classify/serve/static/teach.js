@@ -89,21 +89,7 @@
     teach.recording = null;
     const all = new Float32Array(n); let o = 0;
     for (const p of parts) { all.set(p, o); o += p.length; }
-    await addExample(label, wavBytes(all.subarray(0, Math.round(seconds * rate)), rate));
-  }
-
-  function wavBytes(samples, sampleRate) {  // mono 16-bit PCM WAV (as app.js sends live windows)
-    const n = samples.length, buf = new ArrayBuffer(44 + 2 * n), v = new DataView(buf);
-    const str = (o, s) => { for (let i = 0; i < s.length; i++) v.setUint8(o + i, s.charCodeAt(i)); };
-    str(0, "RIFF"); v.setUint32(4, 36 + 2 * n, true); str(8, "WAVE"); str(12, "fmt ");
-    v.setUint32(16, 16, true); v.setUint16(20, 1, true); v.setUint16(22, 1, true);
-    v.setUint32(24, sampleRate, true); v.setUint32(28, 2 * sampleRate, true);
-    v.setUint16(32, 2, true); v.setUint16(34, 16, true); str(36, "data"); v.setUint32(40, 2 * n, true);
-    for (let i = 0; i < n; i++) {
-      const s = Math.max(-1, Math.min(1, samples[i]));
-      v.setInt16(44 + 2 * i, s < 0 ? s * 0x8000 : s * 0x7fff, true);
-    }
-    return buf;
+    await addExample(label, app.wavBytes(all.subarray(0, Math.round(seconds * rate)), rate));
   }
 
   async function train() {
