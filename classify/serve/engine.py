@@ -185,6 +185,8 @@ class Engine:
         self.unknown_threshold = ensemble_unknown_threshold(scorers, self.config.unknown_threshold)
         self.classes = list(first.classes)
         self.scorers = scorers
+        # one assignment: a request that started before a swap finishes with the models it began with
+        self.live = (scorers, self.classes, self.unknown_threshold, self.threshold)
 
     @classmethod
     def load(cls, paths: list[Path], config: ServeConfig | None = None) -> Engine:
@@ -220,11 +222,11 @@ class Engine:
         }
 
     # -------------------------------------------------------------- scoring
-    def score_file(self, path: Path) -> tuple:
+    def score_file(self, path: Path, scorers: list[Scorer] | None = None) -> tuple:
         """``(FileWindows, window probabilities (n_windows, K), file probabilities (K,))`` for one
         file, by :func:`classify.prediction.predict.score_file` (tta 0, mean aggregate), as
         ``classify predict`` scores it."""
-        scorers = self.scorers
+        scorers = scorers or self.scorers
         w = file_windows(path, scorers[0].spectrogram, scorers[0].crop_width)
         win_p, file_p = score_file(scorers, w, PredictConfig(batch_size=self.config.batch_size))
         return w, win_p, file_p
@@ -267,8 +269,9 @@ class Engine:
             raise UploadError(f"the upload is {info.duration:.1f} s long; this server takes at most "
                               f"{self.config.max_seconds:g} s (classify serve --max-seconds); cut it shorter", 413)
         check_decodes(path, info)
-        classes, unknown = self.classes, self.unknown_threshold
-        w, win_p, file_p = self.score_file(path)
+        scorers, classes, unknown, threshold = self.live
+        multi = scorers[0].multi_label
+        w, win_p, file_p = self.score_file(path, scorers)
         order = np.argsort(-file_p, kind="stable")[:min(top_k, len(classes))]
         (label,), (score,) = open_labels(file_p[None], classes, unknown)
         win_labels, _ = open_labels(win_p, classes, unknown)
@@ -276,18 +279,18 @@ class Engine:
             "label": label, "score": float(score), "unknown": label == "unknown", "unknown_threshold": unknown,
             "duration": round(info.duration, 4), "sample_rate": info.samplerate, "channels": info.channels,
             "windows": len(w.start),
-            "labels": [{"label": self.classes[j], "prob": float(file_p[j])} for j in order],
-            "probs": {c: float(v) for c, v in zip(self.classes, file_p)},
+            "labels": [{"label": classes[j], "prob": float(file_p[j])} for j in order],
+            "probs": {c: float(v) for c, v in zip(classes, file_p)},
         }
-        if self.multi_label:
-            out["above_threshold"] = [c for c, v in zip(self.classes, file_p) if v >= self.threshold]
+        if multi:
+            out["above_threshold"] = [c for c, v in zip(classes, file_p) if v >= threshold]
         if timeline:
             top = win_p.argmax(1)
             out["timeline"] = [
-                {"start": round(float(s), 3), "end": round(float(e), 3), "label": self.classes[j],
+                {"start": round(float(s), 3), "end": round(float(e), 3), "label": classes[j],
                  "open_label": ol, "prob": float(p[j]), "probs": [float(v) for v in p],
-                 **({"above_threshold": [c for c, v in zip(self.classes, p) if v >= self.threshold]}
-                    if self.multi_label else {})}
+                 **({"above_threshold": [c for c, v in zip(classes, p) if v >= threshold]}
+                    if multi else {})}
                 for s, e, j, p, ol in zip(w.start, w.end, top, win_p, win_labels)]
         if spectrogram:
             out["spectrogram"] = self.picture(w)
