@@ -37,7 +37,7 @@ import soundfile as sf
 
 from .audio import _unreadable
 from .errors import AudioError
-from .io import asset_text, write_atomic
+from .io import asset_text, sheet_table, write_atomic
 from .labels import ClipLabels, folder_labels, read_labels_csv
 from .manifest import join_cell, split_cell
 from .paths import regular_file_error, walk_audio
@@ -320,8 +320,8 @@ def audit(
 def write_audit(result: AuditResult, out_dir: Path, *, title: str = "") -> tuple[Path, ...]:
     """Write the three audit files into ``out_dir``; returns their paths."""
     paths = (out_dir / "audit.csv", out_dir / "audit_classes.csv", out_dir / "audit.html")
-    write_atomic(paths[0], result.files.to_csv(index=False).encode())
-    write_atomic(paths[1], result.classes.to_csv(index=False).encode())
+    write_atomic(paths[0], sheet_table(result.files).to_csv(index=False).encode())
+    write_atomic(paths[1], sheet_table(result.classes).to_csv(index=False).encode())
     write_atomic(paths[2], render_html(result, title=title).encode())
     return paths
 

@@ -249,7 +249,7 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
         results = run_jobs(todo, _Task(cfg, images_dir), lost=_lost_row, init=engine_local.init_worker, jobs=jobs,
                            address=address)
     else:
-        results = engine_local.run_jobs(todo, _Task(cfg, images_dir), n_jobs)
+        results = engine_local.run_jobs(todo, _Task(cfg, images_dir), n_jobs, lost=_lost_row)
     fatal, written = None, 0
     try:
         for row in results:
@@ -292,9 +292,13 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
             fatal = fatal or output_error(exc, images_dir / "manifest.csv")
             log.warning("manifest.csv not rewritten (%s); the previous one is kept", exc.strerror)
     if fatal:
+        manifest = images_dir / "manifest.csv"
+        where = (f"listed in {manifest}" if summary.manifest is not None else
+                 f"kept; the previous {manifest.name} is kept too" if manifest.is_file() else
+                 f"kept, but no {manifest.name} could be written")
         raise OutputError(f"{fatal}; {written / 2**20:.1f} MB in {summary.converted} clip(s) written before it "
-                          f"stopped, listed in {images_dir / 'manifest.csv'}; free space (or make it "
-                          "writable) and rerun the same command to resume")
+                          f"stopped, {where}; free space (or make it writable) and rerun the same command to "
+                          "resume")
     return summary
 
 
@@ -310,7 +314,7 @@ class _Task:
 
 
 def _lost_row(job: ClipJob, message: str) -> dict:
-    """The manifest row of a clip whose Ray worker died with it (--engine ray)."""
+    """The manifest row of a clip whose worker process (-j) or Ray worker died with it."""
     return _row(job.rel, job.labels, status="failed", error=f"{job.source}: {message}")
 
 

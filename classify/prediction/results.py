@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spec2img.io import write_atomic
+from spec2img.io import sheet_cell, sheet_table, write_atomic
 
 from ..errors import ClassifyError
 
@@ -67,7 +67,8 @@ def timeline_columns(classes: list[str]) -> list[str]:
 # ------------------------------------------------------------------------------------ writers
 def csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
     """CSV of ``rows`` as pandas' ``to_csv(index=False, float_format="%.6g")`` writes it
-    (NaN and None as empty cells), without importing pandas."""
+    (NaN and None as empty cells), without importing pandas; text cells pass
+    :func:`spec2img.io.sheet_cell`, so a file name like ``=cmd|...`` never runs in a spreadsheet."""
     import csv
     import io
     import math
@@ -77,11 +78,11 @@ def csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
             return ""
         if isinstance(v, (float, np.floating)):
             return f"{float(v):.6g}"
-        return v
+        return sheet_cell(v)
 
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\n")
-    out.writerow(columns)
+    out.writerow([sheet_cell(c) for c in columns])
     for r in rows:
         out.writerow([cell(r.get(c)) for c in columns])
     return buf.getvalue().encode()
@@ -127,5 +128,5 @@ def kaggle_table(result: PredictResult):
 
 
 def write_kaggle(result: PredictResult, path: Path) -> Path:
-    write_atomic(Path(path), kaggle_table(result).to_csv(index=False, float_format="%.6g").encode())
+    write_atomic(Path(path), sheet_table(kaggle_table(result)).to_csv(index=False, float_format="%.6g").encode())
     return Path(path)
