@@ -17,6 +17,7 @@ import json
 import logging
 import platform
 import re
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -308,11 +309,23 @@ def load_model(run_dir: Path, *, device: str = "cpu") -> tuple[AudioClassifier, 
 
     info = read_info(run_dir)
     model = rebuild(info)
+    path = Path(run_dir) / "model.pt"
     try:
-        state = torch.load(Path(run_dir) / "model.pt", map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # torch's unpickler warns before it fails on a foreign file
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated, foreign or hostile (weights_only: a pickle payload never runs)
+        why = " ".join(str(exc).split())[:120]
+        if "Weights only load failed" in why:  # torch's long explanation says nothing about this file
+            why = "not a plain state_dict; loading with weights_only=True refused it"
+        raise RunFolderError(f"{path} cannot be loaded ({type(exc).__name__}: {why}); re-copy the run "
+                             "folder or re-run classify fit") from None
+    try:
         model.load_state_dict(state)
-    except (RuntimeError, OSError) as exc:
-        raise RunFolderError(f"{run_dir}/model.pt does not fit its model.json ({str(exc)[:120]})") from None
+    except (RuntimeError, TypeError, AttributeError, ValueError) as exc:
+        why = " ".join(str(exc).split())[:120]
+        raise RunFolderError(f"{path} does not fit its model.json ({why}); re-copy the run folder or "
+                             "re-run classify fit") from None
     return model.to(device).eval(), info
 
 

@@ -241,6 +241,9 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
     summary = ConvertSummary(skipped=sum(r["status"] == "skipped" for r in skipped_rows),
                              failed=sum(r["status"] == "failed" for r in skipped_rows))
     rows = list(skipped_rows)
+    for r in skipped_rows:  # every failed row gets its line, found by the walk or by decoding
+        if r["status"] == "failed":
+            log.warning("failed: %s", r["error"])
     n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
     bar = Progress(len(todo), unit="clip", desc="spec2img", enabled=progress, logger=log)
     if engine == "ray":  # the seam: only the fan-out differs from -j
@@ -289,8 +292,7 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
         except OSError as exc:
             if exc.errno not in OUTPUT_ERRNOS:
                 raise
-            fatal = fatal or output_error(exc, images_dir / "manifest.csv")
-            log.warning("manifest.csv not rewritten (%s); the previous one is kept", exc.strerror)
+            fatal = fatal or output_error(exc, images_dir / "manifest.csv")  # the error line says what is kept
     if fatal:
         manifest = images_dir / "manifest.csv"
         where = (f"listed in {manifest}" if summary.manifest is not None else

@@ -143,16 +143,24 @@ def sheet_table(df):
     every CSV meant for people (predictions, timelines, suspect labels, audits, the manifest) is
     written from it."""
     out = df.rename(columns=sheet_cell)
-    for col in out.columns[[dt == object for dt in out.dtypes]]:
-        out[col] = out[col].map(sheet_cell)
+    for col in out.columns:
+        if not _is_numeric(out[col]):  # numbers are data, only text cells change
+            out[col] = out[col].map(sheet_cell)
     return out
+
+
+def _is_numeric(series) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
 
 
 def plain_table(df):
     """The inverse of :func:`sheet_table` for a DataFrame read back from such a CSV."""
     out = df.rename(columns=plain_cell)
-    for col in out.columns[[dt == object for dt in out.dtypes]]:
-        out[col] = out[col].map(plain_cell)
+    for col in out.columns:
+        if not _is_numeric(out[col]):  # numbers are data, only text cells change
+            out[col] = out[col].map(plain_cell)
     return out
 
 

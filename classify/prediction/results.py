@@ -65,6 +65,31 @@ def timeline_columns(classes: list[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ writers
+DEFAULT_OUT = Path("predictions.csv")
+
+
+def output_path(out: Path | None, result: PredictResult, *, folder: Path = Path(".")) -> tuple[Path, str]:
+    """Where :func:`write_csv` may write: ``out`` when the user named it, else ``folder/predictions.csv``,
+    or ``predictions-1.csv``, ``-2``, ... when that exists (a file the user did not name is never
+    replaced). The note says which name was taken instead (empty when none).
+
+    Raises :class:`ClassifyError` (nothing is written) when no input file could be predicted: every
+    input a typo, say.
+    """
+    if result.rows and not any(r["status"] == "ok" for r in result.rows):
+        file, why = result.failures[0]
+        raise ClassifyError(f"none of the {len(result.rows)} input(s) could be predicted "
+                            f"({why if file in why else f'{file}: {why}'}); nothing written")
+    if out is not None:
+        return Path(out), ""
+    path, n = Path(folder) / DEFAULT_OUT, 0
+    while path.exists() or path.is_symlink():
+        n += 1
+        path = Path(folder) / f"{DEFAULT_OUT.stem}-{n}{DEFAULT_OUT.suffix}"
+    note = f"{Path(folder) / DEFAULT_OUT} exists: wrote {path} instead (name one with --out)" if n else ""
+    return path, note
+
+
 def csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
     """CSV of ``rows`` as pandas' ``to_csv(index=False, float_format="%.6g")`` writes it
     (NaN and None as empty cells), without importing pandas; text cells pass
