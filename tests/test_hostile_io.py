@@ -121,6 +121,28 @@ def test_spec2img_run_ends_when_a_worker_is_killed(tmp_path, monkeypatch, capsys
     assert (read_manifest(tmp_path / "img")["status"] == "ok").all()
 
 
+def test_audit_ends_when_a_worker_is_killed(tmp_path, monkeypatch, capsys):
+    from spec2img import audit as aud
+
+    clips = tmp_path / "a"
+    for i in range(6):
+        wav(clips / f"n{i}.wav")
+    real = aud.file_stats
+
+    def stats(path):
+        if path.name == "n3.wav":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path)
+    monkeypatch.setattr(aud, "file_stats", stats)
+    with deadline(60):
+        code = spec2img_main(["audit", str(clips), "--out", str(tmp_path / "au"), "-j", "2", "-q"])
+    assert code == ExitCode.INPUTS_FAILED
+    df = pd.read_csv(tmp_path / "au" / "audit.csv", keep_default_na=False)
+    status = dict(zip(df["path"], df["status"]))
+    assert status.pop("n3.wav") == "failed" and set(status.values()) == {"ok"} and len(status) == 5
+    assert "worker process" in df.set_index("path").loc["n3.wav", "error"]
+
+
 # ------------------------------------------------------------------------------ 2. special files
 def _fifo(path: Path) -> Path:
     if not hasattr(os, "mkfifo"):
