@@ -67,9 +67,10 @@ class _Pool:
         self.workers[p.sentinel] = (p, parent, deque())
 
     def _feed(self, key) -> None:
-        """Give an idle worker its next chunk of job indices."""
+        """Keep a worker's next chunk of job indices waiting in its pipe while it works on one, so
+        that it never waits for this process (busy on a loaded machine) between chunks."""
         p, conn, held = self.workers[key]
-        if held or not self.queue:
+        if len(held) > self.chunk or not self.queue:
             return
         take = [self.queue.popleft() for _ in range(min(self.chunk, len(self.queue)))]
         try:
