@@ -345,6 +345,54 @@ def test_disk_full_in_report_keeps_the_previous_page(tmp_path, monkeypatch, caps
         monkeypatch.undo()
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 64 KB tmpfs (as root), as test_hostile's disk-full test mounts."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("mount not permitted here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_export_report_and_lock_on_a_real_full_disk(tmp_path, capsys, small_run, small_disk):
+    from classify.cli import main as classify_main
+    from classify.report.synthetic import write_synthetic_run
+
+    with deadline(120):
+        assert classify_main(["export", str(small_run), "--out", str(small_disk / "m.onnx"), "-q"]) == ExitCode.USAGE
+    line = one_error_line(capsys)
+    assert "disk full" in line and "m.onnx" in line and not list(small_disk.iterdir())
+    paths = write_synthetic_run(tmp_path / "s", n_classes=3, n_clips=9, tiles=1, n_audio=9, audio_seconds=2.0)
+    with deadline(120):
+        assert classify_main(["report", str(paths["run"]), "--out", str(small_disk / "rep"), "--no-tsne",
+                              "-q"]) == ExitCode.USAGE
+    line = one_error_line(capsys)
+    assert "disk full" in line and str(small_disk / "rep") in line and _no_tmp(small_disk)
+    assert not (small_disk / "rep" / "index.html").exists()
+    shutil.rmtree(small_disk / "rep")
+    fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)  # fill it to the last block
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    clips = tmp_path / "a"
+    wav(clips / "x.wav")
+    assert spec2img_main([str(clips), str(small_disk / "img"), *FLAGS]) == ExitCode.USAGE
+    line = one_error_line(capsys)
+    assert "disk full" in line or "cannot write" in line, line
+
+
 def test_a_full_disk_that_cannot_hold_the_lock_file_is_one_line(tmp_path, monkeypatch, capsys):
     from classify.runfolder import lock_run_dir
     from spec2img import lock
