@@ -143,6 +143,41 @@ def test_audit_ends_when_a_worker_is_killed(tmp_path, monkeypatch, capsys):
     assert "worker process" in df.set_index("path").loc["n3.wav", "error"]
 
 
+def test_ctrl_c_on_the_terminal_stops_spec2img_j2(tmp_path):
+    """SIGINT to the whole process group, as a terminal sends it: exit 130, workers gone, the
+    manifest of what was done written, the folder unlocked."""
+    import subprocess
+    import sys
+
+    clips = tmp_path / "a"
+    rng = np.random.default_rng(0)
+    for i in range(120):
+        wav(clips / f"n{i:03d}.wav", (0.1 * rng.standard_normal(8000 * 20)).astype(np.float32))
+    images = tmp_path / "img"
+    proc = subprocess.Popen([sys.executable, "-m", "spec2img.cli", str(clips), str(images), *FLAGS[:-3], "-j", "2"],
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        t0 = time.monotonic()
+        while not (images / "spec2img_run.json").exists() and time.monotonic() - t0 < 60:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the workers are busy
+        assert proc.poll() is None, "the run ended before Ctrl-C: give it more work"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "Traceback" not in err and "interrupted" in err
+    df = read_manifest(images, require_complete=False)
+    assert len(df) == 120 and (df["status"] == "skipped").sum() >= 1 and set(df["status"]) <= {"ok", "skipped"}
+    assert all((images / i).is_file() for r in df[df["status"] == "ok"].itertuples() for i in r.images)
+    with pytest.raises(Exception):  # nobody else holds the group: no orphan worker is left
+        os.killpg(proc.pid, 0)
+    from spec2img.lock import FolderLock
+    FolderLock(images).acquire().release()  # unlocked
+
+
 # ------------------------------------------------------------------------------ 2. special files
 def _fifo(path: Path) -> Path:
     if not hasattr(os, "mkfifo"):
