@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from spec2img.io import write_atomic
+
 from ..config import TrainConfig
 from ..data.imageset import ImageSet, crop_width, loss_weights, select_for
 from ..models.archs import get_arch
@@ -227,10 +229,10 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         write_unknown_threshold(ds, sel, run_dir, X, Y, owner, C=C, seed=seed, background=background)
     # history.csv's validation columns, as fit's (per-image loss and metric over validation images)
     name = "lwlrap" if ds.multi_label else "accuracy"
-    pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)
+    pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)  # only its loss column
     history[0].update({"valid_loss": float(pred["loss"].mean()), name: metrics["per_image"].get(name)})
-    pd.DataFrame(history)[["train_loss", "valid_loss", name, "epoch", "phase"]].to_csv(
-        run_dir / "history.csv", index=False)
+    write_atomic(run_dir / "history.csv", pd.DataFrame(history)[["train_loss", "valid_loss", name, "epoch",
+                                                                 "phase"]].to_csv(index=False).encode())
     return metrics
 
 
