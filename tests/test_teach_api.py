@@ -123,6 +123,18 @@ def test_examples_can_be_heard_deleted_and_names_stay_inside(taught):
     assert client.post("/api/teach/examples?label=nope", content=clip("tone", 1), headers=OCTET).status_code == 404
 
 
+def test_an_edited_session_file_cannot_point_outside(tmp_path):
+    from classify.errors import ClassifyError
+    from classify.teach import Session
+
+    root = tmp_path / "s"
+    root.mkdir()
+    (root / "session.json").write_text(json.dumps({"classes": ["a"], "examples": [
+        {"id": "ex0001", "file": "../../etc/passwd", "label": "a", "seconds": 1.0}]}))
+    with pytest.raises(ClassifyError, match="session.json"):
+        Session(root)
+
+
 def test_downloads_and_starting_again_from_the_run(taught, tmp_path):
     import io
     import zipfile

@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import unicodedata
@@ -91,6 +92,30 @@ def check_name(name, cfg: TeachConfig) -> str:
     return name
 
 
+EXAMPLE_FILE = re.compile(r"(audio/ex|background/bg)\d{4,9}\.wav")
+
+
+def read_session(path: Path) -> dict:
+    """``session.json``'s content ({} when absent), every example's file checked to be one the
+    session names itself (``audio/exNNNN.wav``, ``background/bgNNNN.wav``): an edited file cannot
+    point a request outside the session folder."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        examples = data.get("examples", [])
+        classes = data.get("classes", [])
+        ok = (isinstance(classes, list) and all(isinstance(c, str) for c in classes)
+              and all(isinstance(e, dict) and isinstance(e.get("id"), str) and isinstance(e.get("file"), str)
+                      and EXAMPLE_FILE.fullmatch(e["file"]) and Path(e["file"]).stem == e["id"]
+                      and e.get("label") in classes for e in examples))
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        ok = False
+    if not ok:
+        raise ClassifyError(f"{path}: not a teach session file (or edited by hand); start a new session folder")
+    return data
+
+
 class Session:
     """The examples of a teach session on disk (thread-safe). Methods raise :class:`TeachError`."""
 
@@ -100,7 +125,7 @@ class Session:
         self.lock = threading.RLock()
         for sub in ("audio", "background", "runs"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        data = json.loads((self.root / SESSION_FILE).read_text()) if (self.root / SESSION_FILE).is_file() else {}
+        data = read_session(self.root / SESSION_FILE)
         self.classes: list[str] = list(data.get("classes", []))
         self.examples: dict[str, dict] = {e["id"]: e for e in data.get("examples", [])}
         self.counter = int(data.get("counter", 0))
