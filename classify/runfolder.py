@@ -108,14 +108,15 @@ def _jsonable(o):
 
 
 def versions() -> dict[str, str]:
-    """Versions of the libraries a run depends on."""
-    import torch
+    """Versions of the libraries a run depends on, read from the installed distributions'
+    metadata (importing fastai or torchvision just to ask would cost seconds on a head-only fit)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": platform.python_version(), "torch": torch.__version__}
-    for name in ("torchvision", "fastai", "librosa", "timm", "numpy"):
+    out = {"python": platform.python_version()}
+    for name in ("torch", "torchvision", "fastai", "librosa", "timm", "numpy"):
         try:
-            out[name] = __import__(name).__version__
-        except ImportError:
+            out[name] = version(name)
+        except PackageNotFoundError:
             pass
     return out
 
