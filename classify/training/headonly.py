@@ -20,13 +20,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from spec2img.io import write_atomic
+
 from ..config import TrainConfig
 from ..data.imageset import ImageSet, crop_width, loss_weights, select_for
 from ..models.archs import get_arch
-from ..models.classifier import build_model
+from ..models.classifier import AudioClassifier, build_model
 from ..runfolder import evaluate_and_save
 from ..scoring.evaluate import per_item_loss
-from .featurecache import cached_window_features
+from .featurecache import cached_window_features, window_features  # noqa: F401  (teach imports it here)
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +150,27 @@ def choose_on_inner(ds: ImageSet, sel, cfg: TrainConfig, X: np.ndarray, Y: np.nd
     return C, threshold, record
 
 
+def frozen_model(cfg: TrainConfig, spectrogram, n_classes: int) -> AudioClassifier:
+    """The network the head-only fit uses (``cfg`` resolved), in eval mode: the frozen pretrained
+    body and an untrained :class:`~classify.models.classifier.LinearHead` of ``n_classes`` outputs."""
+    spec = get_arch(cfg.arch)
+    return build_model(spec, n_classes=n_classes, in_channels=spectrogram.channels,
+                       pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,
+                       input_height=cfg.input_height, value_range=(spectrogram.vmin, spectrogram.vmax),
+                       head="linear", cut=cfg.cut, pool=spec.probe_pool, arch=cfg.arch).eval()
+
+
 def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
-        clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None) -> dict:
+        clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None,
+        features=None, background: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Fit the head-only model and write the run folder; returns the metrics (also metrics.json).
 
     Same signature, splits and run-folder files as :func:`classify.training.train.fit`; ``history.csv``
-    has one row (phase ``head-only``).
+    has one row (phase ``head-only``). ``features``: a function with :func:`window_features`'s
+    signature (teach mode passes one that reuses features computed as examples arrived).
+    Single-label runs also get ``openset.json``, the unknown threshold from out-of-fold scores of
+    the training clips (:mod:`classify.training.openset_fit`); ``background``: ``(features
+    [shape=(m, F)], clip id (m,))`` of "none of these" windows that inform it.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -165,22 +182,23 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     sel = select_for(ds, cfg, clip_valid=clip_valid, exclude=exclude)
     cfg = cfg.resolved(ds, sel.train)
     width = crop_width(ds.cfg, cfg.crop_seconds, ds.max_width)
-    model = build_model(spec, n_classes=len(ds.classes), in_channels=ds.cfg.channels,
-                        pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,
-                        input_height=cfg.input_height, value_range=(ds.cfg.vmin, ds.cfg.vmax),
-                        head="linear", cut=cfg.cut, pool=spec.probe_pool, arch=cfg.arch).eval()
+    model = frozen_model(cfg, ds.cfg, len(ds.classes))
     log.info("%s head-only (cut %d, %s pool): %d training / %d validation images (%d classes%s), "
              "windows %d frames", cfg.arch, cfg.cut, spec.probe_pool, len(sel.train), len(sel.valid), len(ds.classes),
              ", multi-label" if ds.multi_label else "", width)
 
     t0 = time.perf_counter()
-    # training and validation windows in one pass through the cache: the validation scores come from
-    # the same features (the head is linear), so a K-fold cv computes each image's features once
-    both = np.concatenate([sel.train, sel.valid])
-    X_all, owner_all = cached_window_features(model, ds, both, width=width, bs=cfg.bs)
-    is_train = owner_all < len(sel.train)
-    X, owner = X_all[is_train], owner_all[is_train]
-    X_valid, owner_valid = X_all[~is_train], owner_all[~is_train] - len(sel.train)
+    if features is None:
+        # training and validation windows in one pass through the cache: the validation scores come
+        # from the same features (the head is linear), so a K-fold cv computes each image's features once
+        both = np.concatenate([sel.train, sel.valid])
+        X_all, owner_all = cached_window_features(model, ds, both, width=width, bs=cfg.bs)
+        is_train = owner_all < len(sel.train)
+        X, owner = X_all[is_train], owner_all[is_train]
+        X_valid, owner_valid = X_all[~is_train], owner_all[~is_train] - len(sel.train)
+    else:  # teach mode's own features for the training windows; the model scores the validation images
+        X, owner = features(model, [ds.images[i] for i in sel.train], width=width, bs=cfg.bs)
+        X_valid = owner_valid = None
     embed_seconds = time.perf_counter() - t0
     Y = ds.targets[sel.train][owner]
     w = loss_weights(ds, unverified_weight=cfg.unverified_weight)[sel.train][owner]
@@ -203,8 +221,9 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     n_valid_clips = len(np.unique(ds.table["clip"].to_numpy()[sel.valid]))
     proto = {"scored_on": f"validation fold: {n_valid_clips} clips, never trained on and never used for a choice",
              "epochs": "none (one logistic fit)", "checkpoint": "the one fit", "lr": None, **choice}
-    predicted = window_average(probabilities((X_valid - shift) / scale, W, b, multi_label=ds.multi_label),
-                               (X_valid - shift) / scale, owner_valid, len(sel.valid))
+    predicted = None if X_valid is None else window_average(
+        probabilities((X_valid - shift) / scale, W, b, multi_label=ds.multi_label), (X_valid - shift) / scale,
+        owner_valid, len(sel.valid))
     metrics = evaluate_and_save(ds, sel, cfg, run_dir, model, width, history=history, threshold=threshold,
                                 predicted=predicted, extra={
         "head_only": True, "head_c": C, "protocol": proto, "train_seconds": seconds,
@@ -214,10 +233,31 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     })
     log.info("scored on the validation fold only (%d clips); C: %s%s", n_valid_clips,
              f"{C:g} ({proto['head_c']})", f"; threshold: {proto['threshold']}" if ds.multi_label else "")
+    if not ds.multi_label:
+        write_unknown_threshold(ds, sel, run_dir, X, Y, owner, C=C, seed=seed, background=background)
     # history.csv's validation columns, as fit's (per-image loss and metric over validation images)
     name = "lwlrap" if ds.multi_label else "accuracy"
-    pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)
+    pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)  # only its loss column
     history[0].update({"valid_loss": float(pred["loss"].mean()), name: metrics["per_image"].get(name)})
-    pd.DataFrame(history)[["train_loss", "valid_loss", name, "epoch", "phase"]].to_csv(
-        run_dir / "history.csv", index=False)
+    write_atomic(run_dir / "history.csv", pd.DataFrame(history)[["train_loss", "valid_loss", name, "epoch",
+                                                                 "phase"]].to_csv(index=False).encode())
     return metrics
+
+
+def write_unknown_threshold(ds: ImageSet, sel, run_dir: Path, X: np.ndarray, Y: np.ndarray, owner: np.ndarray,
+                            *, C: float, seed: int, background=None) -> None:
+    """``openset.json`` from out-of-fold scores of the training windows (a failure is logged: the
+    run then has no unknown threshold)."""
+    from ..errors import ClassifyError
+    from ..openset_file import write_openset
+    from .openset_fit import calibrate
+
+    table = ds.table.iloc[np.asarray(sel.train)[owner]]
+    bg, bg_clip = background if background is not None else (None, None)
+    try:
+        found = calibrate(X, Y, table["clip"].to_numpy(), table["group"].astype(str).to_numpy(), C=C,
+                          seed=seed, background=bg, background_clip=bg_clip, head=(fit_logistic, probabilities))
+    except ClassifyError as exc:
+        log.warning("no unknown threshold for this run: %s", exc)
+        return
+    write_openset(run_dir, found)
