@@ -290,7 +290,7 @@ def test_mode_choice_reads_only_inner_split_clips(tmp_path, monkeypatch, keep):
     real_decide = mode.decide
 
     def spy_decide(probs, targets, clip, *, multi_label, images):
-        read.append(set(int(i) for i in images))
+        read.append({int(i) for i in images})
         return {**real_decide(probs, targets, clip, multi_label=multi_label, images=images), "mode": keep}
 
     def spy(fn):

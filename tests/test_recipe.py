@@ -32,7 +32,7 @@ def test_lp_ft_head_starts_from_the_logistic_probe(tmp_path, monkeypatch):
     idx = np.arange(0, len(ds.images), 2)
     record = recipe.start_head_from_probe(model, ds, idx, cfg, width=24)
     X, owner = window_features(model, [ds.images[i] for i in idx], width=24)
-    shift, scale, W, b = fit_logistic(X, ds.targets[idx][owner], multi_label=False, C=0.5, seed=0)
+    shift, _scale, W, b = fit_logistic(X, ds.targets[idx][owner], multi_label=False, C=0.5, seed=0)
     np.testing.assert_allclose(model.head.fc.weight.detach().numpy(), W, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(model.head.fc.bias.detach().numpy(), b, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(model.head.shift.numpy(), shift, rtol=1e-5, atol=1e-6)

@@ -83,7 +83,7 @@ def decide(probs: dict[str, np.ndarray], targets: np.ndarray, clip: np.ndarray, 
     best_overall = max(cand, key=lambda m: (scores[m], -losses[m]))
     return {"metric": name, "inner_scores": scores, "inner_log_loss": losses, "mode": keep,
             "average_best": best_overall == "average" and scores["average"] > scores[keep],
-            "inner_images": [int(i) for i in images], "inner_clips": int(len(ct))}
+            "inner_images": [int(i) for i in images], "inner_clips": len(ct)}
 
 
 def _inner_predictions(run_dir: Path, ds: ImageSet, images: np.ndarray) -> np.ndarray:
@@ -141,7 +141,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         choice["kept"] = "the fine-tune trained on the inner training part, reused (not retrained)"
         result = _reuse(ds, sel, work / "fine-tune", run_dir, metrics["fine-tune"])
     shutil.rmtree(work, ignore_errors=True)
-    choice["inner_train_images"] = int(len(inner.train))
+    choice["inner_train_images"] = len(inner.train)
     result = {**result, "mode": keep, "mode_choice": choice}
     write_json(run_dir / "metrics.json", result)
     return result

@@ -66,7 +66,7 @@ def start_head_from_probe(model, ds, train_idx: np.ndarray, cfg, width: int) -> 
     seconds = time.perf_counter() - t0
     log.info("LP-FT: head started from the logistic probe (C=%g) on %d training windows (%.1f s)",
              C, len(X), seconds)
-    return {"lp_ft_probe_seconds": seconds, "lp_ft_windows": int(len(X)), "lp_ft_c": C}
+    return {"lp_ft_probe_seconds": seconds, "lp_ft_windows": len(X), "lp_ft_c": C}
 
 
 class WeightAverage:
