@@ -49,7 +49,7 @@ LONG = "x" * 200
 HOSTILE_LABELS = [
     "../../escape", "a/b", "/abs/olute", "..", ".", "rock;pop", "Rock;pop", "dog", "Dog",
     NFC, NFD, "L" * 300, "$x^$", "<script>alert(1)</script>", "back\\slash", "semi;colon;;", "con",
-    " padded ", "tab\there", "quote\"d",
+    " padded ", "tab\there", "quote\"d", "\ufb01le", "file", "class",  # ligature/plain: one identifier; a keyword
 ]
 
 

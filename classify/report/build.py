@@ -180,12 +180,15 @@ def _suspects_json(run: RunData, table: pd.DataFrame) -> list[dict]:
     probs = table[[f"p_{c}" for c in run.classes]].to_numpy()
     verified = _verified_of(run)
     out = []
-    for k, row in enumerate(table.itertuples(index=False)):
+    # plain columns, never namedtuples: p_<label> columns of two labels can be one identifier
+    # (NFC/NFD forms of a name, keywords), which itertuples turns into a SyntaxError
+    cols = zip(table["row"], table["given"], table["suggested"], table["score"], table["file"])
+    for k, (row, given, suggested, score, file) in enumerate(cols):
         order = np.argsort(-probs[k])[:3]
-        out.append({"r": int(row.row), "g": index[row.given], "s": index[row.suggested],
-                    "score": round(float(row.score), 3),
+        out.append({"r": int(row), "g": index[given], "s": index[suggested],
+                    "score": round(float(score), 3),
                     "top": [[int(j), round(float(probs[k, j]), 3)] for j in order],
-                    "v": verified.get(row.file)})
+                    "v": verified.get(file)})
     return out
 
 
