@@ -35,6 +35,7 @@ def one_error_line(capsys) -> str:
 
 
 # ------------------------------------------------------------------ 4: NFC and NFD forms of one label
+@pytest.mark.slow
 def test_nfc_and_nfd_folders_are_one_class_and_cv_builds_its_report(tmp_path, capsys):
     from classify.cli import main as classify_main
 
@@ -135,6 +136,7 @@ def test_ignored_settings_come_from_the_one_table():
     assert ignored_settings(TrainConfig(images="x", epochs=3)) == []  # mode not decided yet
 
 
+@pytest.mark.slow
 def test_head_only_fit_names_the_settings_it_ignores(tiny_images, tmp_path, capsys):
     from classify.cli import main as classify_main
 
@@ -208,3 +210,88 @@ def test_group_from_name_and_group_col_fill_the_manifest(tmp_path, capsys):
     argv = [str(audio), str(tmp_path / "f"), "--labels", str(csv), "--file-col", "file", "--label-col", "label",
             "--group-from-name", "([", "-j", "1"]
     assert spec2img_main(argv) == ExitCode.USAGE and "not a regular expression" in one_error_line(capsys)
+
+
+# ------------------------------------------------------------------ 8: degenerate predefined folds
+def _rewrite_manifest(images: Path, change) -> None:
+    import pandas as pd
+
+    m = pd.read_csv(images / "manifest.csv", dtype=str, keep_default_na=False)
+    change(m)
+    m.to_csv(images / "manifest.csv", index=False)
+
+
+@pytest.mark.slow
+def test_unbalanced_predefined_folds_say_how_many_clips_the_headline_covers(tmp_path, capsys):
+    """ESC-50's fold column on a subset: one fold holds most clips, and a class has no training clips
+    there. The headline says 'ONLY n of N', the log suggests --folds and numbers folds as named."""
+    from classify.cli import main as classify_main
+    from imageset import make_image_set
+
+    images = make_image_set(tmp_path / "img", n_classes=3, per_class=6, groups_per_class=6)
+
+    def degenerate(m):  # class0 clips 0-1 in fold 1, class1 clips 0-1 in fold 2, all the rest in fold 4
+        first = m["source"].str.extract(r"class(\d)/class\d_(\d+)").astype(int)
+        m["fold"] = [str(c + 1) if c < 2 and i < 2 else "4" for c, i in zip(first[0], first[1])]
+
+    _rewrite_manifest(images, degenerate)
+    out = tmp_path / "cv"
+    assert classify_main(["cv", str(images), "--out", str(out), "--predefined-folds",
+                          *[a for a in HEAD if a != "-q"]]) == 0
+    err = capsys.readouterr().err
+    res = json.loads((out / "cv_metrics.json").read_text())
+    cover = res["coverage"]
+    assert (cover["n_scored"], cover["n_clips"], cover["partial"]) == (12, 18, True)
+    assert res["headline"]["computed_on"].startswith("ONLY 12 of 18 clips")
+    assert "fold 4 (3 of 3) -> fold_4" in err and "fold 1 of" not in err
+    warning = [line for line in err.splitlines() if "covers only 12 of 18" in line]
+    assert len(warning) == 1 and "--folds 5" in warning[0] and "fold sizes" not in warning[0]
+    assert "6 of a class with no training clips in their fold" in warning[0]
+    html = (out / "report" / "index.html").read_text()
+    assert html.index("Read this first") < html.index('id="summary"')
+    assert "other (training) clips" not in html and "clips not scored" in html
+
+
+def test_coverage_rule():
+    import numpy as np
+
+    from classify.training.cv import coverage
+
+    folds = np.array([1] * 3 + [2] * 3 + [3] * 200)
+    c = coverage(38, 206, folds, n_unverified=0, flagged=168, predefined=True)
+    assert c["partial"] and c["prefix"].startswith("ONLY 38 of 206") and "1: 3, 2: 3, 3: 200" in c["warning"]
+    assert not coverage(190, 206, folds, n_unverified=0, flagged=16, predefined=True)["partial"]  # 92%
+
+
+# ------------------------------------------------------------------ 9: unverified clips get ranked
+@pytest.mark.slow
+def test_unverified_clips_get_out_of_fold_predictions_and_are_ranked(tmp_path):
+    """Freesound 2018 layout: manually_verified = 0 marks the noisy labels. Flip 6 of the 9
+    unverified clips' labels: suspect_labels.csv must rank them; the headline leaves them out, saying so."""
+    import pandas as pd
+
+    from classify.cli import main as classify_main
+    from imageset import make_image_set
+
+    images = make_image_set(tmp_path / "img", n_classes=3, per_class=12, groups_per_class=12, verified=True)
+    flipped = {f"class{c}/class{c}_{i:03d}.wav": f"class{(c + 1) % 3}" for c in range(3) for i in (3, 7)}
+
+    def flip(m):
+        m["labels"] = [flipped.get(s, lab) for s, lab in zip(m["source"], m["labels"])]
+
+    _rewrite_manifest(images, flip)
+    out = tmp_path / "cv"
+    assert classify_main(["cv", str(images), "--out", str(out), "--folds", "4", "--crop-seconds", "full",
+                          *HEAD]) == 0
+    oof = pd.read_csv(out / "oof_predictions.csv", keep_default_na=False)
+    unscored = pd.read_csv(out / "oof_unscored_predictions.csv", keep_default_na=False)
+    unverified = {f"class{c}/class{c}_{i:03d}.wav" for c in range(3) for i in (3, 7, 11)}
+    assert set(unscored["source"]) == unverified and not set(oof["source"]) & unverified
+    table = pd.read_csv(out / "suspect_labels.csv", keep_default_na=False)
+    found = set(table["file"]) & set(flipped)
+    assert len(found) >= 4, table.head(10)
+    computed_on = json.loads((out / "cv_metrics.json").read_text())["headline"]["computed_on"]
+    assert "9 unverified clip(s) have out-of-fold predictions but are not scored" in computed_on
+    for k in range(1, 5):  # fold k's model never trained on fold k's unverified clips
+        fold = pd.read_csv(out / f"fold_{k}" / "valid_predictions.csv", keep_default_na=False)
+        assert not set(fold["source"]) & unverified

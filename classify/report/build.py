@@ -90,6 +90,13 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
     headline = metrics.headline(clip_p, clip_t, multi_label=run.multi_label, threshold=threshold)
     per_window = metrics.headline(run.probs, run.truth, multi_label=run.multi_label, threshold=threshold)
     explain = S.headline_text(run, headline, per_window, len(clip_y))
+    cover = run.cv_metrics.get("coverage") or {}
+    if cover.get("partial"):  # degenerate folds: the first thing the page and the summary say
+        notes.insert(0, f"Read this first: {cover.get('warning', '')}")
+        explain = f"{cover.get('prefix', '')}{explain}"
+    if cover.get("n_unverified_unscored"):
+        notes.append(f"{cover['n_unverified_unscored']} unverified clip(s) were predicted out-of-fold but not scored; "
+                     "the run folder's suspect_labels.csv ranks them with the others")
     log.info("%s", explain)
     suspects = _suspects(run)
     spread = _fold_spread(run, notes)

@@ -51,7 +51,8 @@ def summary_html(run: RunData, headline: dict, spread, explain: str) -> str:
         ok = m[m["status"].astype(str) == "ok"] if "status" in m else m
         dataset["clips in images folder"] = len(ok)
         if len(ok) > sources.nunique():
-            dataset["other (training) clips"] = len(ok) - int(sources.nunique())
+            other = "clips not scored (see Notes)" if run.is_cv else "other (training) clips"
+            dataset[other] = len(ok) - int(sources.nunique())
         if "manually_verified" in ok:
             mv = pd.to_numeric(ok["manually_verified"], errors="coerce").dropna()
             if len(mv):
