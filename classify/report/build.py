@@ -94,6 +94,13 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
     if cover.get("partial"):  # degenerate folds: the first thing the page and the summary say
         notes.insert(0, f"Read this first: {cover.get('warning', '')}")
         explain = f"{cover.get('prefix', '')}{explain}"
+    leaks = [m.get("leak") for m in [run.metrics, *(f.metrics for f in run.folds)] if isinstance(m.get("leak"), dict)]
+    leaky = [x for x in leaks if x.get("leaky")]
+    if leaky:  # probably leaky split: said before anything else
+        where = f" ({len(leaky)} of {len(leaks)} folds)" if run.is_cv else ""
+        notes.insert(0, f"Read this first{where}: {leaky[0].get('line', '')}")
+    elif leaks:
+        notes.append(f"Leak check: {leaks[0].get('line', '')}")
     if cover.get("n_unverified_unscored"):
         notes.append(f"{cover['n_unverified_unscored']} unverified clip(s) were predicted out-of-fold but not scored; "
                      "the run folder's suspect_labels.csv ranks them with the others")

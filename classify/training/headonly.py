@@ -209,6 +209,12 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         "train_images_per_second": len(sel.train) / max(seconds, 1e-9), "train_windows": int(len(X)),
         "epochs_run": 1,
     })
+    from .leakcheck import check_and_record, per_image
+
+    leak = check_and_record(ds, sel, cfg, run_dir, train_features=per_image((X - shift) / scale, owner, len(sel.train)),
+                            valid_features=np.load(run_dir / "valid_embeddings.npy"), width=width)
+    if leak is not None:
+        metrics["leak"] = leak
     log.info("scored on the validation fold only (%d clips); C: %s%s", n_valid_clips,
              f"{C:g} ({proto['head_c']})", f"; threshold: {proto['threshold']}" if ds.multi_label else "")
     # history.csv's validation columns, as fit's (per-image loss and metric over validation images)

@@ -1,0 +1,83 @@
+"""After a fit: is its split probably leaky? The frozen-embedding check of
+:mod:`classify.scoring.leak`, run on the fit's own training and validation images, with the result
+logged and kept in ``metrics.json`` (``leak``), where the report shows it.
+
+Head-only fits pass the frozen features they already computed (no extra cost); fine-tuning
+computes them once with the arch's pretrained, frozen body (one forward pass over the images,
+about the time of a head-only fit: seconds to a minute on CPU for a few thousand clips).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..config import TrainConfig
+from ..data.imageset import ImageSet
+from ..data.splits import Selection
+from ..runfolder import write_json
+from ..scoring.leak import leak_check
+
+log = logging.getLogger(__name__)
+
+
+def image_features(ds: ImageSet, cfg: TrainConfig, idx: np.ndarray, *, width: int) -> np.ndarray:
+    """Frozen pooled features [shape=(len(idx), F)] of images ``idx`` (mean over their windows),
+    from ``cfg.arch``'s pretrained body as ``--head-only`` builds it."""
+    from ..models.archs import get_arch
+    from ..models.classifier import build_model
+    from .headonly import window_features
+
+    spec = get_arch(cfg.arch)
+    rcfg = cfg.replace(head_only=True, cut=None, input_height=None).resolved()
+    model = build_model(spec, n_classes=max(len(ds.classes), 2), in_channels=ds.cfg.channels, pretrained=True,
+                        weights_file=Path(cfg.weights) if cfg.weights else None, input_height=rcfg.input_height,
+                        value_range=(ds.cfg.vmin, ds.cfg.vmax), head="linear", cut=rcfg.cut,
+                        pool=spec.probe_pool, arch=cfg.arch).eval()
+    X, owner = window_features(model, [ds.images[i] for i in idx], width=width, bs=cfg.bs)
+    return per_image(X, owner, len(idx))
+
+
+def per_image(X: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """Mean of window rows ``X`` [shape=(n_windows, F)] per image (``owner``: image of each window)."""
+    out = np.zeros((n, X.shape[1]))
+    np.add.at(out, owner, X)
+    return out / np.maximum(np.bincount(owner, minlength=n), 1)[:, None]
+
+
+def check_and_record(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path, *,
+                     train_features: np.ndarray | None = None, valid_features: np.ndarray | None = None,
+                     width: int) -> dict | None:
+    """Run :func:`classify.scoring.leak.leak_check` on the fit's images, log one line (a warning
+    when probably leaky), add ``leak`` to ``run_dir/metrics.json``; returns that dict.
+
+    Without pretrained weights (``--no-pretrained``) frozen features mean nothing: skipped (None).
+    Features not passed are computed (:func:`image_features`, the cost the log line gives).
+    """
+    if not (cfg.pretrained or cfg.weights):
+        return None
+    t0 = time.perf_counter()
+    if train_features is None:
+        train_features = image_features(ds, cfg, sel.train, width=width)
+    if valid_features is None:
+        valid_features = image_features(ds, cfg, sel.valid, width=width)
+    table = ds.table
+    first = table["labels"].map(lambda labs: labs[0]).to_numpy().astype(str)
+    groups = table["group"].astype(str).to_numpy()
+    result = leak_check(train_features, first[sel.train], valid_features, first[sel.valid],
+                        train_groups=groups[sel.train], valid_groups=groups[sel.valid])
+    seconds = time.perf_counter() - t0
+    no_groups = bool((table["group"].astype(str) == table["source"].astype(str)).all())
+    out = {**result.to_dict(), "line": result.line(), "seconds": round(seconds, 2), "no_groups": no_groups}
+    if no_groups:
+        out["line"] += ("; every clip is its own group (no --group-col / --group-from-name), so clips of one "
+                        "recording or speaker cannot be told apart here")
+    (log.warning if result.leaky else log.info)("leak check (%.1f s): %s", seconds, out["line"])
+    path = Path(run_dir) / "metrics.json"
+    metrics = json.loads(path.read_text())
+    write_json(path, {**metrics, "leak": out})
+    return out

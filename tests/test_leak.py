@@ -1,0 +1,103 @@
+"""Issue 23 point 10: the leaky-split check (classify.scoring.leak) on synthetic embeddings, its
+wiring into fit (metrics.json, report), and fsdd's real leak (skips without the data)."""
+
+from __future__ import annotations
+
+import html
+import json
+
+import numpy as np
+import pytest
+
+from classify.scoring.leak import MIN_SHARE, binomial_sf, leak_check
+from conftest import SHARED_DATA, require
+
+
+def recordings(seed=0, *, n_classes=4, per_class=20, clips=4, d=32, spread=0.15):
+    """Clips cut from recordings: each recording a point near its class centre, its clips close
+    to it. Returns (X [n, d], labels, groups)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, (n_classes, d))
+    X, labels, groups = [], [], []
+    for c in range(n_classes):
+        for r in range(per_class):
+            rec = centres[c] + rng.normal(0, 1.0, d)
+            for _ in range(clips):
+                X.append(rec + rng.normal(0, spread, d))
+                labels.append(f"c{c}")
+                groups.append(f"c{c}r{r}")
+    return np.array(X), np.array(labels), np.array(groups)
+
+
+def test_a_split_that_cuts_through_recordings_is_flagged_and_a_grouped_one_is_not():
+    X, y, g = recordings()
+    rng = np.random.default_rng(1)
+    v = rng.random(len(X)) < 0.2  # clips of one recording on both sides
+    leaky = leak_check(X[~v], y[~v], X[v], y[v], train_groups=g[~v], valid_groups=g[v])
+    assert leaky.leaky and leaky.share > 0.5 and leaky.p_value < 1e-6, leaky
+    held = {f"c{c}r{r}" for c in range(4) for r in range(4)}  # whole recordings held out
+    v = np.array([x in held for x in g])
+    clean = leak_check(X[~v], y[~v], X[v], y[v], train_groups=g[~v], valid_groups=g[v])
+    assert not clean.leaky and clean.n_twin_groups / clean.n_groups < MIN_SHARE, clean
+    assert "no sign" in clean.line() and "--group-from-name" in leaky.line()
+
+
+def test_without_groups_the_rule_cannot_see_hidden_recordings():
+    """Stated limit: with every clip its own group the reference includes the hidden twins."""
+    X, y, _ = recordings(seed=2)
+    v = np.random.default_rng(3).random(len(X)) < 0.2
+    assert not leak_check(X[~v], y[~v], X[v], y[v]).leaky
+
+
+def test_binomial_tail_matches_scipy():
+    from scipy.stats import binom
+
+    for k, n, p in [(0, 10, 0.1), (3, 10, 0.05), (25, 100, 0.05), (60, 500, 0.05), (7, 7, 0.5)]:
+        assert binomial_sf(k, n, p) == pytest.approx(binom.sf(k - 1, n, p), rel=1e-9, abs=1e-300)
+
+
+@pytest.mark.slow
+def test_head_only_fit_records_the_check_in_metrics_and_the_report(tmp_path):
+    from classify.cli import main
+    from imageset import make_image_set
+    from spec2img.config import PRESETS
+
+    images = make_image_set(tmp_path / "img", n_classes=3, per_class=6, groups_per_class=3,
+                            **PRESETS["efficientat"])
+    out = tmp_path / "run"
+    assert main(["fit", str(images), "--out", str(out), "--arch", "efficientat_mn04", "--head-only", "-q"]) == 0
+    leak = json.loads((out / "metrics.json").read_text())["leak"]
+    assert {"share", "chance", "tau", "p_value", "leaky", "line"} <= set(leak)
+    assert html.escape(leak["line"]) in (out / "report" / "index.html").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_fsdd_random_split_with_speaker_groups_is_flagged(tmp_path):
+    """fsdd, 5 takes of every digit by every speaker; groups from the names; a random validation
+    CSV cuts through speakers: flagged. The default (grouped) split is not."""
+    import pandas as pd
+
+    from classify.cli import main
+    from spec2img.cli import main as spec2img_main
+
+    rec = require(SHARED_DATA / "fsdd" / "recordings")
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for f in sorted(rec.glob("*.wav")):
+        if int(f.stem.split("_")[2]) < 5:
+            (audio / f.name).symlink_to(f)
+    csv = tmp_path / "labels.csv"
+    names = sorted(p.name for p in audio.iterdir())
+    csv.write_text("file,label\n" + "".join(f"{n},{n.split('_')[0]}\n" for n in names))
+    assert spec2img_main([str(audio), str(tmp_path / "img"), "--labels", str(csv), "--file-col", "file",
+                          "--label-col", "label", "--group-from-name", r"^\d+_([a-z]+)_", "--follow-symlinks",
+                          "-q"]) == 0
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"source": [n for n in names if rng.random() < 0.2]}).to_csv(tmp_path / "valid.csv", index=False)
+    common = ["--arch", "efficientat_mn04", "--head-only", "-q"]
+    assert main(["fit", str(tmp_path / "img"), "--out", str(tmp_path / "leaky"), "--valid-csv",
+                 str(tmp_path / "valid.csv"), *common]) == 0
+    assert json.loads((tmp_path / "leaky" / "metrics.json").read_text())["leak"]["leaky"]
+    assert main(["fit", str(tmp_path / "img"), "--out", str(tmp_path / "grouped"), *common]) == 0
+    assert not json.loads((tmp_path / "grouped" / "metrics.json").read_text())["leak"]["leaky"]
