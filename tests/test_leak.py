@@ -73,11 +73,9 @@ def test_head_only_fit_records_the_check_in_metrics_and_the_report(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_fsdd_random_split_with_speaker_groups_is_flagged(tmp_path):
-    """fsdd, 5 takes of every digit by every speaker; groups from the names; a random validation
-    CSV cuts through speakers: flagged. The default (grouped) split is not."""
-    import pandas as pd
-
+def test_fsdd_with_and_without_speaker_groups(tmp_path, capsys):
+    """fsdd, 5 takes of every digit by every speaker. With --group-from-name the default split holds
+    out whole speakers: not flagged. Without groups the check cannot see speakers, and says so."""
     from classify.cli import main
     from spec2img.cli import main as spec2img_main
 
@@ -88,16 +86,15 @@ def test_fsdd_random_split_with_speaker_groups_is_flagged(tmp_path):
         if int(f.stem.split("_")[2]) < 5:
             (audio / f.name).symlink_to(f)
     csv = tmp_path / "labels.csv"
-    names = sorted(p.name for p in audio.iterdir())
-    csv.write_text("file,label\n" + "".join(f"{n},{n.split('_')[0]}\n" for n in names))
-    assert spec2img_main([str(audio), str(tmp_path / "img"), "--labels", str(csv), "--file-col", "file",
-                          "--label-col", "label", "--group-from-name", r"^\d+_([a-z]+)_", "--follow-symlinks",
-                          "-q"]) == 0
-    rng = np.random.default_rng(0)
-    pd.DataFrame({"source": [n for n in names if rng.random() < 0.2]}).to_csv(tmp_path / "valid.csv", index=False)
+    csv.write_text("file,label\n" + "".join(f"{p.name},{p.name.split('_')[0]}\n" for p in sorted(audio.iterdir())))
+    base = ["--labels", str(csv), "--file-col", "file", "--label-col", "label", "--follow-symlinks", "-q"]
+    assert spec2img_main([str(audio), str(tmp_path / "grouped"), *base, "--group-from-name", r"^\d+_([a-z]+)_"]) == 0
+    assert spec2img_main([str(audio), str(tmp_path / "plain"), *base]) == 0
     common = ["--arch", "efficientat_mn04", "--head-only", "-q"]
-    assert main(["fit", str(tmp_path / "img"), "--out", str(tmp_path / "leaky"), "--valid-csv",
-                 str(tmp_path / "valid.csv"), *common]) == 0
-    assert json.loads((tmp_path / "leaky" / "metrics.json").read_text())["leak"]["leaky"]
-    assert main(["fit", str(tmp_path / "img"), "--out", str(tmp_path / "grouped"), *common]) == 0
-    assert not json.loads((tmp_path / "grouped" / "metrics.json").read_text())["leak"]["leaky"]
+    for name in ("grouped", "plain"):
+        assert main(["fit", str(tmp_path / name), "--out", str(tmp_path / f"run_{name}"), *common]) == 0
+    grouped = json.loads((tmp_path / "run_grouped" / "metrics.json").read_text())["leak"]
+    plain = json.loads((tmp_path / "run_plain" / "metrics.json").read_text())["leak"]
+    assert not grouped["leaky"] and not grouped["no_groups"]
+    assert plain["no_groups"] and "--group-from-name" in plain["line"]
+    assert "every clip is its own group" in capsys.readouterr().err

@@ -74,9 +74,11 @@ def check_and_record(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Pa
     no_groups = bool((table["group"].astype(str) == table["source"].astype(str)).all())
     out = {**result.to_dict(), "line": result.line(), "seconds": round(seconds, 2), "no_groups": no_groups}
     if no_groups:
-        out["line"] += ("; every clip is its own group (no --group-col / --group-from-name), so clips of one "
-                        "recording or speaker cannot be told apart here")
-    (log.warning if result.leaky else log.info)("leak check (%.1f s): %s", seconds, out["line"])
+        out["line"] += ("; but every clip is its own group here, so clips of one recording or speaker on both "
+                        "sides cannot be seen: if clips share a speaker or recording, give the groups (spec2img "
+                        "--group-col COL or --group-from-name REGEX) or the score is inflated")
+    # no groups at all: the check cannot see hidden recordings, so say what would
+    (log.warning if result.leaky or no_groups else log.info)("leak check (%.1f s): %s", seconds, out["line"])
     path = Path(run_dir) / "metrics.json"
     metrics = json.loads(path.read_text())
     write_json(path, {**metrics, "leak": out})
