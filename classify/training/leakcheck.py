@@ -3,7 +3,8 @@
 logged and kept in ``metrics.json`` (``leak``), where the report shows it.
 
 Head-only fits pass the frozen features they already computed (no extra cost); fine-tuning
-computes them once with the arch's pretrained, frozen body (one forward pass over the images,
+computes them once with the arch's pretrained, frozen body
+(:func:`classify.training.headonly.frozen_image_features`: one forward pass over the images,
 about the time of a head-only fit: seconds to a minute on CPU for a few thousand clips).
 """
 
@@ -25,23 +26,6 @@ from ..scoring.leak import leak_check
 log = logging.getLogger(__name__)
 
 
-def image_features(ds: ImageSet, cfg: TrainConfig, idx: np.ndarray, *, width: int) -> np.ndarray:
-    """Frozen pooled features [shape=(len(idx), F)] of images ``idx`` (mean over their windows),
-    from ``cfg.arch``'s pretrained body as ``--head-only`` builds it."""
-    from ..models.archs import get_arch
-    from ..models.classifier import build_model
-    from .headonly import window_features
-
-    spec = get_arch(cfg.arch)
-    rcfg = cfg.replace(head_only=True, cut=None, input_height=None).resolved()
-    model = build_model(spec, n_classes=max(len(ds.classes), 2), in_channels=ds.cfg.channels, pretrained=True,
-                        weights_file=Path(cfg.weights) if cfg.weights else None, input_height=rcfg.input_height,
-                        value_range=(ds.cfg.vmin, ds.cfg.vmax), head="linear", cut=rcfg.cut,
-                        pool=spec.probe_pool, arch=cfg.arch).eval()
-    X, owner = window_features(model, [ds.images[i] for i in idx], width=width, bs=cfg.bs)
-    return per_image(X, owner, len(idx))
-
-
 def per_image(X: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
     """Mean of window rows ``X`` [shape=(n_windows, F)] per image (``owner``: image of each window)."""
     out = np.zeros((n, X.shape[1]))
@@ -50,21 +34,22 @@ def per_image(X: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
 
 
 def check_and_record(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path, *,
-                     train_features: np.ndarray | None = None, valid_features: np.ndarray | None = None,
-                     width: int) -> dict | None:
+                     train_features, valid_features) -> dict | None:
     """Run :func:`classify.scoring.leak.leak_check` on the fit's images, log one line (a warning
-    when probably leaky), add ``leak`` to ``run_dir/metrics.json``; returns that dict.
+    when probably leaky or when there are no groups), add ``leak`` to ``run_dir/metrics.json``;
+    returns that dict.
 
-    Without pretrained weights (``--no-pretrained``) frozen features mean nothing: skipped (None).
-    Features not passed are computed (:func:`image_features`, the cost the log line gives).
+    ``train_features`` / ``valid_features``: frozen features [shape=(n, F)] of ``sel.train`` /
+    ``sel.valid``, or callables computing them (called only when the check runs). Without
+    pretrained weights (``--no-pretrained``) frozen features mean nothing: skipped (None).
     """
     if not (cfg.pretrained or cfg.weights):
         return None
     t0 = time.perf_counter()
-    if train_features is None:
-        train_features = image_features(ds, cfg, sel.train, width=width)
-    if valid_features is None:
-        valid_features = image_features(ds, cfg, sel.valid, width=width)
+    if callable(train_features):
+        train_features = train_features()
+    if callable(valid_features):
+        valid_features = valid_features()
     table = ds.table
     first = table["labels"].map(lambda labs: labs[0]).to_numpy().astype(str)
     groups = table["group"].astype(str).to_numpy()

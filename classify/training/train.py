@@ -339,10 +339,13 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
                                       "train_images_per_second": hist.train_items / max(hist.train_seconds, 1e-9),
                                       "epochs_run": len(hist.rows), "monitor": monitor,
                                       "bf16": use_bf16(cfg, device), "protocol": proto})
-    from .leakcheck import check_and_record  # frozen features computed once (one forward pass)
+    from .headonly import frozen_image_features  # computed once (one forward pass), only for the check
+    from .leakcheck import check_and_record
 
     try:
-        leak = check_and_record(ds, sel, cfg, run_dir, width=width)
+        leak = check_and_record(ds, sel, cfg, run_dir,
+                                train_features=lambda: frozen_image_features(ds, cfg, sel.train, width=width),
+                                valid_features=lambda: frozen_image_features(ds, cfg, sel.valid, width=width))
     except Exception as exc:  # a finished fit is never lost to the check
         leak = None
         log.warning("leak check skipped (%s: %s)", type(exc).__name__, exc)
