@@ -95,6 +95,9 @@ def _add_labels(p: argparse.ArgumentParser) -> None:
     g.add_argument("--file-col", help="CSV column naming the audio file (other layouts)")
     g.add_argument("--label-col", help="CSV column holding the label(s), comma-separated for multi-label")
     g.add_argument("--fold-col", help="CSV column holding a predefined fold number")
+    g.add_argument("--missing", choices=("error", "skip"), default="error",
+                   help="a labels CSV row naming a file that is not in AUDIO_DIR: stop (error, the default) "
+                        "or leave it out with one warning line (skip: a CSV of a whole data set used on a part)")
 
 
 def convert_parser() -> argparse.ArgumentParser:
@@ -110,16 +113,13 @@ def convert_parser() -> argparse.ArgumentParser:
     p.add_argument("audio_dir", type=Path, metavar="AUDIO_DIR")
     p.add_argument("images_dir", type=Path, metavar="IMAGES_DIR")
     _add_labels(p)
-    g = p.add_argument_group("groups and subsets (clips of one group, e.g. one speaker or recording, stay on one "
-                             "side of every classify split)")
+    g = p.add_argument_group("groups (clips of one group, e.g. one speaker or recording, stay on one side of "
+                             "every classify split)")
     g.add_argument("--group-col", metavar="COL", help="labels CSV column naming the recording/speaker of each clip "
                    "(ESC-50 src_file and UrbanSound8K fsID are read without it)")
     g.add_argument("--group-from-name", metavar="REGEX",
                    help="the group from each file name: the regex's first (...) group, e.g. '^[^_]+_([^_]+)_' "
                         "gives 'jackson' for 7_jackson_32.wav; without it each file is its own recording")
-    g.add_argument("--missing", choices=("error", "skip"), default="error",
-                   help="a labels CSV row naming a file that is not in AUDIO_DIR: stop (error, the default) "
-                        "or leave it out with one warning line (skip: a CSV of a whole data set used on a part)")
     d = from_preset(DEFAULT_PRESET)  # the help shows the default preset's numbers
     s = p.add_argument_group(f"spectrogram (librosa's names; every default comes from --preset, shown for "
                              f"{DEFAULT_PRESET})")
@@ -214,7 +214,7 @@ def _cmd_audit(args) -> int:
 
     out = args.out or args.audio_dir.resolve().parent / "audit"
     result = audit(args.audio_dir, out_dir=out, labels_csv=args.labels, file_col=args.file_col,
-                   label_col=args.label_col, fold_col=args.fold_col, jobs=args.jobs,
+                   label_col=args.label_col, fold_col=args.fold_col, missing=args.missing, jobs=args.jobs,
                    follow_symlinks=args.follow_symlinks)
     log.warning("%s", result.line())
     return ExitCode.INPUTS_FAILED if result.n_failed else ExitCode.OK

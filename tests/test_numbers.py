@@ -295,3 +295,13 @@ def test_unverified_clips_get_out_of_fold_predictions_and_are_ranked(tmp_path):
     for k in range(1, 5):  # fold k's model never trained on fold k's unverified clips
         fold = pd.read_csv(out / f"fold_{k}" / "valid_predictions.csv", keep_default_na=False)
         assert not set(fold["source"]) & unverified
+
+
+def test_audit_takes_missing_skip_too(two_class_dir, tmp_path, capsys):
+    csv = tmp_path / "labels.csv"
+    rows = [f"{p.relative_to(two_class_dir).as_posix()},{p.parent.name}" for p in sorted(two_class_dir.rglob("*.wav"))]
+    csv.write_text("file,label\n" + "\n".join(rows + ["gone.wav,low"]) + "\n")
+    argv = ["audit", str(two_class_dir), "--labels", str(csv), "--file-col", "file", "--label-col", "label",
+            "--out", str(tmp_path / "audit"), "-j", "1"]
+    assert spec2img_main(argv) == ExitCode.USAGE and "--missing skip" in one_error_line(capsys)
+    assert spec2img_main([*argv, "--missing", "skip"]) == ExitCode.OK
