@@ -246,7 +246,7 @@ def test_unbalanced_predefined_folds_say_how_many_clips_the_headline_covers(tmp_
     assert "fold 4 (3 of 3) -> fold_4" in err and "fold 1 of" not in err
     warning = [line for line in err.splitlines() if "covers only 12 of 18" in line]
     assert len(warning) == 1 and "--folds 5" in warning[0] and "fold sizes" not in warning[0]
-    assert "6 of a class with no training clips in their fold" in warning[0]
+    assert "6 whose class was not trained in their fold" in warning[0]
     html = (out / "report" / "index.html").read_text()
     assert html.index("Read this first") < html.index('id="summary"')
     assert "other (training) clips" not in html and "clips not scored" in html

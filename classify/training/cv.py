@@ -267,7 +267,7 @@ def coverage(n_scored: int, n_clips: int, folds: np.ndarray, *, n_unverified: in
     if partial:
         why = []
         if flagged:
-            why.append(f"{flagged} of a class with no training clips in their fold")
+            why.append(f"{flagged} whose class was not trained in their fold")
         if n_unverified:
             why.append(f"{n_unverified} unverified")
         rest = n_clips - n_scored - flagged - n_unverified
