@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spec2img.io import write_atomic
+from spec2img.io import plain_table, sheet_table, write_atomic
 from spec2img.manifest import split_cell
 
 from ..config import TrainConfig
@@ -163,17 +163,17 @@ def run_cv(ds: ImageSet, cfg: CVConfig, fit: Callable[..., dict], *,
             m = {**m, "unscorable_classes": missing, "unscored_clips": int(drop.sum())}
             write_json(run_dir / "metrics.json", m)
         per_fold[int(k)] = m
-        pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)
+        pred = plain_table(pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False))
         pred.insert(0, "fold", int(k))
         oof.append(pred)
         folds_bar.update()
     folds_bar.close()
     oof_df = pd.concat(oof, ignore_index=True)
-    write_atomic(out / "oof_predictions.csv", oof_df.to_csv(index=False, float_format="%.6g").encode())
+    write_atomic(out / "oof_predictions.csv", sheet_table(oof_df).to_csv(index=False, float_format="%.6g").encode())
     ranked = oof_df
     if unscored:
         unscored_df = pd.concat(unscored, ignore_index=True)
-        write_atomic(out / OOF_UNSCORED_NAME, unscored_df.to_csv(index=False, float_format="%.6g").encode())
+        write_atomic(out / OOF_UNSCORED_NAME, sheet_table(unscored_df).to_csv(index=False, float_format="%.6g").encode())
         ranked = pd.concat([oof_df, unscored_df], ignore_index=True)
     clips = ds.clip_table()  # suspect_labels.csv ranks unverified clips too; the log counts them
     write_suspect_labels(out, ranked, ds.classes, multi_label=ds.multi_label,
@@ -241,7 +241,7 @@ def predict_unscored(ds: ImageSet, hold: np.ndarray, run_dir: Path) -> pd.DataFr
     losses = per_item_loss(probs, ds.targets[idx], multi_label=ds.multi_label)
     path = write_predictions(run_dir, ds.table.iloc[idx].reset_index(drop=True), probs, losses, ds.classes,
                              threshold=info.model.threshold, name=UNSCORED_NAME)
-    df = pd.read_csv(path, keep_default_na=False)
+    df = plain_table(pd.read_csv(path, keep_default_na=False))  # the file is written for spreadsheets
     df.insert(0, "fold", 0)
     return df
 
