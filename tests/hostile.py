@@ -53,7 +53,7 @@ FORMULA_FILES = ["=cmd|' -C calc'!A0.wav", "+SUM(1).wav", "@x.wav", "-2+3.wav"]
 HOSTILE_LABELS = [
     "../../escape", "a/b", "/abs/olute", "..", ".", "rock;pop", "Rock;pop", "dog", "Dog",
     NFC, NFD, "L" * 300, "$x^$", "<script>alert(1)</script>", "back\\slash", "semi;colon;;", "con",
-    " padded ", "tab\there", "quote\"d",
+    " padded ", "tab\there", "quote\"d", "\ufb01le", "file", "class",  # ligature/plain: one identifier; a keyword
     *FORMULAS,
 ]
 
