@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import AUTO_ARCH, TrainConfig
+from .config import AUTO_ARCH, TrainConfig, ignored_settings
 from .data.imageset import ImageSet, load_image_set
 from .errors import ClassifyError
 from .runfolder import lock_run_dir, new_run_dir
@@ -54,12 +54,20 @@ def choose_arch(ds: ImageSet, cfg: TrainConfig) -> TrainConfig:
 
 def choose_mode(ds: ImageSet, cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with ``arch`` (:func:`choose_arch`) and ``head_only`` decided where the data settles it
-    (:func:`classify.training.mode.shortcut`); None left for :func:`classify.training.mode.fit` to
-    choose on an inner split of each fit's training part; logged."""
+    (:func:`classify.training.mode.shortcut`; None is left for :func:`classify.training.mode.fit` to
+    choose on an inner split of each fit's training part); logged, with a warning naming the
+    settings a decided mode ignores."""
     from .training.mode import shortcut
 
     cfg = choose_arch(ds, cfg)
-    return cfg if cfg.head_only is not None else cfg.replace(head_only=shortcut(cfg, clips_per_class(ds)))
+    if cfg.head_only is None:
+        cfg = cfg.replace(head_only=shortcut(cfg, clips_per_class(ds)))
+    ignored = ignored_settings(cfg)
+    if ignored:
+        mode, other = ("--head-only", "--fine-tune") if cfg.head_only else ("fine-tuning", "--head-only")
+        log.warning("%s ignores %s (%s only); pass %s to use %s", mode, ", ".join(ignored), other, other,
+                    "them" if len(ignored) > 1 else "it")
+    return cfg
 
 
 def fit(cfg: TrainConfig) -> Path:

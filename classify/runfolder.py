@@ -62,6 +62,9 @@ class ModelInfo:
     head: str = "pool"
     cut: int = 0
     pool: str = "mean"
+    #: ``SpectrogramConfig.digest()`` of the images the model was trained on; a run folder whose
+    #: spectrogram.json says otherwise is refused (None: written before it was recorded, unchecked)
+    spectrogram_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,8 @@ _MODEL_CHECKS = {
     "threshold": (lambda v: v is None or (_is_num(v) and 0 <= v <= 1), "null or a number in [0, 1]"),
     "cut": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "pool": (lambda v: isinstance(v, str), "a string"),
+    "spectrogram_digest": (lambda v: v is None or (isinstance(v, str) and re.fullmatch(r"[0-9a-f]{1,64}", v)),
+                           "null or a hex digest"),
 }
 
 
@@ -283,6 +288,11 @@ def check_classes(run_dir: Path, classes, model: ModelInfo, spectrogram: Spectro
     if len(classes) != model.n_classes:
         raise RunFolderError(f"{path}: {len(classes)} class names but model.json says the model has "
                              f"{model.n_classes} outputs; the run folder is mixed up, re-copy it or re-run classify fit")
+    if model.spectrogram_digest is not None and model.spectrogram_digest != spectrogram.digest():
+        raise RunFolderError(f"{Path(run_dir) / 'spectrogram.json'}: settings (preset {spectrogram.preset!r}, digest "
+                             f"{spectrogram.digest()}) differ from those the model was trained on (digest "
+                             f"{model.spectrogram_digest} in model.json); put back the spectrogram.json of the "
+                             "training images, or re-run classify fit")
     if model.in_channels != spectrogram.channels:
         raise RunFolderError(f"{Path(run_dir) / 'model.json'}: in_channels={model.in_channels} but "
                              f"spectrogram.json makes {spectrogram.channels}-channel images (mode "
@@ -367,7 +377,8 @@ def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: P
     info = ModelInfo(arch=cfg.arch, n_classes=len(ds.classes), in_channels=ds.cfg.channels,
                      input_height=cfg.input_height, dropout=cfg.dropout, hidden=model.head.fc.in_features,
                      crop_width=int(width), multi_label=ds.multi_label, threshold=threshold, head=head,
-                     cut=cfg.cut or 0, pool=getattr(model.head, "pool_kind", "mean"))
+                     cut=cfg.cut or 0, pool=getattr(model.head, "pool_kind", "mean"),
+                     spectrogram_digest=ds.cfg.digest())
     save_model(run_dir, model.cpu(), info)
     ds.cfg.save(run_dir)
     cfg.save(run_dir)

@@ -296,6 +296,7 @@ def audit(
     file_col: str | None = None,
     label_col: str | None = None,
     fold_col: str | None = None,
+    missing: str = "error",
     jobs: int | None = None,
     follow_symlinks: bool = False,
 ) -> AuditResult:
@@ -303,7 +304,8 @@ def audit(
     self-contained ``audit.html`` (inline PNG charts, no network) there.
 
     Labels come from ``labels_csv`` (any layout :func:`spec2img.labels.read_labels_csv` knows,
-    or the explicit ``*_col`` names) or else from the folder-per-class layout.
+    or the explicit ``*_col`` names; ``missing``: its rows naming absent files stop the audit or
+    are skipped) or else from the folder-per-class layout.
     """
     audio_dir = Path(audio_dir)
     labels = None
@@ -312,7 +314,7 @@ def audit(
             raise AudioError(f"{audio_dir}: not a folder; pass the folder that holds the audio files")
         listed = [e.path for e in walk_audio(audio_dir, follow_symlinks=follow_symlinks)]
         rel = read_labels_csv(labels_csv, audio_dir, listed, file_col=file_col,
-                              label_col=label_col, fold_col=fold_col)
+                              label_col=label_col, fold_col=fold_col, missing=missing)
         labels = {p.as_posix(): lab for p, lab in rel.items()}
     files = audit_table(audio_dir, labels=labels, jobs=jobs, follow_symlinks=follow_symlinks)
     classes = class_table(files)
@@ -418,7 +420,7 @@ def _data_table(df: pd.DataFrame, table_id: str, *, headers: dict[str, str] | No
     head = "".join(f'<th data-col="{k}" data-num="{int(numeric[c])}">{html.escape(headers.get(c, c))}</th>'
                    for k, c in enumerate(cols))
     rows = []
-    for r, row in enumerate(df.itertuples(index=False)):
+    for r, row in enumerate(df.itertuples(index=False, name=None)):  # plain tuples: columns may be labels
         tds = []
         for c, v in zip(cols, row):
             if numeric[c]:
