@@ -78,7 +78,11 @@ class TrainConfig:
     inner split from :data:`HEAD_C_GRID`). None = decide from the
     data (:func:`classify.commands.choose_mode`): head-only for pretrained backbones with fewer
     than ``HEAD_ONLY_BELOW`` clips in the median class, fine-tuning otherwise.
-    ``bf16``: bfloat16 autocast for CPU training; None = on where the CPU has native bfloat16.
+    ``bf16``: bfloat16 autocast for CPU training; None = on where the CPU has native bfloat16
+    (GPUs: bfloat16 autocast where the GPU has it, else fp16 with loss scaling).
+    ``gpu_bs``: the batch size on a GPU (None: ``bs`` everywhere), at most an eighth of the
+    training images; the learning rates are then multiplied by ``sqrt(batch / bs)`` and
+    ``lr_rule`` records the batch and factor applied (:func:`classify.training.loop.batch_for_device`).
     ``cut``: backbone stages dropped from the end (fastai's ``cut``, counted in stages); None = the
     arch's choice: 0 for fine-tuning, ``ArchSpec.probe_cut`` for ``head_only`` (whose
     ``input_height=None`` likewise becomes ``ArchSpec.probe_height``). Run folders record the
@@ -112,6 +116,10 @@ class TrainConfig:
     lr_find_iters: int = 100
     wd: float = 0.01
     bs: int = 32
+    # on a GPU: this batch (at most n_train / 8), lrs x sqrt(batch / bs); lr_rule records what was
+    # applied (classify.training.loop.batch_for_device)
+    gpu_bs: int | None = 256
+    lr_rule: str | None = None
     crop_seconds: float | str | None = "auto"
     input_height: int | None = None
     dropout: float = 0.5
