@@ -12,7 +12,10 @@ crops, augmentation, loss, optimiser (torch AdamW, fused where torch has it) and
 - ``fastai``: ``ImageDataLoaders.from_df`` decoding every PNG each batch, ``Resize(224)`` +
   ``aug_transforms()``, ``vision_learner`` (optional; slow).
 
-On CUDA the GPU's busy share during the timed epoch is sampled (``torch.cuda.utilization``, else
+``cpu_ms_per_image``: the process's CPU time (all threads) per training image (the classify
+epoch also scores 64 validation images, counted as a third of a training image each): on a
+loaded shared machine, where wall-clock rates mostly measure the wait for a core, with
+``--threads 1`` this is the work itself. On CUDA the GPU's busy share during the timed epoch is sampled (``torch.cuda.utilization``, else
 ``nvidia-smi``) every 0.2 s; on CPU it is ``n/a``. Results are printed as JSON lines and appended
 to ``benchmarks/results/throughput.jsonl`` with the commit, versions and load average.
 
@@ -116,9 +119,13 @@ def time_classify(ds, arch: str, n: int, bs: int, device: torch.device) -> dict:
     learn.fit(1, 1e-4)  # warm-up
     hist.train_items, hist.train_seconds = 0, 0.0
     with Busy(device) as busy:
+        c = time.process_time()
         learn.fit(1, 1e-4)
         _sync(device)
+        cpu = time.process_time() - c
+    n_valid = len(sel.valid)
     return {"images_per_second": hist.train_items / hist.train_seconds, "gpu_busy_pct": busy.share,
+            "cpu_ms_per_image": 1000 * cpu / (hist.train_items + n_valid / 3),
             "input": f"{ds.cfg.channels}x{ds.cfg.n_rows}x{width}", "precision": _precision(cfg, device)[1],
             "bs": cfg.bs, "optimizer": _opt_name(learn.opt)}
 
@@ -184,11 +191,11 @@ def time_plain(ds, arch: str, n: int, bs: int, device: torch.device) -> dict:
     epoch()  # warm-up
     _sync(device)
     with Busy(device) as busy:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         k = epoch()
         _sync(device)
-        secs = time.perf_counter() - t
-    return {"images_per_second": k / secs, "gpu_busy_pct": busy.share, "input": f"{ds.cfg.channels}x{ds.cfg.n_rows}x{width}",
+        secs, cpu = time.perf_counter() - t, time.process_time() - c
+    return {"images_per_second": k / secs, "gpu_busy_pct": busy.share, "cpu_ms_per_image": 1000 * cpu / k, "input": f"{ds.cfg.channels}x{ds.cfg.n_rows}x{width}",
             "precision": prec, "bs": bs, "optimizer": "AdamW (fused)" if fused else "AdamW (foreach)"}
 
 
@@ -253,6 +260,8 @@ def main() -> None:
     ap.add_argument("--bs", type=int, default=None, help="batch size (default: 32 on cpu, 256 on cuda)")
     ap.add_argument("--variants", default="classify,plain", help="classify, plain, fastai (comma-separated)")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each variant, interleaved")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (1: CPU time per image is pure work, even on a loaded machine)")
     ap.add_argument("--note", default="", help="free text stored with each result")
     ap.add_argument("--no-record", action="store_true", help="print only")
     args = ap.parse_args()
@@ -260,6 +269,8 @@ def main() -> None:
     from classify.data.imageset import load_image_set
 
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda: torch sees no CUDA device here")
     bs = args.bs or (256 if device.type == "cuda" else 32)
