@@ -125,6 +125,9 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
                    help=f"lr_find mini-batches with --lr auto (default {d['lr_find_iters']})")
     g.add_argument("--wd", type=float, default=d["wd"], help=f"weight decay (default {_show(d['wd'])})")
     g.add_argument("--bs", type=int, default=d["bs"], help=f"batch size (default {d['bs']})")
+    g.add_argument("--gpu-bs", type=int, default=d["gpu_bs"],
+                   help=f"batch size on a GPU, at most n_train/8, learning rates x sqrt(batch/bs), recorded in "
+                        f"train.json; 0 = --bs there too (default {d['gpu_bs']})")
     g.add_argument("--patience", type=int, default=d["patience"],
                    help="early-stopping patience in epochs, judged on an inner split of the training "
                         f"clips, never the scored one; 0 = a fixed schedule (default {d['patience']})")
