@@ -383,8 +383,9 @@ def _add_predict(sub) -> None:
                         "the audio are ensembled with RUN_DIR")
     p.add_argument("--run", type=Path, action="append", default=[], metavar="RUN_DIR",
                    help="another run to ensemble with (repeatable)")
-    p.add_argument("--out", type=Path, default=Path("predictions.csv"), metavar="FILE.csv",
-                   help="per-file CSV: file, label_1, prob_1, ... (default predictions.csv)")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE.csv",
+                   help="per-file CSV: file, label_1, prob_1, ... (default predictions.csv, or "
+                        "predictions-1.csv, ... when that exists: a file you did not name is never replaced)")
     p.add_argument("--top-k", type=int, default=3, help="labels per file in --out (default 3)")
     p.add_argument("--kaggle", type=Path, metavar="CSV",
                    help="also write a Freesound submission (fname,label with the top 3 labels)")
@@ -409,7 +410,7 @@ def _cmd_predict(args) -> int:
     from .errors import ClassifyError
     from .prediction.ensemble import split_runs
     from .prediction.predict import predict
-    from .prediction.results import write_csv, write_kaggle, write_timeline
+    from .prediction.results import output_path, write_csv, write_kaggle, write_timeline
 
     backend = "onnx" if args.onnx or args.engine == "ray" or args.run_dir.suffix == ".onnx" else "torch"
     if args.address and args.engine != "ray":
@@ -426,7 +427,10 @@ def _cmd_predict(args) -> int:
         result = predict_ray(runs, audio, address=args.address, **common)
     else:
         result = predict(runs, audio, backend=backend, **common)
-    written = [write_csv(result, args.out)]
+    out, note = output_path(args.out, result)  # nothing written when every input failed
+    if note:
+        log.warning("%s", note)
+    written = [write_csv(result, out)]
     if args.kaggle:
         written.append(write_kaggle(result, args.kaggle))
     if args.timeline:

@@ -12,10 +12,12 @@ network and use it: arch, input channels, height, crop width, multi-label, thres
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 import platform
 import re
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spec2img.config import SpectrogramConfig
-from spec2img.io import write_atomic
+from spec2img.io import sheet_table, write_atomic
 from spec2img.lock import FolderLock
 from spec2img.manifest import join_cell
 
@@ -124,9 +126,9 @@ def save_model(run_dir: Path, model: AudioClassifier, info: ModelInfo) -> None:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = run_dir / ".model.pt.tmp"
-    torch.save(state, tmp)
-    tmp.replace(run_dir / "model.pt")
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_atomic(run_dir / "model.pt", buf.getvalue())  # a full disk: one line naming model.pt, no temp left
     save_model_info(run_dir, info)
 
 
@@ -155,7 +157,7 @@ def write_predictions(run_dir: Path, table: pd.DataFrame, probs: np.ndarray, los
     probs_df = pd.DataFrame(probs, columns=[f"p_{c}" for c in classes])
     out = pd.concat([out.reset_index(drop=True), probs_df], axis=1)
     path = Path(run_dir) / name
-    write_atomic(path, out.to_csv(index=False, float_format="%.6g").encode())
+    write_atomic(path, sheet_table(out).to_csv(index=False, float_format="%.6g").encode())
     return path
 
 
@@ -307,11 +309,23 @@ def load_model(run_dir: Path, *, device: str = "cpu") -> tuple[AudioClassifier, 
 
     info = read_info(run_dir)
     model = rebuild(info)
+    path = Path(run_dir) / "model.pt"
     try:
-        state = torch.load(Path(run_dir) / "model.pt", map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # torch's unpickler warns before it fails on a foreign file
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated, foreign or hostile (weights_only: a pickle payload never runs)
+        why = " ".join(str(exc).split())[:120]
+        if "Weights only load failed" in why:  # torch's long explanation says nothing about this file
+            why = "not a plain state_dict; loading with weights_only=True refused it"
+        raise RunFolderError(f"{path} cannot be loaded ({type(exc).__name__}: {why}); re-copy the run "
+                             "folder or re-run classify fit") from None
+    try:
         model.load_state_dict(state)
-    except (RuntimeError, OSError) as exc:
-        raise RunFolderError(f"{run_dir}/model.pt does not fit its model.json ({str(exc)[:120]})") from None
+    except (RuntimeError, TypeError, AttributeError, ValueError) as exc:
+        why = " ".join(str(exc).split())[:120]
+        raise RunFolderError(f"{path} does not fit its model.json ({why}); re-copy the run folder or "
+                             "re-run classify fit") from None
     return model.to(device).eval(), info
 
 
@@ -357,10 +371,12 @@ def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: P
     write_json(run_dir / "versions.json", versions())
     import pandas as pd
 
-    pd.DataFrame(history).to_csv(run_dir / "history.csv", index=False)
+    write_atomic(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False).encode())
     losses = per_item_loss(probs, targets, multi_label=ds.multi_label)
     write_predictions(run_dir, vt, probs, losses, ds.classes, threshold=threshold)
-    np.save(run_dir / "valid_embeddings.npy", emb)
+    buf = io.BytesIO()
+    np.save(buf, emb)
+    write_atomic(run_dir / "valid_embeddings.npy", buf.getvalue())
     head = "lwlrap" if ds.multi_label else "accuracy"
     log.info("validation %s %.4f over %d clips -> %s", head, metrics.get(head, float("nan")),
              len(ids), run_dir)

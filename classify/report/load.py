@@ -16,6 +16,7 @@ import pandas as pd
 
 from spec2img.config import SpectrogramConfig
 from spec2img.errors import Spec2ImgError
+from spec2img.io import plain_table
 from spec2img.manifest import RUN_INFO_NAME, split_cell
 from spec2img.window import image_seconds
 
@@ -131,7 +132,7 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=TEXT_COLUMNS)
+        return plain_table(pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=TEXT_COLUMNS))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise RunFolderError(f"{path} is not a readable CSV ({exc}); rerun `classify fit`") from exc
 

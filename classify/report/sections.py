@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spec2img.io import plain_table, write_atomic
 from spec2img.manifest import split_cell
 
 from . import compute, plots
@@ -287,14 +288,14 @@ def dataset_html(run: RunData, out: Path) -> str:
     if audit_page is not None and audit_page.is_file():
         page = audit_page.read_text(encoding="utf-8")
         back = '<a href="index.html">← report</a>'
-        (out / "audit.html").write_text(page.replace(AUDIT_NAV_MARK, back, 1), encoding="utf-8")
+        write_atomic(out / "audit.html", page.replace(AUDIT_NAV_MARK, back, 1).encode())
         parts.append('<p><a href="audit.html" id="audit-link"><b>Audit of the audio files</b></a> '
                      "(spec2img audit: levels, clipping, silence, files with issues).</p>")
     else:
         parts.append('<p class="hint">No audit page found. <code>spec2img audit AUDIO_DIR</code> writes one '
                      "(by default to AUDIO_DIR/../audit/); rebuild this report to link it here.</p>")
     if run.audit_csv is not None:
-        audit = pd.read_csv(run.audit_csv, keep_default_na=False, na_values=[""])
+        audit = plain_table(pd.read_csv(run.audit_csv, keep_default_na=False, na_values=[""]))
         col = "labels" if "labels" in audit else ("label" if "label" in audit else None)
         if col:
             labels = [split_cell(v) for v in audit[col]]

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spec2img.io import write_atomic
+from spec2img.io import plain_table, sheet_table, write_atomic
 from spec2img.manifest import split_cell
 
 from ..config import TrainConfig
@@ -145,13 +145,13 @@ def run_cv(ds: ImageSet, cfg: CVConfig, fit: Callable[..., dict], *,
             m = {**m, "unscorable_classes": missing, "unscored_clips": int(drop.sum())}
             write_json(run_dir / "metrics.json", m)
         per_fold[int(k)] = m
-        pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)
+        pred = plain_table(pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False))
         pred.insert(0, "fold", int(k))
         oof.append(pred)
         folds_bar.update()
     folds_bar.close()
     oof_df = pd.concat(oof, ignore_index=True)
-    write_atomic(out / "oof_predictions.csv", oof_df.to_csv(index=False, float_format="%.6g").encode())
+    write_atomic(out / "oof_predictions.csv", sheet_table(oof_df).to_csv(index=False, float_format="%.6g").encode())
     clips = ds.clip_table()  # suspect_labels.csv; the log counts unverified suspects
     write_suspect_labels(out, oof_df, ds.classes, multi_label=ds.multi_label,
                          verified=dict(zip(clips["source"], clips["manually_verified"])))

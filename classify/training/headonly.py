@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from spec2img.io import write_atomic
+
 from ..config import TrainConfig
 from ..data.imageset import ImageSet, crop_width, loss_weights, select_for
 from ..models.archs import get_arch
@@ -213,8 +215,8 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
              f"{C:g} ({proto['head_c']})", f"; threshold: {proto['threshold']}" if ds.multi_label else "")
     # history.csv's validation columns, as fit's (per-image loss and metric over validation images)
     name = "lwlrap" if ds.multi_label else "accuracy"
-    pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)
+    pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)  # only its loss column
     history[0].update({"valid_loss": float(pred["loss"].mean()), name: metrics["per_image"].get(name)})
-    pd.DataFrame(history)[["train_loss", "valid_loss", name, "epoch", "phase"]].to_csv(
-        run_dir / "history.csv", index=False)
+    write_atomic(run_dir / "history.csv", pd.DataFrame(history)[["train_loss", "valid_loss", name, "epoch",
+                                                                 "phase"]].to_csv(index=False).encode())
     return metrics
