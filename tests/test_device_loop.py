@@ -200,7 +200,7 @@ def _tiny_learner(device, *, new_loop: bool, seed=0, n=192, bs=16):
 
     net = nn.Sequential(Prep(), nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
                         nn.AdaptiveAvgPool2d((4, 1)), nn.Flatten(), nn.Linear(32, 2)).to(device)
-    hist = History(quiet=False, plain=True, device=device)
+    hist = History(quiet=False, device=device)
     opt = {"opt_func": functools.partial(TorchAdamW, device=device)} if new_loop else {}
     learn = Learner(dls, net, loss_func=SoftTargetLoss(False), cbs=[hist], **opt)
     learn.logger = lambda *a, **k: None
@@ -233,6 +233,14 @@ def test_timing_lines_say_how_long(caplog):
         assert f"epoch {k}/3 (frozen)" in text
     assert text.count("ETA") == 3 and "images/s, ETA" in text
     assert len(hist.rows) == 3 and len(hist.seconds) == 3 and hist.rate > 0
+
+
+def test_short_epochs_are_timed_whole(caplog):
+    learn, hist = _tiny_learner(torch.device("cpu"), new_loop=True, n=192, bs=32)  # 5 batches an epoch
+    hist.planned = 2
+    with caplog.at_level(logging.INFO, logger="classify.training.train"):
+        learn.fit_one_cycle(2, 1e-2)
+    assert "images/s on the first epoch; estimated total" in caplog.text and "epoch 2/2" in caplog.text
 
 
 # ------------------------------------------------------------------------------ GPU

@@ -177,8 +177,8 @@ class History(Callback):
     order = 60  # after Recorder
     measure_batches = 8  # timed after 2 warm-up batches
 
-    def __init__(self, quiet: bool, plain: bool, device: torch.device | None = None):
-        self.rows, self.quiet, self.plain = [], quiet, plain
+    def __init__(self, quiet: bool, device: torch.device | None = None):
+        self.rows, self.quiet = [], quiet
         self.device = device or torch.device("cpu")
         self.phase, self.train_seconds, self.train_items = "frozen", 0.0, 0
         self.planned, self.n_valid, self.rate, self.bar = 0, 0, None, None
@@ -215,14 +215,16 @@ class History(Callback):
                 self._mi += n
                 if self._batches == 2 + self.measure_batches:
                     loop.sync(self.device)
-                    self.rate = self._mi / max(time.perf_counter() - self._m0, 1e-9)
-                    n_train = len(self.dl) * n
-                    total = loop.estimate_total(self.rate, n_train=n_train, n_valid=self.n_valid,
-                                                epochs=self.planned)
-                    if not self.quiet:
-                        log.info("measured %.0f images/s on the first %d batches; estimated total %s "
-                                 "for %d epochs", self.rate, self.measure_batches, loop.fmt_seconds(total),
-                                 self.planned)
+                    self._measured(self._mi / max(time.perf_counter() - self._m0, 1e-9),
+                                   f"the first {self.measure_batches} batches", len(self.dl) * n)
+
+    def _measured(self, rate: float, on: str, n_train: int) -> None:
+        """Keep the first measured rate and log it with the estimated total time."""
+        self.rate = rate
+        total = loop.estimate_total(rate, n_train=n_train, n_valid=self.n_valid, epochs=self.planned)
+        if not self.quiet:
+            log.info("measured %.0f images/s on %s; estimated total %s for %d epochs", rate, on,
+                     loop.fmt_seconds(total), self.planned)
 
     def after_train(self):
         if self._finding():
@@ -230,6 +232,9 @@ class History(Callback):
         loop.sync(self.device)  # once an epoch, so the training time holds the device's work
         self._train_secs = time.perf_counter() - self._t0
         self.train_seconds += self._train_secs
+        if self.rate is None and self.planned:  # epochs too short to time batches apart
+            n = self.train_items - self._items0
+            self._measured(n / max(self._train_secs, 1e-9), "the first epoch", n)
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -322,8 +327,7 @@ def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
         net = Autocast(model)
     metric = (AccumMetric(_lwlrap, flatten=False, name="lwlrap") if ds.multi_label
               else AccumMetric(_accuracy, flatten=False, name="accuracy"))
-    plain = cfg.quiet or not sys.stderr.isatty()
-    hist = History(cfg.quiet, plain, device)
+    hist = History(cfg.quiet, device)
     hist.n_valid = len(va)
     learn = Learner(dls, net, loss_func=SoftTargetLoss(ds.multi_label), splitter=three_groups,
                     metrics=[metric], wd=cfg.wd, path=run_dir, model_dir="checkpoints",
