@@ -227,3 +227,17 @@ class TrainConfig:
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class CVConfig:
+    """``folds`` grouped stratified folds, or the manifest's folds if ``predefined_folds``;
+    ``holdout_pct`` of clips held out (grouped) to score the fold ensemble."""
+
+    train: TrainConfig
+    folds: int = 5
+    predefined_folds: bool = False
+    holdout_pct: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -24,7 +24,8 @@ from ..config import TrainConfig
 from ..data.imageset import ImageSet, crop_width, loss_weights, select_for
 from ..models.archs import get_arch
 from ..models.classifier import AudioClassifier, build_model, cut_windows
-from ..runfolder import evaluate_and_save
+from ..runfolder import read_table, write_history
+from .evaluate import evaluate_and_save
 from ..scoring.evaluate import per_item_loss
 
 log = logging.getLogger(__name__)
@@ -213,8 +214,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
              f"{C:g} ({proto['head_c']})", f"; threshold: {proto['threshold']}" if ds.multi_label else "")
     # history.csv's validation columns, as fit's (per-image loss and metric over validation images)
     name = "lwlrap" if ds.multi_label else "accuracy"
-    pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)
+    pred = read_table(run_dir / "valid_predictions.csv")
     history[0].update({"valid_loss": float(pred["loss"].mean()), name: metrics["per_image"].get(name)})
-    pd.DataFrame(history)[["train_loss", "valid_loss", name, "epoch", "phase"]].to_csv(
-        run_dir / "history.csv", index=False)
+    write_history(run_dir, pd.DataFrame(history)[["train_loss", "valid_loss", name, "epoch", "phase"]])
     return metrics

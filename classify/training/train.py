@@ -43,7 +43,8 @@ from ..data.imageset import CropDataset, ImageSet, Selection, crop_width, loss_w
 from ..scoring.evaluate import best_threshold
 from ..models.archs import get_arch
 from ..models.classifier import AudioClassifier, build_model, predict_windows
-from ..runfolder import evaluate_and_save, write_json
+from ..runfolder import write_json
+from .evaluate import evaluate_and_save
 
 log = logging.getLogger(__name__)
 
