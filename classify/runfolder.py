@@ -333,6 +333,23 @@ def read_info(run_dir: Path) -> RunInfo:
     return RunInfo(run_dir, classes, spectrogram, train, model, metrics)
 
 
+def check_run_path(path: Path, *, onnx_ok: bool = True) -> Path:
+    """``path`` if it is a run folder (fit or cv) or, where accepted, an ``.onnx`` export; else
+    :class:`RunFolderError` in one line, before any model code loads. Reads no file."""
+    path = Path(path)
+    if onnx_ok and path.suffix == ".onnx":
+        if not path.is_file():
+            raise RunFolderError(f"{path}: no such ONNX model; export one with classify export RUN_DIR")
+        return path
+    if not path.is_dir():
+        what = "a file, not a run folder" if path.exists() else "no such run folder"
+        raise RunFolderError(f"{path}: {what}; pass a folder written by classify fit or classify cv")
+    if not (path / "model.json").is_file() and not any(path.glob("fold_*/model.json")):
+        raise RunFolderError(f"{path}: not a run folder (no model.json, no fold_*/model.json); "
+                             "pass a folder written by classify fit or classify cv")
+    return path
+
+
 _REQUIRED = object()
 FOLD_RE = re.compile(r"^fold_(\d+)$")
 
