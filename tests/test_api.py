@@ -19,7 +19,7 @@ import spec2img.api
 from classify.config import AugmentConfig, TrainConfig
 from classify.errors import ClassifyError, RunFolderError
 from conftest import tone
-from imageset import SMALL_CFG, make_image_set
+from imageset import SMALL_CFG
 from spec2img.errors import Spec2ImgError
 
 HEAVY = ("torch", "fastai", "torchvision", "timm", "sklearn", "matplotlib", "pandas")
