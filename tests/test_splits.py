@@ -56,3 +56,19 @@ def test_unverified_valid_clips_move_to_train_only_without_leak():
     assert v.tolist() == [True, False, False, False]
     # clip 1 shares recording "a" with a validation clip: dropped; clip 2 ("b") moves to train
     assert t.tolist() == [False, False, True, True]
+
+
+def test_classes_smaller_than_the_folds_are_a_clear_error_not_a_crash():
+    # 3 classes x 4 clips, each clip its own recording: 5 stratified folds cannot be made
+    strata = np.repeat(["a", "b", "c"], 4)
+    groups = np.array([f"r{i}" for i in range(12)])
+    with pytest.raises(ClassifyError, match="fewer than 5 clips .* use 4 folds or fewer"):
+        splits.group_kfold(strata, groups, n_splits=5)
+
+
+def test_valid_pct_split_of_a_tiny_set_uses_fewer_larger_folds():
+    strata = np.repeat(["a", "b", "c"], 3)  # 3 clips a class: the default 20% would ask for 5 folds
+    groups = np.array([f"r{i}" for i in range(9)])
+    split = splits.valid_pct_split(strata, groups, valid_pct=0.2, seed=0)
+    assert set(strata[split.valid]) == {"a", "b", "c"}
+    assert splits.leaked_groups(split.valid, groups) == []

@@ -73,6 +73,12 @@ def group_kfold(strata, groups, *, n_splits: int, seed: int = 0) -> np.ndarray:
             f"only {len(np.unique(groups[idx]))} recordings (manifest 'group') of classes that can be split; "
             f"cannot make {n_splits} grouped folds; use fewer folds"
         )
+    largest = max(int((strata[idx] == c).sum()) for c in np.unique(strata[idx]))
+    if largest < n_splits:
+        raise ClassifyError(
+            f"every class has fewer than {n_splits} clips (the largest has {largest}); cannot make "
+            f"{n_splits} stratified folds; use {max(2, largest)} folds or fewer, or add clips"
+        )
     from sklearn.model_selection import StratifiedGroupKFold  # here: loading a run to predict needs no sklearn
 
     sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -95,6 +101,8 @@ def valid_pct_split(strata, groups, *, valid_pct: float, seed: int = 0) -> Split
     lonely = set(single_group_classes(strata, groups))  # never validated: their groups do not count
     splittable = np.array([s not in lonely for s in strata])
     n_splits = max(2, min(n_splits, len(np.unique(groups[splittable]))))
+    if splittable.any():  # tiny sets: fewer, larger folds rather than a fold no class can fill
+        n_splits = max(2, min(n_splits, max(int((strata[splittable] == c).sum()) for c in np.unique(strata[splittable]))))
     folds = group_kfold(strata, groups, n_splits=n_splits, seed=seed)
     return Split(valid=folds == 0, unvalidated=tuple(single_group_classes(strata, groups)))
 

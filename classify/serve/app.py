@@ -92,7 +92,7 @@ def create_app(engine: Engine, *, allowed_hosts: list[str] | None = None) -> Fas
     @app.exception_handler(RequestValidationError)
     async def bad_query(request: Request, exc: RequestValidationError):
         what = "; ".join(f"{'.'.join(map(str, e.get('loc', ())[1:]))}: {e.get('msg')}" for e in exc.errors())
-        return _error(f"bad request ({what}); see GET /api/model and the README's API section", 400)
+        return _error(f"bad request ({what}); see GET /api/model and the JSON API in docs/guide/serving.md", 400)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception):
