@@ -18,6 +18,13 @@ neither torch, fastai, scikit-learn nor pandas: the names below are bound on fir
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and the docs (griffe); at run time the names load on first use
+    from .api import cv, fit, lr_find
+    from .config import AugmentConfig, CVConfig, TrainConfig
+    from .errors import ClassifyError
+    from .run import Run, export, load, predict
 
 __all__ = ["AugmentConfig", "CVConfig", "ClassifyError", "Run", "TrainConfig", "cv", "export", "fit", "load",
            "lr_find", "predict"]

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .options import cv_config, preflight, train_config
 from .run import Run, export, load, predict
@@ -25,8 +26,8 @@ __all__ = ["Run", "cv", "export", "fit", "load", "lr_find", "predict"]
 
 
 def fit(images: str | Path, *, out: str | Path | None = None, distributed: int | None = None,
-        **options) -> Run:
-    """Train a classifier on a spec2img images folder and write a run folder (``classify fit``).
+        **options: Any) -> Run:
+    """Train a classifier on a spec2img images folder and write a run folder, as classify fit does.
 
     Below ``HEAD_ONLY_BELOW`` (50) clips in the median class a pretrained backbone gets a logistic
     head on its frozen features (seconds on a CPU), else the whole network is fine-tuned with
@@ -60,9 +61,11 @@ def fit(images: str | Path, *, out: str | Path | None = None, distributed: int |
 
 
 def cv(images: str | Path, *, out: str | Path | None = None, folds: int = 5, predefined_folds: bool = False,
-       holdout_pct: float = 0.0, **options) -> Run:
-    """Cross-validate (``classify cv``): one run per fold in ``out/fold_<k>/``, the pooled
-    out-of-fold score (``run.metrics["headline"]``), ``suspect_labels.csv`` and the report.
+       holdout_pct: float = 0.0, **options: Any) -> Run:
+    """Cross-validate, as classify cv does: one run per fold, the pooled out-of-fold score, the
+    suspect labels and the report.
+
+    The fold runs are ``out/fold_<k>/``; ``run.metrics["headline"]`` is the out-of-fold score.
 
     Args:
         images: a spec2img images folder.
@@ -83,9 +86,10 @@ def cv(images: str | Path, *, out: str | Path | None = None, folds: int = 5, pre
     return Run(commands.cv(cfg))
 
 
-def lr_find(images: str | Path, *, out: str | Path | None = None, **options) -> float:
-    """fastai's lr_find on the training part of ``images`` (``classify lr-find``): writes
-    ``lr_find.json`` and ``lr_find.png`` into ``out`` and returns the suggested learning rate."""
+def lr_find(images: str | Path, *, out: str | Path | None = None, **options: Any) -> float:
+    """Find a learning rate with fastai's lr_find on the training images, as classify lr-find does.
+
+    Writes ``lr_find.json`` and ``lr_find.png`` into ``out`` and returns the suggested learning rate."""
     cfg = train_config(images, out=None if out is None else str(out), **options).replace(head_only=False)
     preflight(cfg)
     from . import commands

@@ -9,12 +9,16 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import ClassifyError
 from .runfolder import check_run_path, fold_dirs, read_json, read_table
+
+#: What :meth:`Run.predict` takes: audio files or folders, sample arrays, or a list mixing them.
+AudioInputs = str | Path | np.ndarray | Sequence[str | Path | np.ndarray]
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,7 +100,7 @@ class Run:
         run): ``image, source, offset, labels, pred, loss, p_<class>...``, one row per image."""
         return read_table(self.path / ("oof_predictions.csv" if self.is_cv else "valid_predictions.csv"))
 
-    def predict(self, inputs, *, sr: int | None = None, top_k: int = 3, aggregate: str = "mean",
+    def predict(self, inputs: AudioInputs, *, sr: int | None = None, top_k: int = 3, aggregate: str = "mean",
                 tta: int = 0, batch_size: int = 64, onnx: bool = False) -> pd.DataFrame:
         """Label audio with this run (a cv run: the geometric mean of its folds), as ``classify predict``.
 
@@ -133,7 +137,7 @@ class Run:
         return table
 
     def report(self, *, out: str | Path | None = None, images_dir: str | Path | None = None,
-               audio_dir: str | Path | None = None, **options) -> Path:
+               audio_dir: str | Path | None = None, **options: Any) -> Path:
         """Write the HTML report (``classify report``); returns ``report/index.html``.
 
         Args:
@@ -169,7 +173,7 @@ class Run:
 
 
 def load(run_dir: str | Path) -> Run:
-    """The run in ``run_dir`` (a fit or cv run folder) as a :class:`Run`.
+    """Load the run in a fit or cv run folder as a Run.
 
     Raises:
         RunFolderError: no such folder, or no ``model.json`` in it or its ``fold_*`` folders.
@@ -177,12 +181,13 @@ def load(run_dir: str | Path) -> Run:
     return Run(check_run_path(Path(run_dir), onnx_ok=False))
 
 
-def predict(runs, inputs, *, top_k: int = 3, aggregate: str = "mean", tta: int = 0, timeline: bool = False,
+def predict(runs: str | Path | Sequence[str | Path], inputs: str | Path | Sequence[str | Path], *, top_k: int = 3, aggregate: str = "mean", tta: int = 0, timeline: bool = False,
             batch_size: int = 64, backend: str = "torch", follow_symlinks: bool = False,
             engine: str = "local", address: str | None = None) -> PredictResult:
-    """Label audio files (``inputs``: files and folders) with one run or an ensemble of ``runs``
-    (run folders, cv run folders, ``.onnx`` exports; geometric mean of their probabilities), as
-    ``classify predict``.
+    """Label audio files with one run or an ensemble of runs, as classify predict does.
+
+    ``runs``: run folders, cv run folders or ``.onnx`` exports (several: the geometric mean of
+    their probabilities); ``inputs``: files and folders.
 
     Args:
         runs: a run folder or ``.onnx`` file, or a list of them.
@@ -220,8 +225,9 @@ def predict(runs, inputs, *, top_k: int = 3, aggregate: str = "mean", tta: int =
 
 
 def export(run_dir: str | Path, out: str | Path | None = None) -> list[Path]:
-    """Export a run (every fold of a cv run) to ONNX, as ``classify export``; returns the
-    ``.onnx`` files written (each with its ``.onnx.json``)."""
+    """Export a run (every fold of a cv run) to ONNX, as classify export does.
+
+    Returns the ``.onnx`` files written (each with its ``.onnx.json``)."""
     check_run_path(Path(run_dir), onnx_ok=False)  # one line, before torch loads
     from .prediction.export import export_runs
 
