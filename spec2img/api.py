@@ -41,6 +41,7 @@ class ConvertResult:
         n_images: images written or kept.
         seconds: wall time of the run, s.
         config: the spectrogram settings the images were made with.
+        line: the one-line summary ``spec2img`` prints (converted, up to date, failed, skipped, rate).
     """
 
     images_dir: Path
@@ -51,6 +52,7 @@ class ConvertResult:
     n_images: int = 0
     seconds: float = 0.0
     config: SpectrogramConfig | None = None
+    line: str = ""
 
 
 def _check_options(options: dict, known: tuple[str, ...], what: str) -> None:
@@ -113,7 +115,7 @@ def convert(audio_dir: str | Path, images_dir: str | Path, *, labels: str | Path
     s = run_convert(Path(audio_dir), Path(images_dir), config, labels_csv=labels, jobs=jobs, **run)
     return ConvertResult(images_dir=Path(images_dir), manifest=s.manifest or Path(images_dir) / "manifest.csv",
                          n_ok=s.converted + s.up_to_date, n_failed=s.failed, n_skipped=s.skipped,
-                         n_images=s.images, seconds=s.seconds, config=config)
+                         n_images=s.images, seconds=s.seconds, config=config, line=s.line())
 
 
 def synth(out_dir: str | Path, *, kind: str = "demo", seed: int = 0, n_per_class: int = 12,
