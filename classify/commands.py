@@ -77,13 +77,19 @@ def resolve_config(ds: ImageSet, cfg: TrainConfig, *, processes: int = 1) -> Tra
     (:meth:`TrainConfig.resolved`). A data-parallel fit (``processes`` > 1) goes through the same
     choice; where it would fit a head only, it says so and fine-tunes (a logistic head is fitted on
     one process: drop --distributed for that)."""
-    chosen = choose_mode(ds, cfg)
-    if processes > 1 and chosen.head_only:
-        log.warning("--distributed %d fine-tunes the whole network: a single-process fit of this data would fit "
-                    "a logistic head on the frozen backbone (--head-only, one process; drop --distributed for it)",
-                    processes)
-        chosen = choose_mode(ds, cfg.replace(head_only=False))
-    return chosen.resolved()
+    if processes > 1 and cfg.head_only is None:
+        before = logging.root.manager.disable
+        logging.disable(logging.INFO)  # the probe's own lines would announce a head-only fit
+        try:
+            probe = choose_mode(ds, cfg)
+        finally:
+            logging.disable(before)
+        if probe.head_only:
+            log.warning("--distributed %d fine-tunes the whole network; a single-process fit of this data would "
+                        "fit a logistic head on the frozen backbone (--head-only, one process: drop --distributed "
+                        "for it)", processes)
+        cfg = cfg.replace(head_only=False)
+    return choose_mode(ds, cfg).resolved()
 
 
 def fit(cfg: TrainConfig) -> Path:

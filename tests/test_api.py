@@ -154,10 +154,12 @@ def test_a_distributed_fit_goes_through_the_mode_choice_and_says_so(tiny_images,
     spec = get_arch("efficientnet_lite0")
     one = resolve_config(ds, cfg)
     assert one.head_only is True and one.cut == spec.probe_cut > 0 and one.input_height == spec.probe_height
-    with caplog.at_level(logging.WARNING):
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
         ddp = resolve_config(ds, cfg, processes=2)
     assert ddp.head_only is False and ddp.cut == 0
     assert "--distributed 2 fine-tunes" in caplog.text and "--head-only" in caplog.text
+    assert "fitting a logistic head" not in caplog.text  # no line announcing what does not happen
     assert resolve_config(ds, one) == one  # resolving twice changes nothing
 
 
