@@ -313,8 +313,9 @@ def _add_predict(sub) -> None:
                         "the audio are ensembled with RUN_DIR")
     p.add_argument("--run", type=Path, action="append", default=[], metavar="RUN_DIR",
                    help="another run to ensemble with (repeatable)")
-    p.add_argument("--out", type=Path, default=Path("predictions.csv"), metavar="FILE.csv",
-                   help="per-file CSV: file, label_1, prob_1, ... (default predictions.csv)")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE.csv",
+                   help="per-file CSV: file, label_1, prob_1, ... (default predictions.csv, or "
+                        "predictions-1.csv, ... when that exists: a file you did not name is never replaced)")
     p.add_argument("--top-k", type=int, default=3, help="labels per file in --out (default 3)")
     p.add_argument("--kaggle", type=Path, metavar="CSV",
                    help="also write a Freesound submission (fname,label with the top 3 labels)")
@@ -331,13 +332,16 @@ def _add_predict(sub) -> None:
                    help="ray: batches of files on a Ray cluster (--address) or a local Ray instance, with "
                         "the ONNX export (implies --onnx; workers need classify installed, same audio paths)")
     p.add_argument("--address", metavar="ADDR", help="--engine ray: cluster to join (ray://host:10001, host:6379, auto)")
+    p.add_argument("--unknown-threshold", type=float, metavar="P",
+                   help="call a file 'unknown' when its top probability is below P (default: the run's own, "
+                        "openset.json; 0: never)")
 
 
 def _cmd_predict(args) -> int:
     from . import api
     from .errors import ClassifyError
     from .prediction.ensemble import split_runs
-    from .prediction.results import write_csv, write_kaggle, write_timeline
+    from .prediction.results import output_path, write_csv, write_kaggle, write_timeline
     from .runfolder import check_run_path
 
     for run in (args.run_dir, *args.run):
@@ -348,8 +352,11 @@ def _cmd_predict(args) -> int:
     result = api.predict([args.run_dir, *more_runs, *args.run], audio, top_k=args.top_k, aggregate=args.aggregate,
                          tta=args.tta, timeline=args.timeline is not None, batch_size=args.bs,
                          backend="onnx" if args.onnx else "torch", follow_symlinks=args.follow_symlinks,
-                         engine=args.engine, address=args.address)
-    written = [write_csv(result, args.out)]
+                         engine=args.engine, address=args.address, unknown_threshold=args.unknown_threshold)
+    out, note = output_path(args.out, result)  # nothing written when every input failed
+    if note:
+        log.warning("%s", note)
+    written = [write_csv(result, out)]
     if args.kaggle:
         written.append(write_kaggle(result, args.kaggle))
     if args.timeline:
@@ -381,8 +388,17 @@ def _add_serve(sub) -> None:
         description="Serve a trained model on a local web page (live microphone labels, uploads with a "
                     "timeline) and a JSON API (POST /api/predict, GET /api/model). Uses the ONNX export "
                     "(made once, in a child process, when a run folder has none): torch is never loaded.")
-    p.add_argument("models", type=Path, nargs="+", metavar="RUN_DIR|MODEL.onnx",
-                   help="run folder(s), a cv run folder or .onnx export(s); several = an ensemble")
+    p.add_argument("models", type=Path, nargs="*", metavar="RUN_DIR|MODEL.onnx",
+                   help="run folder(s), a cv run folder or .onnx export(s); several = an ensemble "
+                        "(with --teach: at most one run folder whose examples and classes to start from)")
+    p.add_argument("--teach", type=Path, nargs="?", const=Path("teach-session"), metavar="SESSION_DIR",
+                   help="teach mode: record or upload examples per class in the page, Train, and the live view "
+                        "uses the new model; examples, labels.csv and run folders go to SESSION_DIR "
+                        "(default ./teach-session)")
+    p.add_argument("--example-seconds", type=float, default=2.0,
+                   help="--teach: length of a recorded example and of the model's window (default 2)")
+    p.add_argument("--unknown-threshold", type=float, metavar="P",
+                   help="label 'unknown' when the top probability is below P (default: the run's own; 0: never)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--window", type=float, default=4.0, help="seconds of microphone audio per live request (default 4)")
@@ -395,11 +411,23 @@ def _add_serve(sub) -> None:
 
 
 def _cmd_serve(args) -> int:
+    from .errors import ClassifyError
     from .serve import ServeConfig, serve
 
-    serve(args.models, ServeConfig(host=args.host, port=args.port, window=args.window, hop=args.hop,
-                                   top_k=args.top_k, max_mb=args.max_mb, max_seconds=args.max_seconds,
-                                   workers=args.workers, threads=args.threads))
+    config = ServeConfig(host=args.host, port=args.port, window=args.window, hop=args.hop, top_k=args.top_k,
+                         max_mb=args.max_mb, max_seconds=args.max_seconds, workers=args.workers,
+                         threads=args.threads, unknown_threshold=args.unknown_threshold)
+    if args.teach is not None:
+        from .teach import TeachConfig, serve_teach
+
+        if len(args.models) > 1:
+            raise ClassifyError("--teach starts from at most one run folder")
+        serve_teach(args.teach, config, TeachConfig(example_seconds=args.example_seconds),
+                    start_from=args.models[0] if args.models else None)
+        return 0
+    if not args.models:
+        raise ClassifyError("give a run folder or .onnx model to serve, or --teach to teach one in the page")
+    serve(args.models, config)
     return 0
 
 

@@ -101,7 +101,8 @@ class Run:
         return read_table(self.path / ("oof_predictions.csv" if self.is_cv else "valid_predictions.csv"))
 
     def predict(self, inputs: AudioInputs, *, sr: int | None = None, top_k: int = 3, aggregate: str = "mean",
-                tta: int = 0, batch_size: int = 64, onnx: bool = False) -> pd.DataFrame:
+                tta: int = 0, batch_size: int = 64, onnx: bool = False,
+                unknown_threshold: float | None = None) -> pd.DataFrame:
         """Label audio with this run (a cv run: the geometric mean of its folds), as ``classify predict``.
 
         Args:
@@ -114,6 +115,8 @@ class Run:
             tta: extra shifted crops per window.
             batch_size: windows per model call.
             onnx: score with the ONNX export (``model.onnx``, from :meth:`export_onnx`) instead of torch.
+            unknown_threshold: a top probability below it labels the row ``unknown`` (default: the
+                run's own, ``openset.json``, when it has one; 0: never).
 
         Returns:
             One row per input, in order: ``file`` (``<array i>`` for arrays), ``label_1``,
@@ -130,7 +133,8 @@ class Run:
                 else:
                     paths.append(Path(item))
             result = predict([self.path], paths, top_k=top_k, aggregate=aggregate, tta=tta,
-                             batch_size=batch_size, backend="onnx" if onnx else "torch")
+                             batch_size=batch_size, backend="onnx" if onnx else "torch",
+                             unknown_threshold=unknown_threshold)
         table = result.table
         for row, name in names.items():
             table.loc[row, "file"] = name
@@ -183,7 +187,8 @@ def load(run_dir: str | Path) -> Run:
 
 def predict(runs: str | Path | Sequence[str | Path], inputs: str | Path | Sequence[str | Path], *, top_k: int = 3, aggregate: str = "mean", tta: int = 0, timeline: bool = False,
             batch_size: int = 64, backend: str = "torch", follow_symlinks: bool = False,
-            engine: str = "local", address: str | None = None) -> PredictResult:
+            engine: str = "local", address: str | None = None,
+            unknown_threshold: float | None = None) -> PredictResult:
     """Label audio files with one run or an ensemble of runs, as classify predict does.
 
     ``runs``: run folders, cv run folders or ``.onnx`` exports (several: the geometric mean of
@@ -200,6 +205,8 @@ def predict(runs: str | Path | Sequence[str | Path], inputs: str | Path | Sequen
         backend: ``torch`` (``model.pt``) or ``onnx`` (``model.onnx``; also for ``.onnx`` paths).
         follow_symlinks: also read links leading out of a given folder.
         engine: ``local`` or ``ray`` (batches of files on a Ray cluster at ``address``; ONNX).
+        unknown_threshold: label a file ``unknown`` when its top probability is below it (default:
+            the runs' own, ``openset.json``; 0: never). Local engine only.
 
     Returns:
         :class:`classify.prediction.results.PredictResult`: ``table`` (one row per file),
@@ -221,7 +228,8 @@ def predict(runs: str | Path | Sequence[str | Path], inputs: str | Path | Sequen
     if any(Path(r).suffix == ".onnx" for r in runs):
         backend = "onnx"
     return run_predict(runs, inputs, top_k=top_k, aggregate=aggregate, tta=tta, timeline=timeline,
-                       batch_size=batch_size, backend=backend, follow_symlinks=follow_symlinks)
+                       batch_size=batch_size, backend=backend, follow_symlinks=follow_symlinks,
+                       unknown_threshold=unknown_threshold)
 
 
 def export(run_dir: str | Path, out: str | Path | None = None) -> list[Path]:

@@ -18,10 +18,12 @@ Scoring the validation images lives in :mod:`classify.training.evaluate`, not he
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import platform
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spec2img.config import SpectrogramConfig
-from spec2img.io import write_atomic
+from spec2img.io import plain_table, sheet_table, write_atomic
 from spec2img.lock import FolderLock
 from spec2img.manifest import join_cell
 
@@ -120,14 +122,15 @@ def _jsonable(o):
 
 
 def versions() -> dict[str, str]:
-    """Versions of the libraries a run depends on."""
-    import torch
+    """Versions of the libraries a run depends on, read from the installed distributions'
+    metadata (importing fastai or torchvision just to ask would cost seconds on a head-only fit)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": platform.python_version(), "torch": torch.__version__}
-    for name in ("torchvision", "fastai", "librosa", "timm", "numpy"):
+    out = {"python": platform.python_version()}
+    for name in ("torch", "torchvision", "fastai", "librosa", "timm", "numpy"):
         try:
-            out[name] = __import__(name).__version__
-        except ImportError:
+            out[name] = version(name)
+        except PackageNotFoundError:
             pass
     return out
 
@@ -139,9 +142,9 @@ def save_model(run_dir: Path, model: AudioClassifier, info: ModelInfo) -> None:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = run_dir / ".model.pt.tmp"
-    torch.save(state, tmp)
-    tmp.replace(run_dir / "model.pt")
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_atomic(run_dir / "model.pt", buf.getvalue())  # a full disk: one line naming model.pt, no temp left
     save_model_info(run_dir, info)
 
 
@@ -184,7 +187,7 @@ def write_predictions(run_dir: Path, table: pd.DataFrame, probs: np.ndarray | No
     if probs is not None:
         table = prediction_table(table, probs, losses, classes, threshold=threshold)
     path = Path(run_dir) / name
-    write_atomic(path, table.to_csv(index=False, float_format="%.6g").encode())
+    write_atomic(path, sheet_table(table).to_csv(index=False, float_format="%.6g").encode())
     return path
 
 
@@ -213,10 +216,9 @@ def write_history(run_dir: Path, history) -> Path:
 def write_embeddings(run_dir: Path, embeddings: np.ndarray) -> Path:
     """``valid_embeddings.npy``: float32 ``[shape=(n_valid_images, d)]``, rows as ``valid_predictions.csv``."""
     path = Path(run_dir) / "valid_embeddings.npy"
-    tmp = path.with_name(".valid_embeddings.npy.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, np.asarray(embeddings, dtype=np.float32))
-    tmp.replace(path)
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(embeddings, dtype=np.float32))
+    write_atomic(path, buf.getvalue())
     return path
 
 
@@ -268,7 +270,8 @@ TEXT_COLUMNS = {c: str for c in ("image", "source", "labels", "pred", "fold", "l
 def read_table(path: Path) -> pd.DataFrame | None:
     """The one reader of a run folder's CSVs (``valid_predictions.csv``, ``history.csv``,
     ``oof_predictions.csv``): a DataFrame with the text columns as strings (an empty cell is
-    ``""`` there, NaN in number columns); None when absent; :class:`RunFolderError` when unreadable."""
+    ``""`` there, NaN in number columns) and spreadsheet-safe cells turned back into what was
+    written (:func:`spec2img.io.plain_table`); None when absent; :class:`RunFolderError` when unreadable."""
     import pandas as pd
 
     path = Path(path)
@@ -281,7 +284,7 @@ def read_table(path: Path) -> pd.DataFrame | None:
     for c in TEXT_COLUMNS:
         if c in df:
             df[c] = df[c].fillna("")
-    return df
+    return plain_table(df)  # the inverse of the spreadsheet-safe cells write_predictions writes
 
 
 def read_embeddings(run_dir: Path) -> np.ndarray | None:
@@ -410,9 +413,21 @@ def load_model(run_dir: Path, *, device: str = "cpu") -> tuple[AudioClassifier, 
 
     info = read_info(run_dir)
     model = rebuild(info)
+    path = Path(run_dir) / "model.pt"
     try:
-        state = torch.load(Path(run_dir) / "model.pt", map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # torch's unpickler warns before it fails on a foreign file
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated, foreign or hostile (weights_only: a pickle payload never runs)
+        why = " ".join(str(exc).split())[:120]
+        if "Weights only load failed" in why:  # torch's long explanation says nothing about this file
+            why = "not a plain state_dict; loading with weights_only=True refused it"
+        raise RunFolderError(f"{path} cannot be loaded ({type(exc).__name__}: {why}); re-copy the run "
+                             "folder or re-run classify fit") from None
+    try:
         model.load_state_dict(state)
-    except (RuntimeError, OSError) as exc:
-        raise RunFolderError(f"{run_dir}/model.pt does not fit its model.json ({str(exc)[:120]})") from None
+    except (RuntimeError, TypeError, AttributeError, ValueError) as exc:
+        why = " ".join(str(exc).split())[:120]
+        raise RunFolderError(f"{path} does not fit its model.json ({why}); re-copy the run folder or "
+                             "re-run classify fit") from None
     return model.to(device).eval(), info

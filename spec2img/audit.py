@@ -15,7 +15,7 @@ from .audit_page import render_html
 from .audit_stats import (COLUMNS, FRAME_SECONDS, FRAMES_PER_BLOCK, RULES, AuditResult, audit_table,
                           class_table, file_stats)
 from .errors import AudioError
-from .io import write_atomic
+from .io import sheet_table, write_atomic
 from .labels import read_labels_csv
 from .paths import walk_audio
 
@@ -64,7 +64,7 @@ def audit(
 def write_audit(result: AuditResult, out_dir: Path, *, title: str = "") -> tuple[Path, ...]:
     """Write the three audit files into ``out_dir``; returns their paths."""
     paths = (out_dir / "audit.csv", out_dir / "audit_classes.csv", out_dir / "audit.html")
-    write_atomic(paths[0], result.files.to_csv(index=False).encode())
-    write_atomic(paths[1], result.classes.to_csv(index=False).encode())
+    write_atomic(paths[0], sheet_table(result.files).to_csv(index=False).encode())
+    write_atomic(paths[1], sheet_table(result.classes).to_csv(index=False).encode())
     write_atomic(paths[2], render_html(result, title=title).encode())
     return paths

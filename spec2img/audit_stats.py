@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from . import engine_local
 from .audio import _unreadable
 from .errors import AudioError
 from .labels import ClipLabels, folder_labels
@@ -227,9 +227,12 @@ def audit_table(
         paths += [audio_dir / rel for rel in sorted(set(labels) - on_disk)]
     jobs = os.cpu_count() or 1 if jobs is None else jobs
     log.info("auditing %d files under %s", len(paths), audio_dir)
-    if jobs > 1 and len(paths) > 1:
-        with ProcessPoolExecutor(min(jobs, len(paths))) as pool:
-            stats = list(pool.map(file_stats, paths, chunksize=8))
+    if jobs > 1 and len(paths) > 1:  # a worker that dies (kill -9, OOM) fails only its file
+        results = engine_local.run_jobs(paths, file_stats, min(jobs, len(paths)), lost=_lost_stats)
+        try:
+            stats = list(results)
+        finally:
+            engine_local.close(results)
     else:
         stats = [file_stats(p) for p in paths]
     stats += [{"status": e.status, "error": e.error} for e in refused.values()]
@@ -249,6 +252,10 @@ def audit_table(
     for col in ("samplerate", "channels", "bits", "clipped", "clipped_run", "nonfinite", "manually_verified", "fold"):
         df[col] = df[col].astype("Int64")
     return df
+
+
+def _lost_stats(path: Path, message: str) -> dict:
+    return {"status": "failed", "error": f"{path}: {message}"}
 
 
 def class_table(files: pd.DataFrame) -> pd.DataFrame:

@@ -241,6 +241,9 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
     summary = ConvertSummary(skipped=sum(r["status"] == "skipped" for r in skipped_rows),
                              failed=sum(r["status"] == "failed" for r in skipped_rows))
     rows = list(skipped_rows)
+    for r in skipped_rows:  # every failed row gets its line, found by the walk or by decoding
+        if r["status"] == "failed":
+            log.warning("failed: %s", r["error"])
     n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
     bar = Progress(len(todo), unit="clip", desc="spec2img", enabled=progress, logger=log)
     if engine == "ray":  # the seam: only the fan-out differs from -j
@@ -249,7 +252,7 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
         results = run_jobs(todo, _Task(cfg, images_dir), lost=_lost_row, init=engine_local.init_worker, jobs=jobs,
                            address=address)
     else:
-        results = engine_local.run_jobs(todo, _Task(cfg, images_dir), n_jobs)
+        results = engine_local.run_jobs(todo, _Task(cfg, images_dir), n_jobs, lost=_lost_row)
     fatal, written = None, 0
     try:
         for row in results:
@@ -289,12 +292,15 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
         except OSError as exc:
             if exc.errno not in OUTPUT_ERRNOS:
                 raise
-            fatal = fatal or output_error(exc, images_dir / "manifest.csv")
-            log.warning("manifest.csv not rewritten (%s); the previous one is kept", exc.strerror)
+            fatal = fatal or output_error(exc, images_dir / "manifest.csv")  # the error line says what is kept
     if fatal:
+        manifest = images_dir / "manifest.csv"
+        where = (f"listed in {manifest}" if summary.manifest is not None else
+                 f"kept; the previous {manifest.name} is kept too" if manifest.is_file() else
+                 f"kept, but no {manifest.name} could be written")
         raise OutputError(f"{fatal}; {written / 2**20:.1f} MB in {summary.converted} clip(s) written before it "
-                          f"stopped, listed in {images_dir / 'manifest.csv'}; free space (or make it "
-                          "writable) and rerun the same command to resume")
+                          f"stopped, {where}; free space (or make it writable) and rerun the same command to "
+                          "resume")
     return summary
 
 
@@ -310,7 +316,7 @@ class _Task:
 
 
 def _lost_row(job: ClipJob, message: str) -> dict:
-    """The manifest row of a clip whose Ray worker died with it (--engine ray)."""
+    """The manifest row of a clip whose worker process (-j) or Ray worker died with it."""
     return _row(job.rel, job.labels, status="failed", error=f"{job.source}: {message}")
 
 

@@ -3,7 +3,10 @@ computes features."""
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -24,28 +27,141 @@ def asset_text(name: str) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename: the one
+    writer of every output file of both programs.
 
     A process killed at any instant leaves either the old file or the new one, never a torn one;
     leftovers are named ``.<name>.<pid>.tmp`` (one writer per name per process). The file gets
-    the usual permissions (0666 less the umask).
+    the usual permissions (0666 less the umask). A failed write (a full disk) removes the
+    temporary file and raises the OSError with ``path`` as its file name.
+
+    ``path`` that already exists and is not a regular file is never replaced: a character device
+    or a FIFO with a reader is written in place (``--out /dev/stdout``), a FIFO nobody reads, a
+    socket, a block device or a folder is refused with :class:`~spec2img.errors.OutputError`. A
+    symlink to a regular file is followed: the file it points to is replaced, the link stays.
     """
     path = Path(path)
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return _write_in_place(path, st, data)
+    if st is not None and path.is_symlink():
+        path = Path(os.path.realpath(path))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        raise _named(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and not exc.filename:  # name the file (a full disk says nothing)
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        if isinstance(exc, OSError):
+            raise _named(exc, path) from exc
         raise
+
+
+def write_figure(fig, path: Path, **savefig_kw) -> Path:
+    """Save a matplotlib figure through :func:`write_atomic` (format from the suffix); returns ``path``."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", **savefig_kw)
+    write_atomic(Path(path), buf.getvalue())
+    return Path(path)
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming the output ``path`` (a full disk says no file name, a temp name misleads)."""
+    if exc.filename and not str(exc.filename).endswith(".tmp"):
+        return exc
+    return OSError(exc.errno, exc.strerror, str(path))
+
+
+def _write_in_place(path: Path, st: os.stat_result, data: bytes) -> None:
+    """Write into an existing character device or FIFO (never replace it); refuse other kinds."""
+    from .errors import OutputError
+
+    mode = st.st_mode
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else
+            "a block device" if stat.S_ISBLK(mode) else None if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+            else "not a regular file")
+    if kind:
+        raise OutputError(f"{path}: {kind}, not a file; give a file name to write to")
+    flags = os.O_WRONLY | os.O_CLOEXEC | (os.O_NONBLOCK if stat.S_ISFIFO(mode) else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a FIFO without a reader: writing would wait forever
+            raise OutputError(f"{path}: a FIFO that no process is reading; start the reader first, "
+                              "or give a file name") from None
+        raise _named(exc, path) from exc
+    try:
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise _named(exc, path) from exc
+
+
+# ------------------------------------------------------------------ CSV cells a spreadsheet opens
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def sheet_cell(value):
+    """``value`` as a CSV cell that a spreadsheet shows and never runs (OWASP's rule for CSV
+    injection): a text cell starting with ``= + - @``, a tab or a carriage return gets a leading
+    single quote; so does one that starts with a quote followed by one of those (or by another
+    quote), which keeps :func:`plain_cell` an exact inverse. Numbers, text that is a plain number
+    (``-3.5``) and anything else pass unchanged."""
+    if not isinstance(value, str) or not value:
+        return value
+    if value[0] == "'":
+        return "'" + value if value[1:2] and value[1] in (*FORMULA_START, "'") else value
+    if value.startswith(FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def plain_cell(value):
+    """The exact inverse of :func:`sheet_cell` (what a reader of a CSV the program wrote applies)."""
+    if isinstance(value, str) and value[:1] == "'" and value[1:2] and value[1] in (*FORMULA_START, "'"):
+        return value[1:]
+    return value
+
+
+def sheet_table(df):
+    """A copy of DataFrame ``df`` whose text cells and column names went through :func:`sheet_cell`:
+    every CSV meant for people (predictions, timelines, suspect labels, audits, the manifest) is
+    written from it."""
+    out = df.rename(columns=sheet_cell)
+    for col in out.columns:
+        if not _is_numeric(out[col]):  # numbers are data, only text cells change
+            out[col] = out[col].map(sheet_cell)
+    return out
+
+
+def _is_numeric(series) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+
+
+def plain_table(df):
+    """The inverse of :func:`sheet_table` for a DataFrame read back from such a CSV."""
+    out = df.rename(columns=plain_cell)
+    for col in out.columns:
+        if not _is_numeric(out[col]):  # numbers are data, only text cells change
+            out[col] = out[col].map(plain_cell)
+    return out
 
 
 def encode_png(img: np.ndarray, *, digest: str | None = None, compress_level: int = 1) -> bytes:

@@ -45,7 +45,10 @@ class FolderLock:
             import fcntl
         except ImportError:  # no flock (Windows): no locking
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as exc:  # a full disk, a read-only folder: name the lock file
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -61,8 +64,11 @@ class FolderLock:
         self.fd = fd
         info = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time(),
                 "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300]}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError:  # a full disk: the lock holds all the same, only without its holder's name
+            os.ftruncate(fd, 0)
         return self
 
     def release(self) -> None:

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 
 from .errors import Spec2ImgError
-from .io import write_atomic
+from .io import plain_table, sheet_table, write_atomic
 from .paths import regular_file_error
 
 MANIFEST_NAME = "manifest.csv"
@@ -44,7 +44,8 @@ def write_manifest(rows: list[dict], images_dir: Path) -> Path:
     buf = io.StringIO()
     # CRLF rows: the csv writer quotes a cell holding any line-terminator character, so a lone
     # '\r' in a file name or label stays inside its cell (with '\n' endings it would end the row)
-    df.to_csv(buf, index=False, lineterminator="\r\n")
+    # text cells pass spec2img.io.sheet_cell (no formula runs in a spreadsheet); read_manifest undoes it exactly
+    sheet_table(df).to_csv(buf, index=False, lineterminator="\r\n")
     path = Path(images_dir) / MANIFEST_NAME
     write_atomic(path, buf.getvalue().encode())
     return path
@@ -70,6 +71,7 @@ def read_manifest(images_dir: Path, *, require_complete: bool = True) -> pd.Data
     df = pd.read_csv(path, dtype={"source": str, "images": str, "offsets": str, "labels": str,
                                   "group": str, "error": str, "status": str},
                      keep_default_na=False)
+    df = plain_table(df)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise Spec2ImgError(f"{path}: not a spec2img manifest (missing columns {', '.join(missing)})")

@@ -45,11 +45,16 @@ NFC = unicodedata.normalize("NFC", "café")
 NFD = unicodedata.normalize("NFD", "café")
 LONG = "x" * 200
 
+# cells a spreadsheet would run as formulas (CSV injection): as labels and as file names
+FORMULAS = ["=cmd|' -C calc'!A0", "+SUM(1)", "@x", "-2+3", "'=quoted", "\tx"]
+FORMULA_FILES = ["=cmd|' -C calc'!A0.wav", "+SUM(1).wav", "@x.wav", "-2+3.wav"]
+
 # labels a CSV can carry: none of them may decide a path, all must round-trip through the manifest
 HOSTILE_LABELS = [
     "../../escape", "a/b", "/abs/olute", "..", ".", "rock;pop", "Rock;pop", "dog", "Dog",
     NFC, NFD, "L" * 300, "$x^$", "<script>alert(1)</script>", "back\\slash", "semi;colon;;", "con",
     " padded ", "tab\there", "quote\"d",
+    *FORMULAS,
 ]
 
 
@@ -74,6 +79,7 @@ def make_corpus(root: Path) -> Corpus:
         "sp ace.wav": None, "sub/deep.wav": None, "dir.wav/inner.wav": None,
         "anti.wav": np.stack([tone(), -tone()], axis=1),  # antiphase stereo: the mix is silent
         **{f"p{i:02d}.wav": tone(300 + 50 * i) for i in range(10)},
+        **{name: None for name in FORMULA_FILES},
     }
     for rel, y in ok.items():
         wav(audio / rel, y)

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from spec2img.config import SpectrogramConfig
-from spec2img.io import read_png
+from spec2img.io import plain_table, read_png
 from spec2img.manifest import image_table, read_manifest
 from spec2img.store import open_fresh
 from spec2img.window import crop_offset, seconds_to_columns, take
@@ -127,7 +127,7 @@ def load_image_set(images_dir: Path, *, classes: list[str] | None = None, relabe
 
 def _edit_csv(path: Path, flag: str, need_label: bool) -> pd.DataFrame:
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        df = plain_table(pd.read_csv(path, dtype=str, keep_default_na=False))  # e.g. suspect_labels.csv
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ClassifyError(f"--{flag} {path}: cannot read it as CSV ({exc})") from None
     col = next((c for c in ("file", "source", "fname", "filename") if c in df.columns), None)

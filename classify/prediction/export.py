@@ -9,6 +9,7 @@ Unlike ``learner.pkl`` neither file is unpickled: ONNX is the safe format to sha
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
@@ -48,7 +49,16 @@ def onnx_metadata(info) -> dict:
         "classes": list(info.classes), "spectrogram": info.spectrogram.to_dict(),
         "crop_width": int(info.model.crop_width), "multi_label": bool(info.model.multi_label),
         "threshold": info.model.threshold, "arch": info.model.arch, "run_dir": str(info.run_dir),
+        "unknown_threshold": unknown_threshold(info.run_dir),
     }
+
+
+def unknown_threshold(run_dir: Path) -> float | None:
+    """The run's open-set threshold (``openset.json``), or None."""
+    from ..openset_file import read_openset
+
+    found = read_openset(run_dir)
+    return None if found is None else found.threshold
 
 
 def export_runs(run_dir: Path, out: Path | None = None) -> list[Path]:
@@ -73,12 +83,12 @@ def export_onnx(run_dir: Path, out: Path | None = None) -> Path:
     net = _Probabilities(model.float().eval(), info.model.multi_label).eval()
     cfg = info.spectrogram
     dummy = torch.rand(2, cfg.channels, cfg.n_rows, info.model.crop_width)
-    tmp = out.with_name(f".{out.name}.tmp")
+    buf = io.BytesIO()
     with torch.no_grad():
-        torch.onnx.export(net, (dummy,), str(tmp), input_names=["image"], output_names=["probs"],
+        torch.onnx.export(net, (dummy,), buf, input_names=["image"], output_names=["probs"],
                           dynamic_axes={"image": {0: "batch", 3: "width"}, "probs": {0: "batch"}},
                           opset_version=OPSET, dynamo=False, do_constant_folding=True)
-    tmp.replace(out)
+    write_atomic(out, buf.getvalue())  # a full disk: one line naming the file, the old export kept
     meta = out.with_name(out.name + ".json")
     write_atomic(meta, (json.dumps(onnx_metadata(info), indent=2) + "\n").encode())
     log.debug("wrote %s and %s", out, meta.name)

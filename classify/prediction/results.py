@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spec2img.io import write_atomic
+from spec2img.io import sheet_cell, sheet_table, write_atomic
 
 from ..errors import ClassifyError
 
@@ -19,7 +19,8 @@ from ..errors import ClassifyError
 class PredictResult:
     """``rows``: one dict per input file (input order), ``table`` the same as a DataFrame;
     ``probs`` ``(n_files, n_classes)`` (NaN rows for failed files); ``timeline_rows`` /
-    ``timeline``: one row per window, or None. The DataFrames are built on first use, so that
+    ``timeline``: one row per window, or None. ``unknown_threshold``: the open-set threshold the
+    ``label`` column was decided with (None: no open-set columns). The DataFrames are built on first use, so that
     predicting and writing CSVs never imports pandas (the CLI answers sooner)."""
 
     rows: list[dict]
@@ -32,6 +33,7 @@ class PredictResult:
     n_windows: int = 0
     feature_seconds: float = 0.0
     model_seconds: float = 0.0
+    unknown_threshold: float | None = None
 
     @property
     def table(self):
@@ -65,9 +67,35 @@ def timeline_columns(classes: list[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ writers
+DEFAULT_OUT = Path("predictions.csv")
+
+
+def output_path(out: Path | None, result: PredictResult, *, folder: Path = Path(".")) -> tuple[Path, str]:
+    """Where :func:`write_csv` may write: ``out`` when the user named it, else ``folder/predictions.csv``,
+    or ``predictions-1.csv``, ``-2``, ... when that exists (a file the user did not name is never
+    replaced). The note says which name was taken instead (empty when none).
+
+    Raises :class:`ClassifyError` (nothing is written) when no input file could be predicted: every
+    input a typo, say.
+    """
+    if result.rows and not any(r["status"] == "ok" for r in result.rows):
+        file, why = result.failures[0]
+        raise ClassifyError(f"none of the {len(result.rows)} input(s) could be predicted "
+                            f"({why if file in why else f'{file}: {why}'}); nothing written")
+    if out is not None:
+        return Path(out), ""
+    path, n = Path(folder) / DEFAULT_OUT, 0
+    while path.exists() or path.is_symlink():
+        n += 1
+        path = Path(folder) / f"{DEFAULT_OUT.stem}-{n}{DEFAULT_OUT.suffix}"
+    note = f"{Path(folder) / DEFAULT_OUT} exists: wrote {path} instead (name one with --out)" if n else ""
+    return path, note
+
+
 def csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
     """CSV of ``rows`` as pandas' ``to_csv(index=False, float_format="%.6g")`` writes it
-    (NaN and None as empty cells), without importing pandas."""
+    (NaN and None as empty cells), without importing pandas; text cells pass
+    :func:`spec2img.io.sheet_cell`, so a file name like ``=cmd|...`` never runs in a spreadsheet."""
     import csv
     import io
     import math
@@ -77,11 +105,11 @@ def csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
             return ""
         if isinstance(v, (float, np.floating)):
             return f"{float(v):.6g}"
-        return v
+        return sheet_cell(v)
 
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\n")
-    out.writerow(columns)
+    out.writerow([sheet_cell(c) for c in columns])
     for r in rows:
         out.writerow([cell(r.get(c)) for c in columns])
     return buf.getvalue().encode()
@@ -127,5 +155,5 @@ def kaggle_table(result: PredictResult):
 
 
 def write_kaggle(result: PredictResult, path: Path) -> Path:
-    write_atomic(Path(path), kaggle_table(result).to_csv(index=False, float_format="%.6g").encode())
+    write_atomic(Path(path), sheet_table(kaggle_table(result)).to_csv(index=False, float_format="%.6g").encode())
     return Path(path)

@@ -149,7 +149,7 @@ def format_tags(df: pd.DataFrame) -> list[str]:
 
 def write_tags(df: pd.DataFrame, path: Path) -> Path:
     """Write :func:`tag`'s table as CSV, atomically."""
-    from spec2img.io import write_atomic
+    from spec2img.io import sheet_table, write_atomic
 
-    write_atomic(Path(path), df.to_csv(index=False, float_format="%.4f").encode())
+    write_atomic(Path(path), sheet_table(df).to_csv(index=False, float_format="%.4f").encode())
     return Path(path)

@@ -4,6 +4,7 @@ assembles last; never trains. t-SNE coordinates are cached in ``report/cache/`` 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import re
@@ -15,7 +16,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from spec2img.io import asset_text
+from spec2img.io import asset_text, sheet_table, write_atomic
 
 from ..errors import ClassifyError
 from ..scoring import metrics
@@ -78,8 +79,8 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
     out.mkdir(parents=True, exist_ok=True)
     (out / "assets").mkdir(exist_ok=True)
     for name in ("report.js", "report.css"):
-        (out / "assets" / name).write_text(H.asset_text(name), encoding="utf-8")
-    (out / "assets" / "sortable.js").write_text(asset_text("sortable.js"), encoding="utf-8")  # spec2img's
+        write_atomic(out / "assets" / name, H.asset_text(name).encode())
+    write_atomic(out / "assets" / "sortable.js", asset_text("sortable.js").encode())  # spec2img's
 
     notes = list(run.notes)
     data: dict = {"classes": run.classes, "multi_label": run.multi_label}
@@ -124,7 +125,6 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
                          "(raise --max-audio-mb or use --audio link)")
     index = out / "index.html"
     _refuse_poorer(index, len(thumbs), len(audio), cfg, run)
-    media.prune(out, set(thumbs.values()) | (set(audio.values()) if cfg.audio == "copy" else set()))
 
     data["items"] = _items_json(run, thumbs, audio)
     data["top"] = [int(r) for r in top]
@@ -136,7 +136,7 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
     if suspects is not None:
         data["suspects"] = _suspects_json(run, suspects.head(cfg.top_n))
         cols = ["file", "given", "suggested", "score"]
-        (out / "suspect_labels.csv").write_text(suspects[cols].to_csv(index=False), encoding="utf-8")
+        write_atomic(out / "suspect_labels.csv", sheet_table(suspects[cols]).to_csv(index=False).encode())
         csv_href = "suspect_labels.csv"
 
     # ---- plots and sections
@@ -155,7 +155,8 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
     ]
 
     title = f"classify report: {run.run_dir.resolve().name}"
-    index.write_text(H.page(title, sections, notes, data), encoding="utf-8")
+    write_atomic(index, H.page(title, sections, notes, data).encode())  # last: a full disk keeps the old page
+    media.prune(out, set(thumbs.values()) | (set(audio.values()) if cfg.audio == "copy" else set()))
     log.info("report: %s (%d items, %d thumbnails, %d audio files / %.1f MB copied, %d items playable) in %.1f s",
              index, run.n, len(thumbs), len(set(audio.values())), audio_bytes / 2**20, len(audio),
              time.perf_counter() - t0)
@@ -328,10 +329,12 @@ def _tsne_views(run: RunData, out: Path, cfg: ReportConfig) -> dict[str, list[li
             t0 = time.perf_counter()
             xy = compute.tsne_2d(x, seed=cfg.seed)
             log.info("t-SNE of %s %s: %.1f s", name, x.shape, time.perf_counter() - t0)
-            cache.parent.mkdir(exist_ok=True)
-            for old in cache.parent.glob(f"tsne-{name}-*.npy"):
-                old.unlink()
-            np.save(cache, xy)
+            if cache.parent.is_dir():
+                for old in cache.parent.glob(f"tsne-{name}-*.npy"):
+                    old.unlink()
+            buf = io.BytesIO()
+            np.save(buf, xy)
+            write_atomic(cache, buf.getvalue())
         views[name] = np.round(xy * 1000).astype(int).T.tolist()
         bar.update()
     bar.close()

@@ -7,13 +7,15 @@ zipped and moved. A source that cannot be found or read becomes "no thumbnail" /
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import re
-import shutil
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+from spec2img.io import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +39,13 @@ def make_thumbnail(src: Path, dst: Path) -> bool:
             if im.mode not in ("L", "RGB"):
                 im = im.convert("RGB")
             small = im.resize((nw, nh), Image.Resampling.LANCZOS)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        small.save(dst, optimize=True)
-        return True
+        buf = io.BytesIO()
+        small.save(buf, format="PNG", optimize=True)
     except (OSError, UnidentifiedImageError, ZeroDivisionError) as exc:
         log.debug("thumbnail of %s failed: %s", src, exc)
         return False
+    write_atomic(dst, buf.getvalue())  # a full disk stops the report (one line), never a torn file
+    return True
 
 
 def stable_name(src: Path, suffix: str) -> str:
@@ -87,8 +90,7 @@ def place_audio(sources: list[Path], out_dir: Path, *, mode: str, budget_bytes: 
         rel = f"audio/{stable_name(src, src.suffix.lower())}"
         dst = out_dir / rel
         if not (dst.is_file() and dst.stat().st_size == size and dst.stat().st_mtime >= src.stat().st_mtime):
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+            write_atomic(dst, src.read_bytes())
         placed[src] = rel
         used += size
     return placed, used

@@ -34,10 +34,12 @@ NOT_METRICS = {"epoch", "time", "fold", "lr", "mom", *LOSS_COLUMNS}
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    from spec2img.io import write_figure
+
+    try:
+        return write_figure(fig, path, dpi=DPI, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 @_plain_text

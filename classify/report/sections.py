@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spec2img.io import plain_table, write_atomic
 from spec2img.manifest import split_cell
 
 from . import compute, plots
@@ -194,7 +195,31 @@ def head_only_html(run: RunData) -> str:
     if len(df.columns):
         parts.append("<h3>Fit" + ("s per fold" if len(rows) > 1 else "") + "</h3>"
                      + H.data_table(df, table_id="head-fits", sortable=len(rows) > 1))
+    parts.append(unknown_html(run))
     return "\n".join(parts)
+
+
+def unknown_html(run: RunData) -> str:
+    """The run's unknown threshold (``openset.json``): its value, how it was chosen, and the share of
+    the validation images it would call unknown."""
+    from ..openset_file import read_openset
+
+    found = read_openset(run.run_dir) if not run.folds else None
+    if found is None:
+        return ""
+    scores = run.probs.max(1) if len(run.probs) else np.zeros(0)
+    rows = {
+        "threshold": H.human_number(found.threshold),
+        "rule": "a clip whose highest class probability is below it is reported as 'unknown' "
+                "(classify predict, classify serve; --unknown-threshold overrides)",
+        "how it was chosen": found.method,
+        "held-out known clips it was chosen on": found.n_known,
+        "background clips": found.n_background,
+        "their out-of-fold accuracy": None if found.oof_accuracy is None else H.human_number(found.oof_accuracy),
+        "validation images it would call unknown": (f"{int((scores < found.threshold).sum())} of {len(scores)}"
+                                                    " (never used to choose it)"),
+    }
+    return "<h3>Unknown threshold (none of these)</h3>" + H.key_value_table(rows)
 
 
 def suspects_html(n_suspects: int, n_clips: int, shown: int, unverified: int | None, csv_href: str | None) -> str:
@@ -287,14 +312,14 @@ def dataset_html(run: RunData, out: Path) -> str:
     if audit_page is not None and audit_page.is_file():
         page = audit_page.read_text(encoding="utf-8")
         back = '<a href="index.html">← report</a>'
-        (out / "audit.html").write_text(page.replace(AUDIT_NAV_MARK, back, 1), encoding="utf-8")
+        write_atomic(out / "audit.html", page.replace(AUDIT_NAV_MARK, back, 1).encode())
         parts.append('<p><a href="audit.html" id="audit-link"><b>Audit of the audio files</b></a> '
                      "(spec2img audit: levels, clipping, silence, files with issues).</p>")
     else:
         parts.append('<p class="hint">No audit page found. <code>spec2img audit AUDIO_DIR</code> writes one '
                      "(by default to AUDIO_DIR/../audit/); rebuild this report to link it here.</p>")
     if run.audit_csv is not None:
-        audit = pd.read_csv(run.audit_csv, keep_default_na=False, na_values=[""])
+        audit = plain_table(pd.read_csv(run.audit_csv, keep_default_na=False, na_values=[""]))
         col = "labels" if "labels" in audit else ("label" if "label" in audit else None)
         if col:
             labels = [split_cell(v) for v in audit[col]]

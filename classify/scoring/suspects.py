@@ -152,11 +152,11 @@ def write_suspect_labels(run_dir: Path, preds: pd.DataFrame, classes: list[str],
     if multi_label:
         log.info("multi-label run: no suspect labels (confident learning here is single-label)")
         return None
-    from spec2img.io import write_atomic
+    from spec2img.io import sheet_table, write_atomic
 
     table = suspect_table(preds, classes)
     path = Path(run_dir) / SUSPECTS_NAME
-    write_atomic(path, table[list(COLUMNS)].to_csv(index=False).encode())
+    write_atomic(path, sheet_table(table[list(COLUMNS)]).to_csv(index=False).encode())
     n_clips = preds["source"].nunique() if "source" in preds else len(preds)
     unverified = ""
     if verified and any(v is not None and not pd.isna(v) for v in verified.values()):

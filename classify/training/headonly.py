@@ -155,12 +155,27 @@ def choose_on_inner(ds: ImageSet, sel, cfg: TrainConfig, X: np.ndarray, Y: np.nd
     return C, threshold, record
 
 
+def frozen_model(cfg: TrainConfig, spectrogram, n_classes: int) -> AudioClassifier:
+    """The network the head-only fit uses (``cfg`` resolved), in eval mode: the frozen pretrained
+    body and an untrained :class:`~classify.models.classifier.LinearHead` of ``n_classes`` outputs."""
+    spec = get_arch(cfg.arch)
+    return build_model(spec, n_classes=n_classes, in_channels=spectrogram.channels,
+                       pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,
+                       input_height=cfg.input_height, value_range=(spectrogram.vmin, spectrogram.vmax),
+                       head="linear", cut=cfg.cut, pool=spec.probe_pool, arch=cfg.arch).eval()
+
+
 def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
-        clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None) -> dict:
+        clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None,
+        features=None, background: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Fit the head-only model and write the run folder; returns the metrics (also metrics.json).
 
     Same signature, splits and run-folder files as :func:`classify.training.train.fit`; ``history.csv``
-    has one row (phase ``head-only``).
+    has one row (phase ``head-only``). ``features``: a function with :func:`window_features`'s
+    signature (teach mode passes one that reuses features computed as examples arrived).
+    Single-label runs also get ``openset.json``, the unknown threshold from out-of-fold scores of
+    the training clips (:mod:`classify.training.openset_fit`); ``background``: ``(features
+    [shape=(m, F)], clip id (m,))`` of "none of these" windows that inform it.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -172,16 +187,13 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     sel = select_for(ds, cfg, clip_valid=clip_valid, exclude=exclude)
     cfg = cfg.resolved(ds, sel.train)
     width = crop_width(ds.cfg, cfg.crop_seconds, ds.max_width)
-    model = build_model(spec, n_classes=len(ds.classes), in_channels=ds.cfg.channels,
-                        pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,
-                        input_height=cfg.input_height, value_range=(ds.cfg.vmin, ds.cfg.vmax),
-                        head="linear", cut=cfg.cut, pool=spec.probe_pool, arch=cfg.arch).eval()
+    model = frozen_model(cfg, ds.cfg, len(ds.classes))
     log.info("%s head-only (cut %d, %s pool): %d training / %d validation images (%d classes%s), "
              "windows %d frames", cfg.arch, cfg.cut, spec.probe_pool, len(sel.train), len(sel.valid), len(ds.classes),
              ", multi-label" if ds.multi_label else "", width)
 
     t0 = time.perf_counter()
-    X, owner = window_features(model, [ds.images[i] for i in sel.train], width=width, bs=cfg.bs)
+    X, owner = (features or window_features)(model, [ds.images[i] for i in sel.train], width=width, bs=cfg.bs)
     embed_seconds = time.perf_counter() - t0
     Y = ds.targets[sel.train][owner]
     w = loss_weights(ds, unverified_weight=cfg.unverified_weight)[sel.train][owner]
@@ -212,9 +224,30 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     })
     log.info("scored on the validation fold only (%d clips); C: %s%s", n_valid_clips,
              f"{C:g} ({proto['head_c']})", f"; threshold: {proto['threshold']}" if ds.multi_label else "")
+    if not ds.multi_label:
+        write_unknown_threshold(ds, sel, run_dir, X, Y, owner, C=C, seed=seed, background=background)
     # history.csv's validation columns, as fit's (per-image loss and metric over validation images)
     name = "lwlrap" if ds.multi_label else "accuracy"
     pred = read_table(run_dir / "valid_predictions.csv")
     history[0].update({"valid_loss": float(pred["loss"].mean()), name: metrics["per_image"].get(name)})
     write_history(run_dir, pd.DataFrame(history)[["train_loss", "valid_loss", name, "epoch", "phase"]])
     return metrics
+
+
+def write_unknown_threshold(ds: ImageSet, sel, run_dir: Path, X: np.ndarray, Y: np.ndarray, owner: np.ndarray,
+                            *, C: float, seed: int, background=None) -> None:
+    """``openset.json`` from out-of-fold scores of the training windows (a failure is logged: the
+    run then has no unknown threshold)."""
+    from ..errors import ClassifyError
+    from ..openset_file import write_openset
+    from .openset_fit import calibrate
+
+    table = ds.table.iloc[np.asarray(sel.train)[owner]]
+    bg, bg_clip = background if background is not None else (None, None)
+    try:
+        found = calibrate(X, Y, table["clip"].to_numpy(), table["group"].astype(str).to_numpy(), C=C,
+                          seed=seed, background=bg, background_clip=bg_clip, head=(fit_logistic, probabilities))
+    except ClassifyError as exc:
+        log.warning("no unknown threshold for this run: %s", exc)
+        return
+    write_openset(run_dir, found)

@@ -47,7 +47,10 @@ def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, marks: dict[str, float], p
             ax.set_ylim(lo - pad, hi + 2 * pad)
         ax.set_title("lr_find")
         ax.grid(alpha=0.3)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=DPI, bbox_inches="tight")
-        plt.close(fig)
+        from spec2img.io import write_figure
+
+        try:
+            write_figure(fig, path, dpi=DPI, bbox_inches="tight")
+        finally:
+            plt.close(fig)
     return path

@@ -150,6 +150,19 @@ class BestCheckpoint(SaveModelCallback):
             log.debug("best %s %.4f at epoch %d", self.monitor, self.best, self.epoch)
             self._save(self.fname)
 
+    def _save(self, name):
+        """fastai's ``learn.save(name, with_opt=False)`` through the one atomic writer: a full disk
+        leaves no torn checkpoint and says which file."""
+        import io
+
+        from fastai.torch_core import get_model
+
+        from spec2img.io import write_atomic
+
+        buf = io.BytesIO()
+        torch.save(get_model(self.learn.model).state_dict(), buf)
+        write_atomic(Path(self.learn.path) / self.learn.model_dir / f"{name}.pth", buf.getvalue())
+
 
 def three_groups(model: AudioClassifier) -> list[list[nn.Parameter]]:
     """Parameter groups for discriminative rates: body first half, body second half, head."""
@@ -267,12 +280,22 @@ def protocol(cfg: TrainConfig, sel: Selection, inner: Selection | None, *, multi
 def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None, cbs=()) -> dict:
     """Train one model and write the run folder; returns the metrics dict (also metrics.json).
+    A write that fails (a full disk) removes the checkpoints and raises the OSError naming the file;
+    every run-folder file is written whole or not at all (:func:`spec2img.io.write_atomic`).
 
     The validation selection is only scored: with ``cfg.needs_inner_split`` (early stopping or
     best checkpoint) fastai trains on the inner training part and validates on the inner split
     (:func:`classify.data.splits.inner_for`); otherwise the schedule is fixed and the per-epoch validation curves on
     the validation fold are recorded, never read by a choice. ``cbs``: extra fastai callbacks.
     """
+    try:
+        return _fit(ds, cfg, Path(run_dir), clip_valid=clip_valid, exclude=exclude, cbs=cbs)
+    except OSError:
+        _cleanup(Path(run_dir))
+        raise
+
+
+def _fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *, clip_valid, exclude, cbs) -> dict:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = cfg.resolved()
@@ -346,6 +369,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         try:
             learn.export(run_dir / "learner.pkl")
         except Exception as exc:  # convenience only; the run folder is complete without it
+            (run_dir / "learner.pkl").unlink(missing_ok=True)  # never a torn pickle (a full disk)
             log.warning("learner.pkl not written (%s: %s)", type(exc).__name__, exc)
     distributed.barrier()  # every process has loaded the best checkpoint before it is removed
     _cleanup(run_dir)
