@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from spec2img.cli import add_verbosity, run_main
+from spec2img.cli import Parser, add_verbosity, run_main
 from spec2img.exitcodes import ExitCode
 
 log = logging.getLogger("classify")
@@ -464,7 +464,7 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(  # no abbreviated options; its subparsers are Parsers too
         prog="classify",
         description="Train, inspect and apply audio classifiers on spec2img spectrogram images.",
     )

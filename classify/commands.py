@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import AUTO_ARCH, HEAD_ONLY_BELOW, TrainConfig
+from .config import AUTO_ARCH, HEAD_ONLY_BELOW, TrainConfig, ignored_settings
 from .data.imageset import ImageSet, load_image_set
 from .errors import ClassifyError
 from .runfolder import new_run_dir, writing_run_dir
@@ -58,8 +58,17 @@ def choose_arch(ds: ImageSet, cfg: TrainConfig) -> TrainConfig:
 
 def choose_mode(ds: ImageSet, cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with ``arch`` (:func:`choose_arch`) and ``head_only`` decided when not given (see
-    :data:`HEAD_ONLY_BELOW`); logged."""
-    cfg = choose_arch(ds, cfg)
+    :data:`HEAD_ONLY_BELOW`); logged, with a warning naming the settings the mode ignores."""
+    cfg = _decide_mode(ds, choose_arch(ds, cfg))
+    ignored = ignored_settings(cfg)
+    if ignored:
+        mode, other = ("--head-only", "--fine-tune") if cfg.head_only else ("fine-tuning", "--head-only")
+        log.warning("%s ignores %s (%s only); pass %s to use %s", mode, ", ".join(ignored), other, other,
+                    "them" if len(ignored) > 1 else "it")
+    return cfg
+
+
+def _decide_mode(ds: ImageSet, cfg: TrainConfig) -> TrainConfig:
     if cfg.head_only is not None:
         return cfg
     n = clips_per_class(ds)
@@ -79,7 +88,7 @@ def resolve_config(ds: ImageSet, cfg: TrainConfig, *, processes: int = 1) -> Tra
     one process: drop --distributed for that)."""
     if processes > 1 and cfg.head_only is None:
         before = logging.root.manager.disable
-        logging.disable(logging.INFO)  # the probe's own lines would announce a head-only fit
+        logging.disable(logging.WARNING)  # the probe's own lines would speak of a head-only fit
         try:
             probe = choose_mode(ds, cfg)
         finally:

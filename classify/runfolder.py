@@ -386,6 +386,11 @@ def check_classes(run_dir: Path, classes, model: ModelInfo, spectrogram: Spectro
     if len(classes) != model.n_classes:
         raise RunFolderError(f"{path}: {len(classes)} class names but model.json says the model has "
                              f"{model.n_classes} outputs; the run folder is mixed up, re-copy it or re-run classify fit")
+    if model.spectrogram_digest is not None and model.spectrogram_digest != spectrogram.digest():
+        raise RunFolderError(f"{Path(run_dir) / 'spectrogram.json'}: settings (preset {spectrogram.preset!r}, digest "
+                             f"{spectrogram.digest()}) differ from those the model was trained on (digest "
+                             f"{model.spectrogram_digest} in model.json); put back the spectrogram.json of the "
+                             "training images, or re-run classify fit")
     if model.in_channels != spectrogram.channels:
         raise RunFolderError(f"{Path(run_dir) / 'model.json'}: in_channels={model.in_channels} but "
                              f"spectrogram.json makes {spectrogram.channels}-channel images (mode "

@@ -31,7 +31,7 @@ def make_untrained_run(run_dir: Path, *, classes=("high", "low", "mid"), arch: s
     train = TrainConfig(images="none", arch=arch, pretrained=False, epochs=1)
     info = ModelInfo(arch=arch, n_classes=len(classes), in_channels=spec.channels, input_height=None,
                      dropout=0.5, hidden=64, crop_width=crop_width, multi_label=multi_label,
-                     threshold=threshold, **(model_info or {}))
+                     threshold=threshold, **{"spectrogram_digest": spec.digest(), **(model_info or {})})
     torch.manual_seed(seed)
     model = rebuild(RunInfo(run_dir, list(classes), spec, train, info, {}))
     with torch.no_grad():  # BatchNorm running stats that make untrained outputs differ per input

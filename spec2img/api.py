@@ -24,8 +24,8 @@ from .errors import ConfigError, Spec2ImgError
 SPECTROGRAM_OPTIONS = ("feature", "sr", "n_fft", "hop_length", "win_length", "n_mels", "fmin", "fmax", "top_db",
                        "n_mfcc", "mode", "cmap", "duration", "crop", "tile", "tile_hop", "seed")
 #: How the folder is read and the run is done (``--file-col`` ... ``--wait``).
-RUN_OPTIONS = ("file_col", "label_col", "fold_col", "strict", "engine", "address", "follow_symlinks", "wait",
-               "progress")
+RUN_OPTIONS = ("file_col", "label_col", "fold_col", "group_col", "group_from_name", "missing", "strict", "engine",
+               "address", "follow_symlinks", "wait", "progress")
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,9 @@ def convert(audio_dir: str | Path, images_dir: str | Path, *, labels: str | Path
             the class unless ``labels`` is given.
         images_dir: output folder (created; locked while the run writes).
         labels: a labels CSV (Freesound, ESC-50, UrbanSound8K layouts, or ``file_col`` /
-            ``label_col`` / ``fold_col``), as ``--labels``.
+            ``label_col`` / ``fold_col`` / ``group_col``), as ``--labels``; ``missing="skip"``
+            skips its rows naming absent files; ``group_from_name``: a regex naming the recording
+            a clip was cut from.
         preset: spectrogram preset (``efficientat``, the default, matches the AudioSet backbone).
         jobs: worker processes (None: all cores).
         config: a ready :class:`SpectrogramConfig` instead of ``preset`` and spectrogram options.
@@ -112,6 +114,8 @@ def convert(audio_dir: str | Path, images_dir: str | Path, *, labels: str | Path
     elif options:
         raise ConfigError(f"give spectrogram settings ({', '.join(options)}) or config=, not both")
     run.setdefault("progress", False)
+    if "group_from_name" in run:  # --group-from-name REGEX
+        run["group_regex"] = run.pop("group_from_name")
     s = run_convert(Path(audio_dir), Path(images_dir), config, labels_csv=labels, jobs=jobs, **run)
     return ConvertResult(images_dir=Path(images_dir), manifest=s.manifest or Path(images_dir) / "manifest.csv",
                          n_ok=s.converted + s.up_to_date, n_failed=s.failed, n_skipped=s.skipped,

@@ -35,12 +35,14 @@ def audit(
     fold_col: str | None = None,
     jobs: int | None = None,
     follow_symlinks: bool = False,
+    missing: str = "error",
 ) -> AuditResult:
     """Audit ``audio_dir``; with ``out_dir`` also write ``audit.csv``, ``audit_classes.csv`` and a
     self-contained ``audit.html`` (inline PNG charts, no network) there.
 
     Labels come from ``labels_csv`` (any layout :func:`spec2img.labels.read_labels_csv` knows,
-    or the explicit ``*_col`` names) or else from the folder-per-class layout.
+    or the explicit ``*_col`` names; ``missing``: its rows naming absent files stop the audit or
+    are skipped) or else from the folder-per-class layout.
     """
     audio_dir = Path(audio_dir)
     labels = None
@@ -49,7 +51,7 @@ def audit(
             raise AudioError(f"{audio_dir}: not a folder; pass the folder that holds the audio files")
         listed = [e.path for e in walk_audio(audio_dir, follow_symlinks=follow_symlinks)]
         rel = read_labels_csv(labels_csv, audio_dir, listed, file_col=file_col,
-                              label_col=label_col, fold_col=fold_col)
+                              label_col=label_col, fold_col=fold_col, missing=missing)
         labels = {p.as_posix(): lab for p, lab in rel.items()}
     files = audit_table(audio_dir, labels=labels, jobs=jobs, follow_symlinks=follow_symlinks)
     classes = class_table(files)

@@ -95,7 +95,7 @@ def _data_table(df: pd.DataFrame, table_id: str, *, headers: dict[str, str] | No
     head = "".join(f'<th data-col="{k}" data-num="{int(numeric[c])}">{html.escape(headers.get(c, c))}</th>'
                    for k, c in enumerate(cols))
     rows = []
-    for r, row in enumerate(df.itertuples(index=False)):
+    for r, row in enumerate(df.itertuples(index=False, name=None)):  # plain tuples: columns may be labels
         tds = []
         for c, v in zip(cols, row):
             if numeric[c]:

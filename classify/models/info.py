@@ -5,6 +5,7 @@ it) and its one checked reader (:func:`check_model_info`). Written and read thro
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,9 @@ class ModelInfo:
     head: str = "pool"
     cut: int = 0
     pool: str = "mean"
+    #: ``SpectrogramConfig.digest()`` of the images the model was trained on; a run folder whose
+    #: spectrogram.json says otherwise is refused (None: written before it was recorded, unchecked)
+    spectrogram_digest: str | None = None
 
 
 def _is_int(v) -> bool:
@@ -52,6 +56,8 @@ _MODEL_CHECKS = {
     "threshold": (lambda v: v is None or (_is_num(v) and 0 <= v <= 1), "null or a number in [0, 1]"),
     "cut": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "pool": (lambda v: isinstance(v, str), "a string"),
+    "spectrogram_digest": (lambda v: v is None or (isinstance(v, str) and re.fullmatch(r"[0-9a-f]{1,64}", v)),
+                           "null or a hex digest"),
 }
 
 

@@ -14,16 +14,12 @@ import pandas as pd
 from spec2img.io import plain_table, write_atomic
 from spec2img.manifest import split_cell
 
+from ..config import FINE_TUNE_ONLY, HEAD_ONLY_ONLY
 from . import compute, plots
 from . import html as H
 from .compute import plural
 from .load import RunData
 
-# train.json keys that only mean something for one kind of run (the page lists what the run used)
-FINE_TUNE_ONLY = {"epochs", "freeze_epochs", "lr", "lr_mult", "unfrozen_lr", "lr_find_iters", "wd", "augment",
-                  "patience", "monitor", "restore_best", "bf16", "channels_last", "dropout", "export_learner",
-                  "inner_pct"}
-HEAD_ONLY_ONLY = {"head_c"}
 NEVER_SHOWN = {"quiet", "out"}
 SPEC_UNITS = {"sr": "Hz", "fmin": "Hz", "fmax": "Hz", "n_fft": "samples", "hop_length": "samples",
               "win_length": "samples", "duration": "s", "tile": "s", "tile_hop": "s", "top_db": "dB"}
@@ -56,7 +52,8 @@ def summary_html(run: RunData, headline: dict, spread, explain: str) -> str:
         ok = m[m["status"].astype(str) == "ok"] if "status" in m else m
         dataset["clips in images folder"] = len(ok)
         if len(ok) > sources.nunique():
-            dataset["other (training) clips"] = len(ok) - int(sources.nunique())
+            other = "clips not scored (see Notes)" if run.is_cv else "other (training) clips"
+            dataset[other] = len(ok) - int(sources.nunique())
         if "manually_verified" in ok:
             mv = pd.to_numeric(ok["manually_verified"], errors="coerce").dropna()
             if len(mv):

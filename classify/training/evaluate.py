@@ -34,7 +34,8 @@ def model_info(ds: ImageSet, cfg: TrainConfig, model: AudioClassifier, width: in
     return ModelInfo(arch=cfg.arch, n_classes=len(ds.classes), in_channels=ds.cfg.channels,
                      input_height=cfg.input_height, dropout=cfg.dropout, hidden=model.head.fc.in_features,
                      crop_width=int(width), multi_label=ds.multi_label, threshold=threshold, head=head,
-                     cut=cfg.cut or 0, pool=getattr(model.head, "pool_kind", "mean"))
+                     cut=cfg.cut or 0, pool=getattr(model.head, "pool_kind", "mean"),
+                     spectrogram_digest=ds.cfg.digest())
 
 
 def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,

@@ -54,6 +54,21 @@ def window_features(model: AudioClassifier, images: list[torch.Tensor], *, width
     return np.concatenate(out).astype(np.float64), plan.owner
 
 
+def frozen_image_features(ds: ImageSet, cfg: TrainConfig, idx: np.ndarray, *, width: int) -> np.ndarray:
+    """Frozen pooled features [shape=(len(idx), F)] of images ``idx`` (mean over their windows),
+    from ``cfg.arch``'s pretrained body as ``--head-only`` builds it."""
+    from .leakcheck import per_image
+
+    spec = get_arch(cfg.arch)
+    rcfg = cfg.replace(head_only=True, cut=None, input_height=None).resolved()
+    model = build_model(spec, n_classes=max(len(ds.classes), 2), in_channels=ds.cfg.channels, pretrained=True,
+                        weights_file=Path(cfg.weights) if cfg.weights else None, input_height=rcfg.input_height,
+                        value_range=(ds.cfg.vmin, ds.cfg.vmax), head="linear", cut=rcfg.cut,
+                        pool=spec.probe_pool, arch=cfg.arch).eval()
+    X, owner = window_features(model, [ds.images[i] for i in idx], width=width, bs=cfg.bs)
+    return per_image(X, owner, len(idx))
+
+
 def fit_logistic(X: np.ndarray, Y: np.ndarray, *, multi_label: bool, C: float = 1.0, seed: int = 0,
                  sample_weight: np.ndarray | None = None):
     """Standardise ``X`` [shape=(n, d)] and fit a logistic regression to targets ``Y`` [shape=(n, K)].
@@ -222,6 +237,12 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         "train_images_per_second": len(sel.train) / max(seconds, 1e-9), "train_windows": int(len(X)),
         "epochs_run": 1,
     })
+    from .leakcheck import check_and_record, per_image
+
+    leak = check_and_record(ds, sel, cfg, run_dir, train_features=per_image((X - shift) / scale, owner, len(sel.train)),
+                            valid_features=np.load(run_dir / "valid_embeddings.npy"))
+    if leak is not None:
+        metrics["leak"] = leak
     log.info("scored on the validation fold only (%d clips); C: %s%s", n_valid_clips,
              f"{C:g} ({proto['head_c']})", f"; threshold: {proto['threshold']}" if ds.multi_label else "")
     if not ds.multi_label:
