@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .config import DEFAULT_PRESET, SpectrogramConfig
 from .errors import ConfigError, Spec2ImgError
@@ -75,7 +77,7 @@ def spectrogram_config(preset: str = DEFAULT_PRESET, **options) -> SpectrogramCo
 
 def convert(audio_dir: str | Path, images_dir: str | Path, *, labels: str | Path | None = None,
             preset: str = DEFAULT_PRESET, jobs: int | None = 1, config: SpectrogramConfig | None = None,
-            **options) -> ConvertResult:
+            **options: Any) -> ConvertResult:
     """Render every clip under ``audio_dir`` as spectrogram PNGs in ``images_dir``, with
     ``manifest.csv`` and ``spectrogram.json`` beside them (``spec2img AUDIO_DIR IMAGES_DIR``).
 
@@ -123,7 +125,7 @@ def convert(audio_dir: str | Path, images_dir: str | Path, *, labels: str | Path
 
 
 def synth(out_dir: str | Path, *, kind: str = "demo", seed: int = 0, n_per_class: int = 12,
-          sr: int = 44100, classes=None) -> Path:
+          sr: int = 44100, classes: Sequence[str] | None = None) -> Path:
     """Write a deterministic labelled set of synthetic clips (``spec2img synth OUT_DIR``).
 
     ``kind="demo"`` (the only kind): ESC-50-like clips (0.5 to 4 s) of six sound classes (tones, chirps,
