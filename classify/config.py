@@ -28,6 +28,13 @@ HEAD_C_GRID = (0.01, 0.1, 1.0, 10.0)
 # crop_seconds="auto": this percentile of the image widths, rounded up to CROP_STEP_S, within
 # [CROP_MIN_S, CROP_MAX_S] (5 s: the AudioSet model's training crop, and esc50's clip length).
 CROP_PERCENTILE, CROP_STEP_S, CROP_MIN_S, CROP_MAX_S = 90, 0.5, 1.0, 5.0
+#: The one table of which TrainConfig fields only one training mode reads: fine-tuning (fastai's
+#: schedule, augmentation, early stopping) or head-only (the logistic head). The report hides the
+#: other mode's settings and :func:`ignored_settings` names the ones a user set in vain.
+FINE_TUNE_ONLY = frozenset({"epochs", "freeze_epochs", "lr", "lr_mult", "unfrozen_lr", "lr_find_iters", "wd",
+                            "augment", "patience", "monitor", "restore_best", "bf16", "channels_last", "dropout",
+                            "export_learner", "inner_pct"})
+HEAD_ONLY_ONLY = frozenset({"head_c"})
 
 
 def auto_crop_seconds(widths, sr: int, hop_length: int) -> float:
@@ -235,3 +242,30 @@ class TrainConfig:
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def ignored_settings(cfg: TrainConfig) -> list[str]:
+    """The settings ``cfg`` changes from their defaults that its (decided) mode does not read, as
+    flags (``--epochs``); empty when ``cfg.head_only`` is still undecided. See :data:`FINE_TUNE_ONLY`."""
+    if cfg.head_only is None:
+        return []
+    unused = FINE_TUNE_ONLY if cfg.head_only else HEAD_ONLY_ONLY
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(TrainConfig) if f.name in unused}
+    flag = {"augment": "--mixup/--time-masks/--freq-masks/--mask-frac/--no-roll/--no-augment"}
+    return [flag.get(name, f"--{name.replace('_', '-')}") for name in sorted(unused)
+            if getattr(cfg, name) != defaults[name]]
+
+
+@dataclass(frozen=True)
+class CVConfig:
+    """``folds`` grouped stratified folds, or the manifest's folds if ``predefined_folds``;
+    ``holdout_pct`` of clips held out (grouped) to score the fold ensemble."""
+
+    train: TrainConfig
+    folds: int = 5
+    predefined_folds: bool = False
+    holdout_pct: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import DEFAULT_PRESET, PRESETS
+from .config import DEFAULT_PRESET, PRESETS, from_preset
 from .errors import Spec2ImgError
 from .exitcodes import ExitCode
 
@@ -63,6 +63,15 @@ def _internal(exc: BaseException) -> int:
     return ExitCode.INTERNAL
 
 
+class Parser(argparse.ArgumentParser):
+    """Every parser of both programs, subcommands included: no abbreviated options (``--epoch 3``
+    is an error, not ``--epochs 3``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
 # ------------------------------------------------------------------------------------- convert
 def add_verbosity(p: argparse.ArgumentParser, default=False) -> None:
     """``-v/--verbose`` and ``-q/--quiet``, the same on every command of both programs."""
@@ -86,10 +95,13 @@ def _add_labels(p: argparse.ArgumentParser) -> None:
     g.add_argument("--file-col", help="CSV column naming the audio file (other layouts)")
     g.add_argument("--label-col", help="CSV column holding the label(s), comma-separated for multi-label")
     g.add_argument("--fold-col", help="CSV column holding a predefined fold number")
+    g.add_argument("--missing", choices=("error", "skip"), default="error",
+                   help="a labels CSV row naming a file that is not in AUDIO_DIR: stop (error, the default) "
+                        "or leave it out with one warning line (skip: a CSV of a whole data set used on a part)")
 
 
 def convert_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="spec2img",
         usage="spec2img AUDIO_DIR IMAGES_DIR [options]\n"
               "       spec2img audit AUDIO_DIR [--labels CSV] [--out DIR]\n"
@@ -101,20 +113,32 @@ def convert_parser() -> argparse.ArgumentParser:
     p.add_argument("audio_dir", type=Path, metavar="AUDIO_DIR")
     p.add_argument("images_dir", type=Path, metavar="IMAGES_DIR")
     _add_labels(p)
-    s = p.add_argument_group("spectrogram (librosa's names; defaults from --preset)")
+    g = p.add_argument_group("groups (clips of one group, e.g. one speaker or recording, stay on one side of "
+                             "every classify split)")
+    g.add_argument("--group-col", metavar="COL", help="labels CSV column naming the recording/speaker of each clip "
+                   "(ESC-50 src_file and UrbanSound8K fsID are read without it)")
+    g.add_argument("--group-from-name", metavar="REGEX",
+                   help="the group from each file name: the regex's first (...) group, e.g. '^[^_]+_([^_]+)_' "
+                        "gives 'jackson' for 7_jackson_32.wav; without it each file is its own recording")
+    d = from_preset(DEFAULT_PRESET)  # the help shows the default preset's numbers
+    s = p.add_argument_group(f"spectrogram (librosa's names; every default comes from --preset, shown for "
+                             f"{DEFAULT_PRESET})")
     s.add_argument("--preset", default=DEFAULT_PRESET, metavar="NAME",
                    help=f"{' | '.join(PRESETS)} (default: %(default)s, the AudioSet backbone's front-end, which "
                         "classify fit pairs with that backbone; logmel: the general 44.1 kHz log-mel, called "
                         "'default' before it stopped being the default)")
-    s.add_argument("--feature", choices=["logmel", "mfcc"])
-    s.add_argument("--sr", type=int, help="resample every clip to this rate, Hz (default 44100)")
-    s.add_argument("--n-fft", type=int, help="FFT size, samples (default 2048)")
-    s.add_argument("--hop-length", type=int, help="frame step, samples (default 512)")
-    s.add_argument("--win-length", type=int, help="window length, samples (default n_fft)")
-    s.add_argument("--n-mels", type=int, help="mel bands = image height (default 128)")
-    s.add_argument("--fmin", type=float, help="lowest frequency, Hz (default 20)")
-    s.add_argument("--fmax", type=float, help="highest frequency, Hz (default sr/2)")
-    s.add_argument("--top-db", type=float, help="dynamic range drawn, dB below the image's peak (default 80)")
+    s.add_argument("--feature", choices=["logmel", "mfcc"], help=f"(default {d.feature})")
+    s.add_argument("--sr", type=int, help=f"resample every clip to this rate, Hz (default {d.sr}; logmel 44100)")
+    s.add_argument("--n-fft", type=int, help=f"FFT size, samples (default {d.n_fft}; logmel 2048)")
+    s.add_argument("--hop-length", type=int, help=f"frame step, samples (default {d.hop_length}; logmel 512)")
+    s.add_argument("--win-length", type=int, help=f"window length, samples (default {d.win_length or 'n_fft'})")
+    s.add_argument("--n-mels", type=int, help=f"mel bands = image height (default {d.n_mels})")
+    s.add_argument("--fmin", type=float, help=f"lowest frequency, Hz (default {d.fmin:g}; logmel 20)")
+    s.add_argument("--fmax", type=float,
+                   help=f"highest frequency, Hz (default {'sr/2' if d.fmax is None else f'{d.fmax:g}'}; logmel sr/2)")
+    s.add_argument("--top-db", type=float,
+                   help="dynamic range drawn, dB below the image's peak (dB presets logmel/imagenet/mfcc; "
+                        "default 80; refused with efficientat, whose ln scale has a fixed range)")
     s.add_argument("--n-mfcc", type=int, help="MFCC coefficients with --feature mfcc (default 40)")
     s.add_argument("--mode", choices=["grey", "deltas", "colormap"],
                    help="grey: 1 channel; deltas: log-mel + delta + delta-delta as RGB; colormap: --cmap colours")
@@ -143,32 +167,28 @@ def convert_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_convert(args) -> int:
-    from .config import from_preset
-    from .convert import convert
+    from .api import convert
 
     if args.jobs is not None and args.jobs < 1:
         raise Spec2ImgError(f"--jobs {args.jobs} must be at least 1")
     if args.address and args.engine != "ray":
         raise Spec2ImgError(f"--address {args.address} needs --engine ray")
-    cfg = from_preset(
-        args.preset, feature=args.feature, sr=args.sr, n_fft=args.n_fft, hop_length=args.hop_length,
-        win_length=args.win_length, n_mels=args.n_mels, fmin=args.fmin, fmax=args.fmax, top_db=args.top_db,
-        n_mfcc=args.n_mfcc, mode=args.mode, cmap=args.cmap, duration=args.duration, crop=args.crop,
-        tile=args.tile, tile_hop=args.tile_hop, seed=args.seed,
+    res = convert(
+        args.audio_dir, args.images_dir, labels=args.labels, preset=args.preset, jobs=args.jobs,
+        feature=args.feature, sr=args.sr, n_fft=args.n_fft, hop_length=args.hop_length, win_length=args.win_length,
+        n_mels=args.n_mels, fmin=args.fmin, fmax=args.fmax, top_db=args.top_db, n_mfcc=args.n_mfcc, mode=args.mode,
+        cmap=args.cmap, duration=args.duration, crop=args.crop, tile=args.tile, tile_hop=args.tile_hop, seed=args.seed,
+        file_col=args.file_col, label_col=args.label_col, fold_col=args.fold_col, group_col=args.group_col,
+        group_from_name=args.group_from_name, missing=args.missing, strict=args.strict, progress=not args.quiet,
+        engine=args.engine, address=args.address, follow_symlinks=args.follow_symlinks, wait=args.wait,
     )
-    summary = convert(
-        args.audio_dir, args.images_dir, cfg, labels_csv=args.labels, file_col=args.file_col,
-        label_col=args.label_col, fold_col=args.fold_col, jobs=args.jobs, strict=args.strict,
-        progress=not args.quiet, engine=args.engine, address=args.address,
-        follow_symlinks=args.follow_symlinks, wait=args.wait,
-    )
-    log.warning("%s; manifest: %s", summary.line(), summary.manifest)
-    return ExitCode.INPUTS_FAILED if summary.failed else ExitCode.OK
+    log.warning("%s; manifest: %s", res.line, res.manifest)
+    return ExitCode.INPUTS_FAILED if res.n_failed else ExitCode.OK
 
 
 # ------------------------------------------------------------------------------------- audit
 def audit_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spec2img audit",
+    p = Parser(prog="spec2img audit",
                                 description="Per-file duration, rate, channels, levels, clipping (a flat top: "
                                 "3+ consecutive full-scale samples, or over 0.1% of samples), silence and DC offset; "
                                 "class counts with the verified share. Writes audit.csv, audit_classes.csv and "
@@ -189,7 +209,7 @@ def _cmd_audit(args) -> int:
 
     out = args.out or args.audio_dir.resolve().parent / "audit"
     result = audit(args.audio_dir, out_dir=out, labels_csv=args.labels, file_col=args.file_col,
-                   label_col=args.label_col, fold_col=args.fold_col, jobs=args.jobs,
+                   label_col=args.label_col, fold_col=args.fold_col, missing=args.missing, jobs=args.jobs,
                    follow_symlinks=args.follow_symlinks)
     log.warning("%s", result.line())
     return ExitCode.INPUTS_FAILED if result.n_failed else ExitCode.OK
@@ -197,7 +217,7 @@ def _cmd_audit(args) -> int:
 
 # ------------------------------------------------------------------------------------- synth
 def synth_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spec2img synth",
+    p = Parser(prog="spec2img synth",
                                 description="Write a deterministic labelled set of synthetic clips "
                                 "(folder per class) for demos and tests.")
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
@@ -209,7 +229,7 @@ def synth_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_synth(args) -> int:
-    from .synth import synth
+    from .api import synth
 
     if args.per_class < 1:
         raise Spec2ImgError(f"--per-class {args.per_class} must be at least 1")
@@ -219,7 +239,7 @@ def _cmd_synth(args) -> int:
 
 # ------------------------------------------------------------------------------------- store
 def store_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spec2img store",
+    p = Parser(prog="spec2img store",
                                 description="Write IMAGES_DIR/store/: every image of the manifest in one "
                                 "memory-mapped file, which classify then reads instead of decoding the PNGs "
                                 "into memory (for sets larger than RAM).")

@@ -328,6 +328,9 @@ def from_preset(name: str = DEFAULT_PRESET, **overrides) -> SpectrogramConfig:
     values = {"preset": name, **PRESETS[name]}
     values.update({k: v for k, v in overrides.items() if v is not None})
     explicit = {k for k, v in overrides.items() if v is not None}
+    if values.get("scale", "db") == "ln" and "top_db" in explicit:  # it would change the digest, not a pixel
+        raise ConfigError(f"top_db={overrides['top_db']:g} has no effect on preset {name!r} (its ln scale draws "
+                          f"the fixed range vmin..vmax); drop --top-db, or use --preset logmel for a dB range")
     if values.get("feature") == "mfcc" and name != "mfcc" and "vmin" not in explicit:
         values.update(vmin=PRESETS["mfcc"]["vmin"], vmax=PRESETS["mfcc"]["vmax"])
     elif values.get("scale", "db") == "db" and "top_db" in explicit and "vmin" not in explicit:

@@ -17,7 +17,7 @@ from pathlib import Path
 from . import audio, engine_local, io
 from .config import CONFIG_NAME, SpectrogramConfig
 from .errors import AudioError, OutputError, Spec2ImgError, output_error
-from .labels import ClipLabels, _hashed, _plain, folder_labels, folder_names, read_labels_csv
+from .labels import ClipLabels, _hashed, _plain, folder_labels, folder_names, group_from_name, read_labels_csv
 from .lock import FolderLock
 from .manifest import read_run_info, write_manifest, write_run_info
 from .paths import AUDIO_LIKE, walk_audio
@@ -66,13 +66,16 @@ class ConvertSummary:
 
 
 def plan(audio_dir: Path, *, labels_csv: Path | None = None, file_col=None, label_col=None,
-         fold_col=None, follow_symlinks: bool = False) -> tuple[list[ClipJob], list[dict]]:
+         fold_col=None, group_col=None, group_regex: str | None = None, missing: str = "error",
+         follow_symlinks: bool = False) -> tuple[list[ClipJob], list[dict]]:
     """Decide every output path up front (so names never depend on processing order).
 
     Returns the jobs and the manifest rows of every other audio-looking entry: refused by the
     rules of :func:`spec2img.paths.walk_audio` (links, hidden, special files, unsupported formats)
     or skipped for want of a label. Output names never come from a label or a file name as it is:
-    :func:`spec2img.labels.folder_names` maps them to safe, unique names.
+    :func:`spec2img.labels.folder_names` maps them to safe, unique names. ``group_col`` /
+    ``group_regex``: the manifest's ``group`` (recording, speaker) from a CSV column or from each file
+    name (:func:`spec2img.labels.group_from_name`); ``missing``: see :func:`spec2img.labels.read_labels_csv`.
     """
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
@@ -88,9 +91,13 @@ def plan(audio_dir: Path, *, labels_csv: Path | None = None, file_col=None, labe
                             f"(e.g. {entries[0].error})")
     if labels_csv is not None:
         labels = read_labels_csv(labels_csv, audio_dir, [e.path for e in entries], file_col=file_col,
-                                 label_col=label_col, fold_col=fold_col)
+                                 label_col=label_col, fold_col=fold_col, group_col=group_col, missing=missing)
     else:
+        if group_col is not None:
+            raise Spec2ImgError(f"--group-col {group_col} needs --labels CSV; without a CSV use --group-from-name REGEX")
         labels = folder_labels(audio_dir, files)
+    if group_regex is not None:
+        labels = group_from_name(labels, group_regex)
 
     jobs, skipped = [], []
     for e in entries:
@@ -181,6 +188,9 @@ def convert(
     file_col: str | None = None,
     label_col: str | None = None,
     fold_col: str | None = None,
+    group_col: str | None = None,
+    group_regex: str | None = None,
+    missing: str = "error",
     jobs: int | None = None,
     strict: bool = False,
     progress: bool | None = None,
@@ -193,6 +203,8 @@ def convert(
 
     ``engine="ray"`` fans the same per-clip work out over Ray (:mod:`spec2img.engine_ray`; the
     cluster at ``address``, else a local instance with ``jobs`` CPUs) instead of a process pool.
+    ``group_col``, ``group_regex``, ``missing``: where the manifest's ``group`` comes from and what
+    a CSV row naming an absent file does (:func:`plan`).
 
     ``images_dir`` is locked for the run (:class:`spec2img.lock.FolderLock`; ``wait``: queue behind
     another run instead of refusing). ``spec2img_run.json`` says ``complete: false`` until the
@@ -209,7 +221,8 @@ def convert(
         raise OutputError(f"{images_dir}: a file, not a folder; give a folder for the images "
                           "(it is created when missing)")
     todo, skipped_rows = plan(audio_dir, labels_csv=labels_csv, file_col=file_col, label_col=label_col,
-                              fold_col=fold_col, follow_symlinks=follow_symlinks)
+                              fold_col=fold_col, group_col=group_col, group_regex=group_regex, missing=missing,
+                              follow_symlinks=follow_symlinks)
     try:
         images_dir.mkdir(parents=True, exist_ok=True)
         lock = FolderLock(images_dir, wait=wait).acquire()

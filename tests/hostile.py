@@ -53,7 +53,7 @@ FORMULA_FILES = ["=cmd|' -C calc'!A0.wav", "+SUM(1).wav", "@x.wav", "-2+3.wav"]
 HOSTILE_LABELS = [
     "../../escape", "a/b", "/abs/olute", "..", ".", "rock;pop", "Rock;pop", "dog", "Dog",
     NFC, NFD, "L" * 300, "$x^$", "<script>alert(1)</script>", "back\\slash", "semi;colon;;", "con",
-    " padded ", "tab\there", "quote\"d",
+    " padded ", "tab\there", "quote\"d", "\ufb01le", "file", "class",  # ligature/plain: one identifier; a keyword
     *FORMULAS,
 ]
 
@@ -78,7 +78,7 @@ def make_corpus(root: Path) -> Corpus:
         "Case.wav": None, "case.wav": None, f"{LONG}.wav": None, "new\nline.wav": None,
         "sp ace.wav": None, "sub/deep.wav": None, "dir.wav/inner.wav": None,
         "anti.wav": np.stack([tone(), -tone()], axis=1),  # antiphase stereo: the mix is silent
-        **{f"p{i:02d}.wav": tone(300 + 50 * i) for i in range(10)},
+        **{f"p{i:02d}.wav": tone(300 + 50 * i) for i in range(14)},
         **{name: None for name in FORMULA_FILES},
     }
     for rel, y in ok.items():
@@ -116,6 +116,7 @@ def make_corpus(root: Path) -> Corpus:
     })  # empty/junk are listed by the walk (status ok) and fail when decoded
     lines = ["fname,label"]
     labelled = [r for r in c.readable if "\n" not in r]  # a CSV cell can hold a newline, but keep it simple
+    assert len(labelled) >= len(HOSTILE_LABELS), "every hostile label needs a clip: add p-files"
     for rel, label in zip(labelled, HOSTILE_LABELS):
         lines.append(f'"{rel}","{label.replace(chr(34), chr(34) * 2)}"')
     c.labels_csv.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -21,6 +21,7 @@ import torch
 
 from spec2img.config import SpectrogramConfig
 from spec2img.io import plain_table, read_png
+from spec2img.labels import normalize_labels
 from spec2img.manifest import image_table, read_manifest
 from spec2img.store import open_fresh
 from spec2img.window import crop_offset, seconds_to_columns, take
@@ -94,6 +95,8 @@ def load_image_set(images_dir: Path, *, classes: list[str] | None = None, relabe
     table = image_table(read_manifest(root))
     if relabel is not None or drop is not None:
         table = apply_label_edits(table, relabel=relabel, drop=drop)
+    # NFC: one class for the composed and decomposed forms of a label (manifests from before spec2img did it)
+    table["labels"] = table["labels"].map(lambda labs: list(normalize_labels(labs)))
     unlabelled = table["labels"].map(len) == 0
     if unlabelled.any():
         log.warning("%d image(s) without labels ignored (e.g. %s)", int(unlabelled.sum()),

@@ -83,8 +83,11 @@ def torch_scorer(run_dir: Path, *, device: str = "cpu") -> Scorer:
             p = torch.sigmoid(logits) if multi else logits.softmax(1)
         return p.float().cpu().numpy()
 
+    from ..openset_file import read_openset
+
+    found = read_openset(run_dir)
     return Scorer(str(run_dir), tuple(info.classes), info.spectrogram, int(info.model.crop_width), multi,
-                  info.model.threshold, score)
+                  info.model.threshold, score, None if found is None else found.threshold)
 
 
 def load_scorers(run_dirs: Iterable[Path], *, backend: str = "torch") -> list[Scorer]:
@@ -132,6 +135,19 @@ def geometric_mean(probs: list[np.ndarray], *, multi_label: bool) -> np.ndarray:
     if len(probs) == 1:
         return probs[0]
     return _geometric_mean(probs, normalise=not multi_label, eps=EPS).astype(np.float32)
+
+
+def ensemble_unknown_threshold(scorers: list[Scorer], override: float | None = None) -> float | None:
+    """The open-set threshold of single-label models: ``override`` (``--unknown-threshold``) when
+    given, else the mean of the runs' thresholds when every run has one, else None (never unknown)."""
+    if scorers[0].multi_label:
+        return None
+    if override is not None:
+        if not 0.0 <= override <= 1.0:
+            raise ClassifyError(f"--unknown-threshold={override} must be between 0 and 1 (0: never unknown)")
+        return float(override)
+    found = [s.unknown_threshold for s in scorers]
+    return None if any(t is None for t in found) else float(np.mean(found))
 
 
 def ensemble_threshold(scorers: list[Scorer]) -> float | None:

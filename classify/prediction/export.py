@@ -49,7 +49,16 @@ def onnx_metadata(info) -> dict:
         "classes": list(info.classes), "spectrogram": info.spectrogram.to_dict(),
         "crop_width": int(info.model.crop_width), "multi_label": bool(info.model.multi_label),
         "threshold": info.model.threshold, "arch": info.model.arch, "run_dir": str(info.run_dir),
+        "unknown_threshold": unknown_threshold(info.run_dir),
     }
+
+
+def unknown_threshold(run_dir: Path) -> float | None:
+    """The run's open-set threshold (``openset.json``), or None."""
+    from ..openset_file import read_openset
+
+    found = read_openset(run_dir)
+    return None if found is None else found.threshold
 
 
 def export_runs(run_dir: Path, out: Path | None = None) -> list[Path]:

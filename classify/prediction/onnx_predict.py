@@ -56,6 +56,8 @@ def onnx_scorer(path: Path, *, threads: int | None = None) -> Scorer:
         classes = tuple(meta["classes"])
         crop_width, multi = int(meta["crop_width"]), bool(meta["multi_label"])
         threshold = meta.get("threshold")
+        unknown = meta.get("unknown_threshold")
+        unknown = None if unknown is None else float(unknown)
         in_name, out_name = meta["input"], meta["output"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, ConfigError) as exc:
         raise RunFolderError(f"{meta_path}: unreadable ({type(exc).__name__}: {exc}); {hint} again") from None
@@ -74,4 +76,4 @@ def onnx_scorer(path: Path, *, threads: int | None = None) -> Scorer:
                  for b in range(0, max(len(x), 1), ONNX_BATCH)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    return Scorer(str(model), classes, spec, crop_width, multi, threshold, score)
+    return Scorer(str(model), classes, spec, crop_width, multi, threshold, score, unknown)

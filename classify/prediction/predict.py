@@ -29,7 +29,9 @@ from spec2img.paths import AUDIO_LIKE, Entry, check_input, display, walk_audio
 from spec2img.progress import Progress
 
 from ..errors import ClassifyError
-from .ensemble import aggregate_windows, check_compatible, ensemble_threshold, geometric_mean, load_scorers
+from ..scoring.openset import open_labels
+from .ensemble import (aggregate_windows, check_compatible, ensemble_threshold, ensemble_unknown_threshold,
+                       geometric_mean, load_scorers)
 from .results import PredictResult
 from .scorer import Scorer
 from .windows import CHUNK_SECONDS, FileWindows, file_windows
@@ -49,6 +51,7 @@ class PredictConfig:
     timeline: bool = False
     batch_size: int = 64
     chunk_seconds: float = CHUNK_SECONDS
+    unknown_threshold: float | None = None  # None: the runs' own (openset.json)
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
@@ -85,13 +88,17 @@ def find_inputs(inputs: Iterable[Path], *, follow_symlinks: bool = False) -> lis
 # ------------------------------------------------------------------------------------ predict
 def predict(run_dirs, inputs, *, top_k: int = 3, aggregate: str = "mean", tta: int = 0,
             timeline: bool = False, batch_size: int = 64, backend: str = "torch",
-            scorers: list[Scorer] | None = None, follow_symlinks: bool = False) -> PredictResult:
+            scorers: list[Scorer] | None = None, follow_symlinks: bool = False,
+            unknown_threshold: float | None = None) -> PredictResult:
     """Predict every audio file in ``inputs`` (files and folders) with the run(s) ``run_dirs``.
 
     Bad audio gives a row with ``status="failed"`` and spec2img's error message; the rest is
-    predicted. Windows of all files are scored together in batches of ``batch_size``.
+    predicted. Windows of all files are scored together in batches of ``batch_size``. Runs with an
+    unknown threshold (``openset.json``; ``unknown_threshold`` overrides) add the columns ``label``
+    (the top class, or ``unknown`` when its probability ``score`` is below the threshold) and ``score``.
     """
-    cfg = PredictConfig(top_k=top_k, aggregate=aggregate, tta=tta, timeline=timeline, batch_size=batch_size)
+    cfg = PredictConfig(top_k=top_k, aggregate=aggregate, tta=tta, timeline=timeline, batch_size=batch_size,
+                        unknown_threshold=unknown_threshold)
     entries = find_inputs(inputs, follow_symlinks=follow_symlinks)
     scorers = scorers or load_scorers(run_dirs, backend=backend)
     refused = {i: (e.status, e.error) for i, e in enumerate(entries) if not e.ok}
@@ -137,7 +144,7 @@ def predict_files(scorers: list[Scorer], files: list[Path], cfg: PredictConfig, 
                 p = np.concatenate([scorers[m].score(x[b:b + cfg.batch_size])
                                     for b in range(0, len(x), cfg.batch_size)])
                 for (i, w), chunk in zip(pending, np.split(p, np.cumsum(sizes)[:-1])):
-                    per_window = chunk.reshape(-1, cfg.tta + 1, k).mean(1)
+                    per_window = window_probs(chunk, cfg.tta, k)
                     file_p[m, i] = aggregate_windows(per_window, cfg.aggregate)
                     if cfg.timeline:
                         win_rows.setdefault(i, (w, []))[1].append(per_window)
@@ -177,25 +184,51 @@ def predict_files(scorers: list[Scorer], files: list[Path], cfg: PredictConfig, 
     if ok.any():
         probs[ok] = geometric_mean([file_p[m, ok] for m in range(len(scorers))], multi_label=first.multi_label)
     threshold = ensemble_threshold(scorers)
+    unknown = ensemble_unknown_threshold(scorers, cfg.unknown_threshold)
     rows = _file_rows(files, probs, errors, list(first.classes), top_k=cfg.top_k,
-                      multi_label=first.multi_label, threshold=threshold, statuses=statuses)
-    tl = _timeline_rows(files, win_rows, list(first.classes), first.multi_label) if cfg.timeline else None
+                      multi_label=first.multi_label, threshold=threshold, statuses=statuses, unknown=unknown)
+    tl = _timeline_rows(files, win_rows, list(first.classes), first.multi_label,
+                        unknown=unknown) if cfg.timeline else None
     for f, e in zip(files, errors):
         if e:
             log.warning("failed: %s", e)
     return PredictResult(rows, probs, list(first.classes), first.multi_label, threshold, tl,
                          n_models=len(scorers), n_windows=n_windows, feature_seconds=t_feat,
-                         model_seconds=t_model)
+                         model_seconds=t_model, unknown_threshold=unknown)
+
+
+def window_probs(p: np.ndarray, tta: int, k: int) -> np.ndarray:
+    """Crop probabilities [shape=(n_windows * (tta + 1), K)] -> window probabilities (n_windows, K)."""
+    return p.reshape(-1, tta + 1, k).mean(1)
+
+
+def score_file(scorers: list[Scorer], w: FileWindows, cfg: PredictConfig) -> tuple[np.ndarray, np.ndarray]:
+    """One file's windows ``w`` scored as :func:`predict_files` scores them: ``(window probabilities
+    [shape=(n_windows, K)], file probabilities (K,))``, models combined by the geometric mean.
+    ``classify serve`` labels its clips with this."""
+    k = len(scorers[0].classes)
+    per_w, per_f = [], []
+    for s in scorers:
+        p = np.concatenate([s.score(w.images[b:b + cfg.batch_size])
+                            for b in range(0, len(w.images), cfg.batch_size)])
+        win = window_probs(p, cfg.tta, k)
+        per_w.append(win)
+        per_f.append(aggregate_windows(win, cfg.aggregate)[None])
+    multi = scorers[0].multi_label
+    return geometric_mean(per_w, multi_label=multi), geometric_mean(per_f, multi_label=multi)[0]
 
 
 def _file_rows(files: list[Path], probs: np.ndarray, errors: list[str], classes: list[str], *,
                top_k: int, multi_label: bool, threshold: float | None,
-               statuses: list[str] | None = None) -> list[dict]:
+               statuses: list[str] | None = None, unknown: float | None = None) -> list[dict]:
     k = min(top_k, len(classes))
     rows = []
     statuses = statuses or ["failed" if e else "ok" for e in errors]
-    for path, p, err, status in zip(files, probs, errors, statuses):
+    open_label, open_score = open_labels(probs, classes, unknown)
+    for path, p, err, status, lab, score in zip(files, probs, errors, statuses, open_label, open_score):
         row: dict = {"file": display(str(path))}
+        if unknown is not None:
+            row["label"], row["score"] = ("", np.nan) if err else (lab, float(score))
         if multi_label:
             row["labels"] = "" if err else join_cell(c for c, v in zip(classes, p) if v >= threshold)
         order = np.argsort(-p, kind="stable")[:k] if not err else []
@@ -210,16 +243,17 @@ def _file_rows(files: list[Path], probs: np.ndarray, errors: list[str], classes:
     return rows
 
 
-def _timeline_rows(files, win_rows, classes, multi_label) -> list[dict]:
+def _timeline_rows(files, win_rows, classes, multi_label, *, unknown: float | None = None) -> list[dict]:
     rows = []
     for i in sorted(win_rows):
         w, per_model = win_rows[i]
         p = geometric_mean(per_model, multi_label=multi_label)
         top = p.argmax(1)
+        labels, _ = open_labels(p, classes, unknown)
         name = display(str(files[i]))
         for j in range(len(p)):
             row = {"file": name, "start": float(round(w.start[j], 3)), "end": float(round(w.end[j], 3)),
-                   "label": classes[top[j]], "prob": float(p[j, top[j]])}
+                   "label": labels[j], "prob": float(p[j, top[j]])}
             row.update({f"p_{c}": float(v) for c, v in zip(classes, p[j])})
             rows.append(row)
     return rows

@@ -19,7 +19,8 @@ from ..errors import ClassifyError
 class PredictResult:
     """``rows``: one dict per input file (input order), ``table`` the same as a DataFrame;
     ``probs`` ``(n_files, n_classes)`` (NaN rows for failed files); ``timeline_rows`` /
-    ``timeline``: one row per window, or None. The DataFrames are built on first use, so that
+    ``timeline``: one row per window, or None. ``unknown_threshold``: the open-set threshold the
+    ``label`` column was decided with (None: no open-set columns). The DataFrames are built on first use, so that
     predicting and writing CSVs never imports pandas (the CLI answers sooner)."""
 
     rows: list[dict]
@@ -32,6 +33,7 @@ class PredictResult:
     n_windows: int = 0
     feature_seconds: float = 0.0
     model_seconds: float = 0.0
+    unknown_threshold: float | None = None
 
     @property
     def table(self):

@@ -20,6 +20,8 @@ class Scorer:
     """One model, as prediction sees it.
 
     ``score(x)``: x uint8 ``(B, C, n_rows, crop_width)`` -> probabilities float32 ``(B, n_classes)``.
+    ``unknown_threshold``: a clip whose highest probability is below it is ``unknown``
+    (the run's ``openset.json``; None: never).
     """
 
     name: str
@@ -29,3 +31,4 @@ class Scorer:
     multi_label: bool
     threshold: float | None
     score: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
+    unknown_threshold: float | None = None

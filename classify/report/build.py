@@ -91,6 +91,20 @@ def build_report(run_dir, *, out_dir=None, images_dir=None, audio_dir=None,
     headline = metrics.headline(clip_p, clip_t, multi_label=run.multi_label, threshold=threshold)
     per_window = metrics.headline(run.probs, run.truth, multi_label=run.multi_label, threshold=threshold)
     explain = S.headline_text(run, headline, per_window, len(clip_y))
+    cover = run.cv_metrics.get("coverage") or {}
+    if cover.get("partial"):  # degenerate folds: the first thing the page and the summary say
+        notes.insert(0, f"Read this first: {cover.get('warning', '')}")
+        explain = f"{cover.get('prefix', '')}{explain}"
+    leaks = [m.get("leak") for m in [run.metrics, *(f.metrics for f in run.folds)] if isinstance(m.get("leak"), dict)]
+    leaky = [x for x in leaks if x.get("leaky")]
+    if leaky:  # probably leaky split: said before anything else
+        where = f" ({len(leaky)} of {len(leaks)} folds)" if run.is_cv else ""
+        notes.insert(0, f"Read this first{where}: {leaky[0].get('line', '')}")
+    elif leaks:
+        notes.append(f"Leak check: {leaks[0].get('line', '')}")
+    if cover.get("n_unverified_unscored"):
+        notes.append(f"{cover['n_unverified_unscored']} unverified clip(s) were predicted out-of-fold but not scored; "
+                     "the run folder's suspect_labels.csv ranks them with the others")
     log.info("%s", explain)
     suspects = _suspects(run)
     spread = _fold_spread(run, notes)
@@ -181,12 +195,15 @@ def _suspects_json(run: RunData, table: pd.DataFrame) -> list[dict]:
     probs = table[[f"p_{c}" for c in run.classes]].to_numpy()
     verified = _verified_of(run)
     out = []
-    for k, row in enumerate(table.itertuples(index=False)):
+    # plain columns, never namedtuples: p_<label> columns of two labels can be one identifier
+    # (NFC/NFD forms of a name, keywords), which itertuples turns into a SyntaxError
+    cols = zip(table["row"], table["given"], table["suggested"], table["score"], table["file"])
+    for k, (row, given, suggested, score, file) in enumerate(cols):
         order = np.argsort(-probs[k])[:3]
-        out.append({"r": int(row.row), "g": index[row.given], "s": index[row.suggested],
-                    "score": round(float(row.score), 3),
+        out.append({"r": int(row), "g": index[given], "s": index[suggested],
+                    "score": round(float(score), 3),
                     "top": [[int(j), round(float(probs[k, j]), 3)] for j in order],
-                    "v": verified.get(row.file)})
+                    "v": verified.get(file)})
     return out
 
 

@@ -146,7 +146,7 @@ def data_table(df: pd.DataFrame, *, table_id: str, sortable: bool = True, row_at
         for k, c in enumerate(cols)
     )
     body = []
-    for r, row in enumerate(df.itertuples(index=False)):
+    for r, row in enumerate(df.itertuples(index=False, name=None)):  # plain tuples: columns may be labels
         tds = []
         for c, v in zip(cols, row):
             if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):

@@ -14,16 +14,12 @@ import pandas as pd
 from spec2img.io import plain_table, write_atomic
 from spec2img.manifest import split_cell
 
+from ..config import FINE_TUNE_ONLY, HEAD_ONLY_ONLY
 from . import compute, plots
 from . import html as H
 from .compute import plural
 from .load import RunData
 
-# train.json keys that only mean something for one kind of run (the page lists what the run used)
-FINE_TUNE_ONLY = {"epochs", "freeze_epochs", "lr", "lr_mult", "unfrozen_lr", "lr_find_iters", "wd", "augment",
-                  "patience", "monitor", "restore_best", "bf16", "channels_last", "dropout", "export_learner",
-                  "inner_pct"}
-HEAD_ONLY_ONLY = {"head_c"}
 NEVER_SHOWN = {"quiet", "out"}
 SPEC_UNITS = {"sr": "Hz", "fmin": "Hz", "fmax": "Hz", "n_fft": "samples", "hop_length": "samples",
               "win_length": "samples", "duration": "s", "tile": "s", "tile_hop": "s", "top_db": "dB"}
@@ -56,7 +52,8 @@ def summary_html(run: RunData, headline: dict, spread, explain: str) -> str:
         ok = m[m["status"].astype(str) == "ok"] if "status" in m else m
         dataset["clips in images folder"] = len(ok)
         if len(ok) > sources.nunique():
-            dataset["other (training) clips"] = len(ok) - int(sources.nunique())
+            other = "clips not scored (see Notes)" if run.is_cv else "other (training) clips"
+            dataset[other] = len(ok) - int(sources.nunique())
         if "manually_verified" in ok:
             mv = pd.to_numeric(ok["manually_verified"], errors="coerce").dropna()
             if len(mv):
@@ -195,7 +192,31 @@ def head_only_html(run: RunData) -> str:
     if len(df.columns):
         parts.append("<h3>Fit" + ("s per fold" if len(rows) > 1 else "") + "</h3>"
                      + H.data_table(df, table_id="head-fits", sortable=len(rows) > 1))
+    parts.append(unknown_html(run))
     return "\n".join(parts)
+
+
+def unknown_html(run: RunData) -> str:
+    """The run's unknown threshold (``openset.json``): its value, how it was chosen, and the share of
+    the validation images it would call unknown."""
+    from ..openset_file import read_openset
+
+    found = read_openset(run.run_dir) if not run.folds else None
+    if found is None:
+        return ""
+    scores = run.probs.max(1) if len(run.probs) else np.zeros(0)
+    rows = {
+        "threshold": H.human_number(found.threshold),
+        "rule": "a clip whose highest class probability is below it is reported as 'unknown' "
+                "(classify predict, classify serve; --unknown-threshold overrides)",
+        "how it was chosen": found.method,
+        "held-out known clips it was chosen on": found.n_known,
+        "background clips": found.n_background,
+        "their out-of-fold accuracy": None if found.oof_accuracy is None else H.human_number(found.oof_accuracy),
+        "validation images it would call unknown": (f"{int((scores < found.threshold).sum())} of {len(scores)}"
+                                                    " (never used to choose it)"),
+    }
+    return "<h3>Unknown threshold (none of these)</h3>" + H.key_value_table(rows)
 
 
 def suspects_html(n_suspects: int, n_clips: int, shown: int, unverified: int | None, csv_href: str | None) -> str:

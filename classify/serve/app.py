@@ -146,20 +146,27 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(models: list[Path], config: ServeConfig) -> None:
     """Load the models, bind, print the URL and serve until Ctrl-C (uvicorn, one process)."""
-    import uvicorn
-
     if not is_loopback(config.host):
         log.warning("--host %s: the page and API are reachable from other machines, without a password; "
                     "uploads are capped but anyone who can reach this port can use it", config.host)
     engine = Engine.load(models, config)
+    run(engine, config, f"{len(engine.classes)} classes, {len(engine.scorers)} model(s), "
+                        f"window {config.window:g} s every {config.hop:g} s")
+
+
+def run(engine: Engine, config: ServeConfig, what: str, add_routes=None) -> None:
+    """Bind, print the URL and serve ``engine`` until Ctrl-C; ``add_routes(app)`` adds more routes
+    (teach mode's)."""
+    import uvicorn
+
     sock = bind(config.host, config.port)
     port = sock.getsockname()[1]
     hosts = [*LOOPBACK_NAMES] if is_loopback(config.host) else None
     app = create_app(engine, allowed_hosts=hosts)
+    if add_routes is not None:
+        add_routes(app)
     shown = f"[{config.host}]" if ":" in config.host else config.host
-    print(f"classify serve: http://{shown}:{port}/  ({len(engine.classes)} classes, "
-          f"{len(engine.scorers)} model(s), window {config.window:g} s every {config.hop:g} s; Ctrl-C stops)",
-          flush=True)
+    print(f"classify serve: http://{shown}:{port}/  ({what}; Ctrl-C stops)", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     try:
         server.run(sockets=[sock])

@@ -34,10 +34,12 @@ from spec2img.errors import AudioError
 from spec2img.io import encode_png
 
 from ..errors import ClassifyError, RunFolderError
-from ..prediction.ensemble import aggregate_windows, check_compatible, ensemble_threshold, expand_runs, geometric_mean
+from ..prediction.ensemble import check_compatible, ensemble_threshold, ensemble_unknown_threshold, expand_runs
 from ..prediction.onnx_predict import onnx_paths, onnx_scorer
+from ..prediction.predict import PredictConfig, score_file
 from ..prediction.scorer import Scorer
 from ..prediction.windows import file_windows
+from ..scoring.openset import open_labels
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ class ServeConfig:
     ``window``/``hop``: seconds of microphone audio the live page sends, and how often.
     ``max_mb``/``max_seconds``: caps on one upload's size and duration.
     ``workers``: requests scored at the same time (the rest wait); ``threads``: onnxruntime
-    intra-op threads per model call.
+    intra-op threads per model call. ``unknown_threshold``: overrides the models' open-set threshold.
     """
 
     host: str = "127.0.0.1"
@@ -72,6 +74,7 @@ class ServeConfig:
     batch_size: int = 64
     workers: int = 0  # 0: one per CPU core
     threads: int = 1
+    unknown_threshold: float | None = None  # None: the models' own (openset.json)
 
     def __post_init__(self) -> None:
         if not 0 < self.window <= 60:
@@ -156,23 +159,34 @@ class Engine:
     """Scores uploads with a list of ONNX :class:`Scorer` s (an ensemble when several)."""
 
     def __init__(self, scorers: list[Scorer], config: ServeConfig | None = None):
+        self.config = config or ServeConfig()
+        self.scorers: list[Scorer] = []
+        self.classes: list[str] = []
+        self.teach = None  # teach mode's description (a callable), set by classify.teach
+        if scorers:
+            self.swap(scorers)
+        self._slots = threading.BoundedSemaphore(self.config.n_workers)
+        self._tmp = Path(tempfile.mkdtemp(prefix="classify-serve-"))
+        self._count = threading.Lock()
+        self.requests = 0  # clips labelled
+
+    def swap(self, scorers: list[Scorer]) -> None:
+        """Serve ``scorers`` from the next request on (teach mode swaps in each newly trained model)."""
         check_compatible(scorers)
         groups = {(s.spectrogram, s.crop_width) for s in scorers}
         if len(groups) > 1:
             raise ClassifyError("the served runs need the same spectrogram settings and crop width (their "
                                 "windows differ); serve them separately")
-        self.scorers = scorers
-        self.config = config or ServeConfig()
         first = scorers[0]
-        self.classes = list(first.classes)
         self.spectrogram = first.spectrogram
         self.crop_width = first.crop_width
         self.multi_label = first.multi_label
         self.threshold = ensemble_threshold(scorers)
-        self._slots = threading.BoundedSemaphore(self.config.n_workers)
-        self._tmp = Path(tempfile.mkdtemp(prefix="classify-serve-"))
-        self._count = threading.Lock()
-        self.requests = 0  # clips labelled
+        self.unknown_threshold = ensemble_unknown_threshold(scorers, self.config.unknown_threshold)
+        self.classes = list(first.classes)
+        self.scorers = scorers
+        # one assignment: a request that started before a swap finishes with the models it began with
+        self.live = (scorers, self.classes, self.unknown_threshold, self.threshold)
 
     @classmethod
     def load(cls, paths: list[Path], config: ServeConfig | None = None) -> Engine:
@@ -190,7 +204,12 @@ class Engine:
     def describe(self) -> dict:
         """``GET /api/model``."""
         c = self.config
+        teach = self.teach() if self.teach is not None else None
+        if not self.scorers:
+            return {"classes": [], "n_models": 0, "teach": teach, "live": {"window": c.window, "hop": c.hop},
+                    "limits": {"max_bytes": c.max_bytes, "max_seconds": c.max_seconds}, "top_k": c.top_k}
         return {
+            "teach": teach, "unknown_threshold": self.unknown_threshold,
             "classes": self.classes, "multi_label": self.multi_label, "threshold": self.threshold,
             "models": [Path(s.name).parent.name + "/" + Path(s.name).name for s in self.scorers],
             "n_models": len(self.scorers), "crop_width": self.crop_width,
@@ -203,18 +222,13 @@ class Engine:
         }
 
     # -------------------------------------------------------------- scoring
-    def score_file(self, path: Path) -> tuple:
+    def score_file(self, path: Path, scorers: list[Scorer] | None = None) -> tuple:
         """``(FileWindows, window probabilities (n_windows, K), file probabilities (K,))`` for one
-        file, computed as :func:`classify.prediction.predict.predict_files` does (tta 0, mean aggregate)."""
-        w = file_windows(path, self.spectrogram, self.crop_width)
-        bs, per_model_w, per_model_f = self.config.batch_size, [], []
-        for s in self.scorers:
-            p = np.concatenate([s.score(w.images[b:b + bs]) for b in range(0, len(w.images), bs)])
-            per_window = p.reshape(-1, 1, len(self.classes)).mean(1)
-            per_model_w.append(per_window)
-            per_model_f.append(aggregate_windows(per_window, "mean")[None])
-        file_p = geometric_mean(per_model_f, multi_label=self.multi_label)[0]
-        win_p = geometric_mean(per_model_w, multi_label=self.multi_label)
+        file, by :func:`classify.prediction.predict.score_file` (tta 0, mean aggregate), as
+        ``classify predict`` scores it."""
+        scorers = scorers or self.scorers
+        w = file_windows(path, scorers[0].spectrogram, scorers[0].crop_width)
+        win_p, file_p = score_file(scorers, w, PredictConfig(batch_size=self.config.batch_size))
         return w, win_p, file_p
 
     def predict_bytes(self, data: bytes, *, top_k: int | None = None, timeline: bool = True,
@@ -223,6 +237,8 @@ class Engine:
 
         Raises :class:`UploadError` (with an HTTP status) for anything the client got wrong."""
         c = self.config
+        if not self.scorers:
+            raise UploadError("no model yet: teach at least two classes and press Train", 409)
         if not data:
             raise UploadError("the upload is empty (0 bytes); send the bytes of an audio file "
                               "(WAV, FLAC, OGG, MP3, AIFF)", 400)
@@ -253,24 +269,29 @@ class Engine:
             raise UploadError(f"the upload is {info.duration:.1f} s long; this server takes at most "
                               f"{self.config.max_seconds:g} s (classify serve --max-seconds); cut it shorter", 413)
         check_decodes(path, info)
-        w, win_p, file_p = self.score_file(path)
-        order = np.argsort(-file_p, kind="stable")[:min(top_k, len(self.classes))]
+        scorers, classes, unknown, threshold = self.live
+        multi = scorers[0].multi_label
+        w, win_p, file_p = self.score_file(path, scorers)
+        order = np.argsort(-file_p, kind="stable")[:min(top_k, len(classes))]
+        (label,), (score,) = open_labels(file_p[None], classes, unknown)
+        win_labels, _ = open_labels(win_p, classes, unknown)
         out: dict = {
+            "label": label, "score": float(score), "unknown": label == "unknown", "unknown_threshold": unknown,
             "duration": round(info.duration, 4), "sample_rate": info.samplerate, "channels": info.channels,
             "windows": len(w.start),
-            "labels": [{"label": self.classes[j], "prob": float(file_p[j])} for j in order],
-            "probs": {c: float(v) for c, v in zip(self.classes, file_p)},
+            "labels": [{"label": classes[j], "prob": float(file_p[j])} for j in order],
+            "probs": {c: float(v) for c, v in zip(classes, file_p)},
         }
-        if self.multi_label:
-            out["above_threshold"] = [c for c, v in zip(self.classes, file_p) if v >= self.threshold]
+        if multi:
+            out["above_threshold"] = [c for c, v in zip(classes, file_p) if v >= threshold]
         if timeline:
             top = win_p.argmax(1)
             out["timeline"] = [
-                {"start": round(float(s), 3), "end": round(float(e), 3), "label": self.classes[j],
-                 "prob": float(p[j]), "probs": [float(v) for v in p],
-                 **({"above_threshold": [c for c, v in zip(self.classes, p) if v >= self.threshold]}
-                    if self.multi_label else {})}
-                for s, e, j, p in zip(w.start, w.end, top, win_p)]
+                {"start": round(float(s), 3), "end": round(float(e), 3), "label": classes[j],
+                 "open_label": ol, "prob": float(p[j]), "probs": [float(v) for v in p],
+                 **({"above_threshold": [c for c, v in zip(classes, p) if v >= threshold]}
+                    if multi else {})}
+                for s, e, j, p, ol in zip(w.start, w.end, top, win_p, win_labels)]
         if spectrogram:
             out["spectrogram"] = self.picture(w)
         return out

@@ -20,13 +20,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from spec2img.io import write_atomic
-
 from ..config import TrainConfig
 from ..data.imageset import ImageSet, crop_width, loss_weights, select_for
 from ..models.archs import get_arch
 from ..models.classifier import AudioClassifier, build_model, cut_windows
-from ..runfolder import evaluate_and_save
+from ..runfolder import read_table, write_history
+from .evaluate import evaluate_and_save
 from ..scoring.evaluate import per_item_loss
 
 log = logging.getLogger(__name__)
@@ -53,6 +52,21 @@ def window_features(model: AudioClassifier, images: list[torch.Tensor], *, width
             out.append(model.head.pool(model.body(model.prepare(x))).numpy())
             bar.update(len(x))
     return np.concatenate(out).astype(np.float64), plan.owner
+
+
+def frozen_image_features(ds: ImageSet, cfg: TrainConfig, idx: np.ndarray, *, width: int) -> np.ndarray:
+    """Frozen pooled features [shape=(len(idx), F)] of images ``idx`` (mean over their windows),
+    from ``cfg.arch``'s pretrained body as ``--head-only`` builds it."""
+    from .leakcheck import per_image
+
+    spec = get_arch(cfg.arch)
+    rcfg = cfg.replace(head_only=True, cut=None, input_height=None).resolved()
+    model = build_model(spec, n_classes=max(len(ds.classes), 2), in_channels=ds.cfg.channels, pretrained=True,
+                        weights_file=Path(cfg.weights) if cfg.weights else None, input_height=rcfg.input_height,
+                        value_range=(ds.cfg.vmin, ds.cfg.vmax), head="linear", cut=rcfg.cut,
+                        pool=spec.probe_pool, arch=cfg.arch).eval()
+    X, owner = window_features(model, [ds.images[i] for i in idx], width=width, bs=cfg.bs)
+    return per_image(X, owner, len(idx))
 
 
 def fit_logistic(X: np.ndarray, Y: np.ndarray, *, multi_label: bool, C: float = 1.0, seed: int = 0,
@@ -156,12 +170,27 @@ def choose_on_inner(ds: ImageSet, sel, cfg: TrainConfig, X: np.ndarray, Y: np.nd
     return C, threshold, record
 
 
+def frozen_model(cfg: TrainConfig, spectrogram, n_classes: int) -> AudioClassifier:
+    """The network the head-only fit uses (``cfg`` resolved), in eval mode: the frozen pretrained
+    body and an untrained :class:`~classify.models.classifier.LinearHead` of ``n_classes`` outputs."""
+    spec = get_arch(cfg.arch)
+    return build_model(spec, n_classes=n_classes, in_channels=spectrogram.channels,
+                       pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,
+                       input_height=cfg.input_height, value_range=(spectrogram.vmin, spectrogram.vmax),
+                       head="linear", cut=cfg.cut, pool=spec.probe_pool, arch=cfg.arch).eval()
+
+
 def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
-        clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None) -> dict:
+        clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None,
+        features=None, background: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Fit the head-only model and write the run folder; returns the metrics (also metrics.json).
 
     Same signature, splits and run-folder files as :func:`classify.training.train.fit`; ``history.csv``
-    has one row (phase ``head-only``).
+    has one row (phase ``head-only``). ``features``: a function with :func:`window_features`'s
+    signature (teach mode passes one that reuses features computed as examples arrived).
+    Single-label runs also get ``openset.json``, the unknown threshold from out-of-fold scores of
+    the training clips (:mod:`classify.training.openset_fit`); ``background``: ``(features
+    [shape=(m, F)], clip id (m,))`` of "none of these" windows that inform it.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -173,16 +202,13 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     sel = select_for(ds, cfg, clip_valid=clip_valid, exclude=exclude)
     cfg = cfg.resolved(ds, sel.train)
     width = crop_width(ds.cfg, cfg.crop_seconds, ds.max_width)
-    model = build_model(spec, n_classes=len(ds.classes), in_channels=ds.cfg.channels,
-                        pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,
-                        input_height=cfg.input_height, value_range=(ds.cfg.vmin, ds.cfg.vmax),
-                        head="linear", cut=cfg.cut, pool=spec.probe_pool, arch=cfg.arch).eval()
+    model = frozen_model(cfg, ds.cfg, len(ds.classes))
     log.info("%s head-only (cut %d, %s pool): %d training / %d validation images (%d classes%s), "
              "windows %d frames", cfg.arch, cfg.cut, spec.probe_pool, len(sel.train), len(sel.valid), len(ds.classes),
              ", multi-label" if ds.multi_label else "", width)
 
     t0 = time.perf_counter()
-    X, owner = window_features(model, [ds.images[i] for i in sel.train], width=width, bs=cfg.bs)
+    X, owner = (features or window_features)(model, [ds.images[i] for i in sel.train], width=width, bs=cfg.bs)
     embed_seconds = time.perf_counter() - t0
     Y = ds.targets[sel.train][owner]
     w = loss_weights(ds, unverified_weight=cfg.unverified_weight)[sel.train][owner]
@@ -211,12 +237,38 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         "train_images_per_second": len(sel.train) / max(seconds, 1e-9), "train_windows": int(len(X)),
         "epochs_run": 1,
     })
+    from .leakcheck import check_and_record, per_image
+
+    leak = check_and_record(ds, sel, cfg, run_dir, train_features=per_image((X - shift) / scale, owner, len(sel.train)),
+                            valid_features=np.load(run_dir / "valid_embeddings.npy"))
+    if leak is not None:
+        metrics["leak"] = leak
     log.info("scored on the validation fold only (%d clips); C: %s%s", n_valid_clips,
              f"{C:g} ({proto['head_c']})", f"; threshold: {proto['threshold']}" if ds.multi_label else "")
+    if not ds.multi_label:
+        write_unknown_threshold(ds, sel, run_dir, X, Y, owner, C=C, seed=seed, background=background)
     # history.csv's validation columns, as fit's (per-image loss and metric over validation images)
     name = "lwlrap" if ds.multi_label else "accuracy"
-    pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)  # only its loss column
+    pred = read_table(run_dir / "valid_predictions.csv")
     history[0].update({"valid_loss": float(pred["loss"].mean()), name: metrics["per_image"].get(name)})
-    write_atomic(run_dir / "history.csv", pd.DataFrame(history)[["train_loss", "valid_loss", name, "epoch",
-                                                                 "phase"]].to_csv(index=False).encode())
+    write_history(run_dir, pd.DataFrame(history)[["train_loss", "valid_loss", name, "epoch", "phase"]])
     return metrics
+
+
+def write_unknown_threshold(ds: ImageSet, sel, run_dir: Path, X: np.ndarray, Y: np.ndarray, owner: np.ndarray,
+                            *, C: float, seed: int, background=None) -> None:
+    """``openset.json`` from out-of-fold scores of the training windows (a failure is logged: the
+    run then has no unknown threshold)."""
+    from ..errors import ClassifyError
+    from ..openset_file import write_openset
+    from .openset_fit import calibrate
+
+    table = ds.table.iloc[np.asarray(sel.train)[owner]]
+    bg, bg_clip = background if background is not None else (None, None)
+    try:
+        found = calibrate(X, Y, table["clip"].to_numpy(), table["group"].astype(str).to_numpy(), C=C,
+                          seed=seed, background=bg, background_clip=bg_clip, head=(fit_logistic, probabilities))
+    except ClassifyError as exc:
+        log.warning("no unknown threshold for this run: %s", exc)
+        return
+    write_openset(run_dir, found)

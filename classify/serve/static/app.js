@@ -5,7 +5,8 @@ const PALETTE = ["#2866c9", "#e8453c", "#2e9e5b", "#f2a93b", "#8756c9", "#13a3b5
                  "#8c5a3c", "#4d5b6b"];
 const $ = (id) => document.getElementById(id);
 // what the tests (and curious users, in the console) can read
-const state = window.classifyServe = { model: null, live: [], upload: null, errors: [], stream: null };
+const state = window.classifyServe = { model: null, live: [], upload: null, errors: [], stream: null,
+                                       listeners: [] };  // listeners: functions given each microphone chunk
 
 // ------------------------------------------------------------------------------- helpers
 function showError(message) {
@@ -128,6 +129,7 @@ function push(chunk) {
     live.pos = (live.pos + 1) % ring.length;
   }
   live.filled = Math.min(ring.length, live.filled + chunk.length);
+  for (const f of state.listeners) f(chunk, live.ctx.sampleRate);
 }
 
 function lastWindow() {
@@ -138,7 +140,7 @@ function lastWindow() {
 }
 
 async function tick() {
-  if (!live.running || live.filled < 0.25 * live.ctx.sampleRate) return;
+  if (!live.running || live.filled < 0.25 * live.ctx.sampleRate || !state.model.n_models) return;
   if (live.inflight) { live.skipped++; return; }  // never queue: a slow answer skips a hop
   live.inflight = true;
   const samples = lastWindow(), rate = live.ctx.sampleRate, t0 = performance.now();
@@ -146,10 +148,15 @@ async function tick() {
     const r = await postAudio(wavBytes(samples, rate), "timeline=false&spectrogram=true");
     if (!live.running) return;
     const entry = { time: Date.now() / 1000, seconds: samples.length / rate, latency_ms: performance.now() - t0,
-                    labels: r.labels, probs: r.probs, above_threshold: r.above_threshold || null };
+                    labels: r.labels, probs: r.probs, above_threshold: r.above_threshold || null,
+                    label: r.label, score: r.score, unknown: r.unknown };
     state.live.push(entry);
     if (state.live.length > 600) state.live.splice(0, state.live.length - 600);
     renderLabels($("live-labels"), r, state.model.top_k);
+    $("live-label").textContent = r.label === undefined ? "" : r.unknown
+      ? "unknown (none of these: top score " + r.score.toFixed(2) + " < " + r.unknown_threshold.toFixed(2) + ")"
+      : r.label + " (" + r.score.toFixed(2) + ")";
+    $("live-label").dataset.label = r.label || "";
     showSpectrogram($("live-spec"), r.spectrogram);
     drawLiveTimeline();
     $("mic-status").textContent = "listening: " + entry.seconds.toFixed(1) + " s window, answer in " +
@@ -324,19 +331,30 @@ async function init() {
     if (e.dataTransfer.files.length) upload(e.dataTransfer.files[0]);
   });
   followPlayback();
+  await loadModel();
+  document.documentElement.classList.add("ready");
+}
+
+async function loadModel() {
   try {
     const res = await fetch("/api/model");
     if (!res.ok) throw new Error("HTTP " + res.status);
     const m = state.model = await res.json();
+    $("mic-start").disabled = !!live.running;
+    if (m.teach && window.classifyTeach) window.classifyTeach.show(m.teach);
+    if (!m.n_models) { $("model-line").textContent = "teach mode: no model yet (teach two classes, then Train)"; return; }
     const kind = m.multi_label ? `multi-label, threshold ${m.threshold.toFixed(2)}` : "single-label";
     $("model-line").textContent = `${m.classes.length} classes (${kind}), ${m.n_models} model(s); ` +
       `the model reads ${m.model_window_seconds.toFixed(2)} s windows at ${m.spectrogram.sr} Hz; ` +
-      `live: the last ${m.live.window} s every ${m.live.hop} s`;
-    $("mic-start").disabled = false;
+      `live: the last ${m.live.window} s every ${m.live.hop} s` +
+      (m.unknown_threshold != null ? `; unknown below ${m.unknown_threshold.toFixed(2)}` : "");
   } catch (e) {
     showError("Cannot read the model description from the server: " + e.message);
   }
-  document.documentElement.classList.add("ready");
 }
+state.loadModel = loadModel;
+state.startMic = startMic;
+state.isLive = () => live.running;
+state.wavBytes = wavBytes;
 
 init();
