@@ -126,6 +126,9 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
                    help=f"lr_find mini-batches with --lr auto (default {d['lr_find_iters']})")
     g.add_argument("--wd", type=float, default=d["wd"], help=f"weight decay (default {_show(d['wd'])})")
     g.add_argument("--bs", type=int, default=d["bs"], help=f"batch size (default {d['bs']})")
+    g.add_argument("--gpu-bs", type=int, default=d["gpu_bs"],
+                   help=f"batch size on a GPU, at most n_train/8, learning rates x sqrt(batch/bs), recorded in "
+                        f"train.json; 0 = --bs there too (default {d['gpu_bs']})")
     g.add_argument("--patience", type=int, default=d["patience"],
                    help="early-stopping patience in epochs, judged on an inner split of the training "
                         f"clips, never the scored one; 0 = a fixed schedule (default {d['patience']})")
@@ -178,65 +181,20 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export-learner", action="store_true", help="also write learner.pkl (fastai)")
 
 
+#: Parsed arguments that are not options of the API call (argparse's own, and the verbosity flags).
+_NOT_OPTIONS = ("command", "verbose")
+
+
+def _options(args, *, drop=()) -> dict:
+    """The parsed flags as the API's keyword arguments (flag ``--freeze-epochs`` -> ``freeze_epochs``)."""
+    return {k: v for k, v in vars(args).items() if k not in _NOT_OPTIONS and k not in drop}
+
+
 def _train_config(args):
-    """A TrainConfig from the parsed flags (flags a subcommand lacks keep TrainConfig's defaults)."""
-    import dataclasses
+    """The TrainConfig the API builds from these flags (:func:`classify.options.train_config`)."""
+    from .options import train_config
 
-    from .config import AugmentConfig, TrainConfig
-
-    d = _defaults()
-    get = lambda name, key=None: getattr(args, name, d[key or name])  # noqa: E731
-    aug = AugmentConfig(time_masks=get("time_masks", "aug_time_masks"), freq_masks=get("freq_masks", "aug_freq_masks"),
-                        time_mask_frac=get("mask_frac", "aug_time_mask_frac"),
-                        freq_mask_frac=get("mask_frac", "aug_freq_mask_frac"), roll=get("roll", "aug_roll"),
-                        mixup=get("mixup", "aug_mixup"))
-    if getattr(args, "no_augment", False):
-        aug = AugmentConfig(time_masks=0, freq_masks=0, roll=False, mixup=0.0)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"augment"}
-    values = {name: getattr(args, name) for name in fields if hasattr(args, name)}
-    return TrainConfig(**values, augment=aug)
-
-
-def _check_run(path, *, onnx_ok: bool = True) -> None:
-    """A run folder (fit or cv) or, where accepted, an ``.onnx`` export; else one line, before any
-    model code loads."""
-    from .errors import RunFolderError
-
-    path = Path(path)
-    if onnx_ok and path.suffix == ".onnx":
-        if not path.is_file():
-            raise RunFolderError(f"{path}: no such ONNX model; export one with classify export RUN_DIR")
-        return
-    if not path.is_dir():
-        what = "a file, not a run folder" if path.exists() else "no such run folder"
-        raise RunFolderError(f"{path}: {what}; pass a folder written by classify fit or classify cv")
-    if not (path / "model.json").is_file() and not any(path.glob("fold_*/model.json")):
-        raise RunFolderError(f"{path}: not a run folder (no model.json, no fold_*/model.json); "
-                             "pass a folder written by classify fit or classify cv")
-
-
-def _preflight(args) -> None:
-    """Argument and path errors that need no model, answered before torch or fastai load."""
-    from .config import AUTO_ARCH
-    from .errors import ClassifyError
-    from .models.archs import get_arch
-
-    if args.arch != AUTO_ARCH and not args.arch.startswith("timm:"):
-        get_arch(args.arch)  # one line naming the choices
-    images = Path(args.images)
-    if not images.is_dir():
-        what = "a file" if images.exists() else "no such folder"
-        raise ClassifyError(f"{images}: {what}; pass the output folder of spec2img AUDIO_DIR IMAGES_DIR")
-    from spec2img.config import SpectrogramConfig
-
-    if not (images / "manifest.csv").is_file():
-        raise ClassifyError(f"{images}: not a spec2img output folder (no manifest.csv); "
-                            "run spec2img AUDIO_DIR IMAGES_DIR first")
-    SpectrogramConfig.load(images)  # names the file and key of a bad setting
-    for name in ("weights", "relabel", "drop", "valid_csv"):
-        value = getattr(args, name, None)
-        if value and not Path(value).is_file():
-            raise ClassifyError(f"--{name.replace('_', '-')} {value}: no such file")
+    return train_config(**_options(args, drop=("distributed", "folds", "predefined_folds", "holdout_pct")))
 
 
 # ------------------------------------------------------------------------------------------ fit
@@ -250,25 +208,12 @@ def _add_fit(sub) -> None:
 
 
 def _cmd_fit(args) -> int:
-    _preflight(args)
-    cfg = _train_config(args)
-    from .training import distributed
+    from . import api
+    from .training.distributed import is_main
 
-    if args.distributed is not None:
-        from .fit_distributed import launch
-
-        print(launch(cfg, args.distributed))
-        return 0
-    if distributed.world_size() > 1:  # started by torchrun / accelerate launch: one rank of the job
-        from .fit_distributed import run_rank
-
-        run_dir = run_rank(cfg)
-        if distributed.is_main():
-            print(run_dir)
-        return 0
-    from .commands import fit
-
-    print(fit(cfg))
+    run = api.fit(**_options(args))
+    if is_main():  # under torchrun / accelerate launch, rank 0 says where the run is
+        print(run.path)
     return 0
 
 
@@ -283,14 +228,9 @@ def _add_cv(sub) -> None:
 
 
 def _cmd_cv(args) -> int:
-    _preflight(args)
-    train_cfg = _train_config(args)
-    from .commands import cv
-    from .training.cv import CVConfig
+    from . import api
 
-    cfg = CVConfig(train_cfg, folds=args.folds, predefined_folds=args.predefined_folds,
-                   holdout_pct=args.holdout_pct)
-    print(cv(cfg))
+    print(api.cv(**_options(args)).path)
     return 0
 
 
@@ -312,11 +252,9 @@ def _add_lr_find(sub) -> None:
 
 
 def _cmd_lr_find(args) -> int:
-    _preflight(args)
-    cfg = _train_config(args).replace(head_only=False)
-    from .commands import lr_find
+    from . import api
 
-    print(f"{lr_find(cfg):.3g}")
+    print(f"{api.lr_find(**_options(args)):.3g}")
     return 0
 
 
@@ -361,14 +299,12 @@ def _add_report(sub) -> None:
 
 
 def _cmd_report(args) -> int:
-    _check_run(args.run_dir, onnx_ok=False)
-    from .report import ReportConfig, build_report
+    from . import api
 
-    cfg = ReportConfig(top_n=args.top_n, max_per_cell=args.max_per_cell, audio=args.audio,
-                       max_audio_mb=args.max_audio_mb, tsne=not args.no_tsne, force=args.force)
-    index = build_report(args.run_dir, out_dir=args.out, images_dir=args.images_dir,
-                         audio_dir=args.audio_dir, config=cfg)
-    print(index)
+    run = api.load(args.run_dir)
+    print(run.report(out=args.out, images_dir=args.images_dir, audio_dir=args.audio_dir, worst=args.top_n,
+                     max_per_cell=args.max_per_cell, audio=args.audio, max_audio_mb=args.max_audio_mb,
+                     tsne=not args.no_tsne, force=args.force))
     return 0
 
 
@@ -412,30 +348,21 @@ def _add_predict(sub) -> None:
 
 
 def _cmd_predict(args) -> int:
-    for run in (args.run_dir, *args.run):
-        _check_run(run)
+    from . import api
     from .errors import ClassifyError
     from .prediction.ensemble import split_runs
-    from .prediction.predict import predict
     from .prediction.results import output_path, write_csv, write_kaggle, write_timeline
+    from .runfolder import check_run_path
 
-    backend = "onnx" if args.onnx or args.engine == "ray" or args.run_dir.suffix == ".onnx" else "torch"
-    if args.address and args.engine != "ray":
-        raise ClassifyError(f"--address {args.address} needs --engine ray")
+    for run in (args.run_dir, *args.run):
+        check_run_path(run)
     more_runs, audio = split_runs(args.audio)  # RUN_A RUN_B AUDIO...: leading run folders ensemble
     if not audio:
         raise ClassifyError("no audio given after the run folder(s); usage: classify predict RUN_DIR AUDIO...")
-    runs = [args.run_dir, *more_runs, *args.run]
-    common = dict(top_k=args.top_k, aggregate=args.aggregate, tta=args.tta, timeline=args.timeline is not None,
-                  batch_size=args.bs, follow_symlinks=args.follow_symlinks)
-    if args.engine == "ray":  # the same rows, batches of files on a Ray cluster (ONNX export)
-        from .prediction.predict_ray import predict_ray
-
-        result = predict_ray(runs, audio, address=args.address, **common)
-    elif args.unknown_threshold is not None:
-        result = predict(runs, audio, backend=backend, unknown_threshold=args.unknown_threshold, **common)
-    else:
-        result = predict(runs, audio, backend=backend, **common)
+    result = api.predict([args.run_dir, *more_runs, *args.run], audio, top_k=args.top_k, aggregate=args.aggregate,
+                         tta=args.tta, timeline=args.timeline is not None, batch_size=args.bs,
+                         backend="onnx" if args.onnx else "torch", follow_symlinks=args.follow_symlinks,
+                         engine=args.engine, address=args.address, unknown_threshold=args.unknown_threshold)
     out, note = output_path(args.out, result)  # nothing written when every input failed
     if note:
         log.warning("%s", note)
@@ -457,10 +384,9 @@ def _add_export(sub) -> None:
 
 
 def _cmd_export(args) -> int:
-    _check_run(args.run_dir, onnx_ok=False)
-    from .prediction.export import export_runs
+    from . import api
 
-    for out in export_runs(args.run_dir, args.out):
+    for out in api.export(args.run_dir, args.out):
         print(f"wrote {out} and {out.name}.json")
     return 0
 

@@ -1,7 +1,11 @@
-"""Library entry points behind ``classify fit``, ``cv`` and ``lr-find`` (the CLI only calls these)."""
+"""The fit and cv orchestration behind ``classify.fit`` / ``classify.cv`` (:mod:`classify.api`) and
+so behind ``classify fit``, ``cv`` and ``lr-find``: the training config resolved once
+(:func:`resolve_config`: backbone, fine-tune or head-only, cut), one fit body for a single process
+and every rank of a data-parallel job (:func:`fit`), the report built beside the finished run."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from pathlib import Path
@@ -12,10 +16,10 @@ import numpy as np
 from .config import AUTO_ARCH, TrainConfig, ignored_settings
 from .data.imageset import ImageSet, load_image_set
 from .errors import ClassifyError
-from .runfolder import lock_run_dir, new_run_dir
+from .runfolder import new_run_dir, writing_run_dir
 
 if TYPE_CHECKING:
-    from .training.cv import CVConfig
+    from .config import CVConfig
 
 log = logging.getLogger(__name__)
 
@@ -70,22 +74,51 @@ def choose_mode(ds: ImageSet, cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
+def resolve_config(ds: ImageSet, cfg: TrainConfig, *, processes: int = 1) -> TrainConfig:
+    """``cfg`` resolved once for the images ``ds``, before anything trains: the backbone and the
+    mode (:func:`choose_mode`), then ``cut`` and the head-only input height
+    (:meth:`TrainConfig.resolved`). A data-parallel fit (``processes`` > 1) goes through the same
+    choice; where it would fit a head only, it says so and fine-tunes (a logistic head is fitted on
+    one process: drop --distributed for that)."""
+    if processes > 1 and cfg.head_only is None:
+        before = logging.root.manager.disable
+        logging.disable(logging.WARNING)  # the probe's own lines would speak of a head-only fit
+        try:
+            probe = choose_mode(ds, cfg)
+        finally:
+            logging.disable(before)
+        if probe.head_only:
+            log.warning("--distributed %d fine-tunes the whole network; a single-process fit of this data would "
+                        "fit a logistic head on the frozen backbone (--head-only, one process: drop --distributed "
+                        "for it)", processes)
+        cfg = cfg.replace(head_only=False)
+    return choose_mode(ds, cfg).resolved()
+
+
 def fit(cfg: TrainConfig) -> Path:
-    """Train on ``cfg.images`` (fine-tune, or ``head_only``) and write a run folder; returns its path."""
-    ds = load_image_set(Path(cfg.images), relabel=cfg.relabel, drop=cfg.drop)
-    cfg = choose_mode(ds, cfg)
-    run_dir = run_dir_for(cfg)
-    created = not run_dir.exists()
-    lock = lock_run_dir(run_dir)  # a second fit into the same --out stops with one line
-    try:
-        fit_function(cfg)(ds, cfg.replace(out=str(run_dir)), run_dir)
-        build_report_quietly(run_dir)
-    except BaseException:
-        lock.release()
-        if created:
-            remove_if_empty(run_dir)  # a failed start leaves no empty run folder behind
-        raise
-    lock.release()
+    """Train on ``cfg.images`` (fine-tune, or ``head_only``) and write a run folder; returns its path.
+
+    The one fit body: a single process, or one rank of a data-parallel job (started by
+    :func:`classify.fit_distributed.launch`, torchrun or accelerate launch), where rank 0 alone
+    locks and writes the run folder and the report. A failed start leaves no empty run folder.
+    """
+    from .training import distributed
+
+    n = distributed.world_size()
+    if n > 1:
+        if not cfg.out:
+            raise ClassifyError("distributed fit needs --out RUN_DIR (every process must write to the same folder)")
+        distributed.check_config(cfg, n)
+    with distributed.process_group():
+        ds = load_image_set(Path(cfg.images), relabel=cfg.relabel, drop=cfg.drop)
+        cfg = resolve_config(ds, cfg, processes=n)
+        run_dir = run_dir_for(cfg)
+        main = distributed.is_main()
+        with writing_run_dir(run_dir) if main else contextlib.nullcontext(run_dir):
+            fit_function(cfg)(ds, cfg.replace(out=str(run_dir)), run_dir)
+            if main:
+                build_report_quietly(run_dir)
+            distributed.barrier()
     return run_dir
 
 
@@ -95,20 +128,8 @@ def cv(cfg: CVConfig) -> Path:
     from .training.cv import run_cv
 
     ds = load_image_set(Path(cfg.train.images), relabel=cfg.train.relabel, drop=cfg.train.drop)
-    cfg = dataclasses.replace(cfg, train=choose_mode(ds, cfg.train))
+    cfg = dataclasses.replace(cfg, train=resolve_config(ds, cfg.train))
     return run_cv(ds, cfg, fit_function(cfg.train), finish=build_report_quietly)
-
-
-def remove_if_empty(folder: Path) -> None:
-    """Remove ``folder`` if nothing but its lock file is in it."""
-    from spec2img.lock import LOCK_NAME
-
-    try:
-        if {p.name for p in folder.iterdir()} <= {LOCK_NAME}:
-            (folder / LOCK_NAME).unlink(missing_ok=True)
-            folder.rmdir()
-    except OSError:
-        pass
 
 
 def build_report_quietly(run_dir: Path) -> None:

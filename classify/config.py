@@ -88,7 +88,11 @@ class TrainConfig:
     data (:func:`classify.commands.choose_mode`): head-only for pretrained backbones with fewer
     than ``HEAD_ONLY_BELOW`` clips in the median class (the shortcut), fine-tuning without pretrained
     weights, else both scored on an inner split and the better kept (:mod:`classify.training.mode`).
-    ``bf16``: bfloat16 autocast for CPU training; None = on where the CPU has native bfloat16.
+    ``bf16``: bfloat16 autocast for CPU training; None = on where the CPU has native bfloat16
+    (GPUs: bfloat16 autocast where the GPU has it, else fp16 with loss scaling).
+    ``gpu_bs``: the batch size on a GPU (None: ``bs`` everywhere), at most an eighth of the
+    training images; the learning rates are then multiplied by ``sqrt(batch / bs)`` and
+    ``lr_rule`` records the batch and factor applied (:func:`classify.training.loop.batch_for_device`).
     ``cut``: backbone stages dropped from the end (fastai's ``cut``, counted in stages); None = the
     arch's choice: 0 for fine-tuning, ``ArchSpec.probe_cut`` for ``head_only`` (whose
     ``input_height=None`` likewise becomes ``ArchSpec.probe_height``). Run folders record the
@@ -125,6 +129,10 @@ class TrainConfig:
     lr_find_iters: int = 100
     wd: float = 0.01
     bs: int = 32
+    # on a GPU: this batch (at most n_train / 8), lrs x sqrt(batch / bs); lr_rule records what was
+    # applied (classify.training.loop.batch_for_device)
+    gpu_bs: int | None = 256
+    lr_rule: str | None = None
     crop_seconds: float | str | None = "auto"
     input_height: int | None = None
     dropout: float = 0.5
@@ -231,7 +239,7 @@ class TrainConfig:
             idx = range(len(ds.images)) if train_images is None else train_images
             widths = [ds.images[i].shape[-1] for i in idx]
             changes["crop_seconds"] = auto_crop_seconds(widths, ds.cfg.sr, ds.cfg.hop_length)
-        if self.cut is None:
+        if self.cut is None and self.head_only is not None:  # undecided: each mode resolves its own
             changes["cut"] = get_arch(self.arch).probe_cut if self.head_only else 0
         if self.head_only and self.input_height is None:
             changes["input_height"] = get_arch(self.arch).probe_height
@@ -258,3 +266,16 @@ def ignored_settings(cfg: TrainConfig) -> list[str]:
     return [flag.get(name, f"--{name.replace('_', '-')}") for name in sorted(unused)
             if getattr(cfg, name) != defaults[name]]
 
+
+@dataclass(frozen=True)
+class CVConfig:
+    """``folds`` grouped stratified folds, or the manifest's folds if ``predefined_folds``;
+    ``holdout_pct`` of clips held out (grouped) to score the fold ensemble."""
+
+    train: TrainConfig
+    folds: int = 5
+    predefined_folds: bool = False
+    holdout_pct: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -29,24 +29,20 @@ class DemoResult:
 
 def run_demo(out_dir: Path, *, per_class: int = 24, quiet: bool = False) -> DemoResult:
     """Run every stage into ``out_dir`` (audio/, images/, run/, new_clips/, predictions.csv)."""
-    from spec2img.config import from_preset
-    from spec2img.convert import convert
-    from spec2img.synth import synth
+    from spec2img.api import convert, synth
 
-    from .commands import fit
-    from .config import TrainConfig
-    from .runfolder import read_info
+    from . import api
 
     out_dir = Path(out_dir)
     audio_dir, images_dir, run_dir = out_dir / "audio", out_dir / "images", out_dir / "run"
     log.info("1/4 synthetic clips -> %s", audio_dir)
     synth(audio_dir, n_per_class=per_class, seed=0)
     log.info("2/4 spectrogram images (spec2img's default preset) -> %s", images_dir)
-    summary = convert(audio_dir, images_dir, from_preset(), progress=not quiet)
-    log.info("    %s", summary.line())
+    res = convert(audio_dir, images_dir, jobs=None, progress=not quiet)
+    log.info("    %d clips converted or up to date, %d failed, %d images (%.1f s)", res.n_ok, res.n_failed,
+             res.n_images, res.seconds)
     log.info("3/4 classify fit with its defaults -> %s", run_dir)
-    fit(TrainConfig(images=str(images_dir), out=str(run_dir), quiet=quiet))
-    metrics = read_info(run_dir).metrics
+    metrics = api.fit(images_dir, out=run_dir, quiet=quiet).metrics
     predictions, correct, total = _predict_new_clips(run_dir, out_dir)
     return DemoResult(audio_dir, images_dir, run_dir, run_dir / "report" / "index.html", predictions, metrics,
                       correct, total)
@@ -54,10 +50,10 @@ def run_demo(out_dir: Path, *, per_class: int = 24, quiet: bool = False) -> Demo
 
 def _predict_new_clips(run_dir: Path, out_dir: Path) -> tuple[Path, int, int]:
     """Predict clips of another seed (never seen); returns the CSV and how many came out right."""
-    from spec2img.synth import synth
+    from spec2img.api import synth
 
-    from .prediction.predict import predict
     from .prediction.results import write_csv
+    from .run import predict
 
     new = synth(out_dir / "new_clips", n_per_class=2, seed=1)
     log.info("4/4 predicting %s -> %s", new, out_dir / "predictions.csv")

@@ -17,41 +17,18 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .errors import ClassifyError
-from .training.distributed import INIT_ENV, barrier, check_config, init_process_group, is_main, world_size
+from .training.distributed import INIT_ENV, check_config, is_main
 
 log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------ every process
 def run_rank(cfg: TrainConfig) -> Path:
-    """One process of the job: train with fastai's DDP; rank 0 writes the run folder and report."""
+    """One process of the job: :func:`classify.commands.fit`, the same fit body as a single
+    process (the same mode choice; rank 0 writes the run folder and report)."""
     from . import commands
-    from .data.imageset import load_image_set
-    from .runfolder import lock_run_dir
-    from .training import train
 
-    if not cfg.out:
-        raise ClassifyError("distributed fit needs --out RUN_DIR (every process must write to the same folder)")
-    n = world_size()
-    check_config(cfg, n)
-    run_dir = Path(cfg.out)
-    init_process_group()
-    lock = lock_run_dir(run_dir) if is_main() else None
-    try:
-        ds = load_image_set(Path(cfg.images), relabel=cfg.relabel, drop=cfg.drop)
-        cfg = commands.choose_mode(ds, cfg.replace(head_only=False))  # DDP fine-tunes; arch as fit picks it
-        train.fit(ds, cfg, run_dir)
-        if is_main():
-            commands.build_report_quietly(run_dir)
-        barrier()
-    finally:
-        if lock is not None:
-            lock.release()
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    return run_dir
+    return commands.fit(cfg)
 
 
 # ------------------------------------------------------------------------------ the launcher

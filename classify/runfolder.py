@@ -6,18 +6,26 @@ Files: ``spectrogram.json``, ``train.json``, ``classes.json``, ``model.json`` (h
 network and use it: arch, input channels, height, crop width, multi-label, threshold), ``model.pt``
 (``AudioClassifier.state_dict()``), ``metrics.json``, ``history.csv``, ``valid_predictions.csv``,
 ``valid_embeddings.npy``, ``versions.json``; optionally ``learner.pkl``, ``lr_find.json/.png``.
-:func:`evaluate_and_save` writes them all for fine-tuned and head-only models alike.
+
+One writer, one reader: :func:`write_run` writes a finished fit's files (fine-tuning, head-only,
+every cv fold, rank 0 of a distributed fit, :mod:`classify.testing` and the synthetic report run
+all call it), each file through its own small ``write_*`` function; :func:`read_info`,
+:func:`read_json`, :func:`read_table` and :func:`read_embeddings` read them back.
+:func:`writing_run_dir` is the one way a run folder is created, locked and released.
+``model.json``'s dataclass and checked reader live in :mod:`classify.models.info` (re-exported here).
+Scoring the validation images lives in :mod:`classify.training.evaluate`, not here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import logging
 import platform
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,45 +34,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spec2img.config import SpectrogramConfig
-from spec2img.io import sheet_table, write_atomic
+from spec2img.io import plain_table, sheet_table, write_atomic
 from spec2img.lock import FolderLock
 from spec2img.manifest import join_cell
 
 from .config import TrainConfig
 from .errors import ClassifyError, RunFolderError
-from .scoring.evaluate import clip_average, per_item_loss
-from .scoring.metrics import headline
+from .models.info import ModelInfo, check_model_info  # noqa: F401  (model.json: its home is models.info)
 
 if TYPE_CHECKING:  # reading a run (the report) needs no torch; loading one to predict needs neither
     import pandas as pd  # the dataset code nor pandas
 
-    from .data.imageset import ImageSet, Selection
     from .models.classifier import AudioClassifier
 
 log = logging.getLogger(__name__)
 
 REQUIRED = ("spectrogram.json", "train.json", "classes.json", "model.json", "model.pt")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What ``model.json`` holds: enough to rebuild the network and feed it."""
-
-    arch: str
-    n_classes: int
-    in_channels: int
-    input_height: int | None
-    dropout: float
-    hidden: int
-    crop_width: int
-    multi_label: bool
-    threshold: float | None = None
-    head: str = "pool"
-    cut: int = 0
-    pool: str = "mean"
-    #: ``SpectrogramConfig.digest()`` of the images the model was trained on; a run folder whose
-    #: spectrogram.json says otherwise is refused (None: written before it was recorded, unchecked)
-    spectrogram_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,14 +74,40 @@ def new_run_dir(base: Path = Path("runs"), *, arch: str = "run") -> Path:
     return path
 
 
-def lock_run_dir(run_dir: Path, *, wait: bool = False) -> FolderLock:
-    """Create ``run_dir`` and take its lock (released on exit, even on kill -9): a second run
-    writing the same folder stops with one line naming the holder."""
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    return FolderLock(Path(run_dir), wait=wait).acquire()
+@contextmanager
+def writing_run_dir(run_dir: Path, *, lock: bool = True, wait: bool = False) -> Iterator[Path]:
+    """``with writing_run_dir(run_dir):`` the one way a run folder is written: created, locked
+    (``lock``; a second run writing it stops with one line naming the holder), and on the way out
+    the lock released; a failed start leaves no empty run folder behind. Yields ``run_dir``."""
+    run_dir = Path(run_dir)
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if lock:
+            with FolderLock(run_dir, wait=wait):
+                yield run_dir
+        else:
+            yield run_dir
+    except BaseException:
+        if created:
+            remove_if_empty(run_dir)
+        raise
+
+
+def remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` if nothing but its lock file is in it."""
+    from spec2img.lock import LOCK_NAME
+
+    try:
+        if {p.name for p in Path(folder).iterdir()} <= {LOCK_NAME}:
+            (Path(folder) / LOCK_NAME).unlink(missing_ok=True)
+            Path(folder).rmdir()
+    except OSError:
+        pass
 
 
 def write_json(path: Path, obj) -> None:
+    """``obj`` as indented JSON at ``path``, written atomically (numpy scalars and arrays, paths allowed)."""
     write_atomic(Path(path), (json.dumps(obj, indent=2, default=_jsonable) + "\n").encode())
 
 
@@ -125,6 +136,7 @@ def versions() -> dict[str, str]:
 
 
 def save_model(run_dir: Path, model: AudioClassifier, info: ModelInfo) -> None:
+    """``model.pt`` (the CPU ``state_dict`` of ``model``, written atomically) and ``model.json`` (``info``)."""
     import torch
 
     run_dir = Path(run_dir)
@@ -141,11 +153,16 @@ def save_model_info(run_dir: Path, info: ModelInfo) -> None:
     write_json(Path(run_dir) / "model.json", asdict(info))
 
 
-def write_predictions(run_dir: Path, table: pd.DataFrame, probs: np.ndarray, losses: np.ndarray,
-                      classes: list[str], *, threshold: float | None, name: str = "valid_predictions.csv") -> Path:
-    """``image, source, offset, labels, pred, loss, p_<class>...`` (one row per image).
+def prediction_table(table: pd.DataFrame, probs: np.ndarray, losses: np.ndarray, classes: list[str], *,
+                     threshold: float | None) -> pd.DataFrame:
+    """``valid_predictions.csv``'s rows: ``image, source, offset, labels, pred, loss, p_<class>...``.
 
-    ``pred``: the top class, or (multi-label) the ';'-joined classes scoring >= ``threshold``.
+    Args:
+        table: one row per image, columns ``image``, ``source``, ``offset`` (s), ``labels`` (lists).
+        probs: class probabilities ``[shape=(n_images, n_classes)]``.
+        losses: per-image loss ``[shape=(n_images,)]``.
+        classes: class names, the columns of ``probs``.
+        threshold: multi-label runs: ``pred`` is the ';'-joined classes scoring >= it; None: the top class.
     """
     if threshold is None:
         pred = [classes[i] for i in probs.argmax(1)]
@@ -159,10 +176,123 @@ def write_predictions(run_dir: Path, table: pd.DataFrame, probs: np.ndarray, los
         "labels": [join_cell(labs) for labs in table["labels"]], "pred": pred, "loss": losses,
     })
     probs_df = pd.DataFrame(probs, columns=[f"p_{c}" for c in classes])
-    out = pd.concat([out.reset_index(drop=True), probs_df], axis=1)
+    return pd.concat([out.reset_index(drop=True), probs_df], axis=1)
+
+
+def write_predictions(run_dir: Path, table: pd.DataFrame, probs: np.ndarray | None = None,
+                      losses: np.ndarray | None = None, classes: list[str] | None = None, *,
+                      threshold: float | None = None, name: str = "valid_predictions.csv") -> Path:
+    """Write ``valid_predictions.csv`` (or ``name``): ``table`` as it is when it already holds the
+    prediction columns (``probs`` None), else :func:`prediction_table` of the arguments."""
+    if probs is not None:
+        table = prediction_table(table, probs, losses, classes, threshold=threshold)
     path = Path(run_dir) / name
-    write_atomic(path, sheet_table(out).to_csv(index=False, float_format="%.6g").encode())
+    write_atomic(path, sheet_table(table).to_csv(index=False, float_format="%.6g").encode())
     return path
+
+
+def write_classes(run_dir: Path, classes) -> Path:
+    """``classes.json``: the class names, in the model's output order."""
+    write_json(Path(run_dir) / "classes.json", list(classes))
+    return Path(run_dir) / "classes.json"
+
+
+def write_metrics(run_dir: Path, metrics: dict, *, name: str = "metrics.json") -> Path:
+    """``metrics.json`` (or ``cv_metrics.json`` with ``name``)."""
+    write_json(Path(run_dir) / name, metrics)
+    return Path(run_dir) / name
+
+
+def write_history(run_dir: Path, history) -> Path:
+    """``history.csv``: one row per epoch (a list of dicts or a DataFrame; columns as given)."""
+    import pandas as pd
+
+    path = Path(run_dir) / "history.csv"
+    df = history if isinstance(history, pd.DataFrame) else pd.DataFrame(list(history))
+    write_atomic(path, df.to_csv(index=False).encode())
+    return path
+
+
+def write_embeddings(run_dir: Path, embeddings: np.ndarray) -> Path:
+    """``valid_embeddings.npy``: float32 ``[shape=(n_valid_images, d)]``, rows as ``valid_predictions.csv``."""
+    path = Path(run_dir) / "valid_embeddings.npy"
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(embeddings, dtype=np.float32))
+    write_atomic(path, buf.getvalue())
+    return path
+
+
+def write_run(run_dir: Path, *, classes, spectrogram: SpectrogramConfig, train: TrainConfig,
+              model_info: ModelInfo, metrics: dict, history=None, model: AudioClassifier | None = None,
+              predictions: pd.DataFrame | None = None, embeddings: np.ndarray | None = None,
+              versions_json: bool = True) -> Path:
+    """The one writer of a finished fit's run folder (contract in ARCHITECTURE.md); returns ``run_dir``.
+
+    Args:
+        run_dir: the folder (created if needed).
+        classes: class names in output order (``classes.json``).
+        spectrogram: the images' settings (``spectrogram.json``).
+        train: the resolved training config (``train.json``, with where the images are).
+        model_info: how to rebuild the network (``model.json``).
+        metrics: ``metrics.json``.
+        history: per-epoch rows (``history.csv``), or None.
+        model: the trained network (``model.pt``); None writes ``model.json`` alone (synthetic runs).
+        predictions: ``valid_predictions.csv``'s table (:func:`prediction_table`), or None.
+        embeddings: ``valid_embeddings.npy``, float32 ``[shape=(n_valid_images, d)]``, or None.
+        versions_json: also write ``versions.json`` (library versions; imports torch).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if model is not None:
+        save_model(run_dir, model, model_info)
+    else:
+        save_model_info(run_dir, model_info)
+    spectrogram.save(run_dir)
+    train.save(run_dir)
+    write_classes(run_dir, classes)
+    write_metrics(run_dir, metrics)
+    if versions_json:
+        write_json(run_dir / "versions.json", versions())
+    if history is not None:
+        write_history(run_dir, history)
+    if predictions is not None:
+        write_predictions(run_dir, predictions)
+    if embeddings is not None:
+        write_embeddings(run_dir, embeddings)
+    return run_dir
+
+
+# ------------------------------------------------------------------------------------ reading
+#: Columns of a run folder's CSVs read as text (never as numbers or NaN).
+TEXT_COLUMNS = {c: str for c in ("image", "source", "labels", "pred", "fold", "label", "path", "status")}
+
+
+def read_table(path: Path) -> pd.DataFrame | None:
+    """The one reader of a run folder's CSVs (``valid_predictions.csv``, ``history.csv``,
+    ``oof_predictions.csv``): a DataFrame with the text columns as strings (an empty cell is
+    ``""`` there, NaN in number columns) and spreadsheet-safe cells turned back into what was
+    written (:func:`spec2img.io.plain_table`); None when absent; :class:`RunFolderError` when unreadable."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=TEXT_COLUMNS)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise RunFolderError(f"{path} is not a readable CSV ({exc}); rerun `classify fit`") from exc
+    for c in TEXT_COLUMNS:
+        if c in df:
+            df[c] = df[c].fillna("")
+    return plain_table(df)  # the inverse of the spreadsheet-safe cells write_predictions writes
+
+
+def read_embeddings(run_dir: Path) -> np.ndarray | None:
+    """``valid_embeddings.npy`` ``[shape=(n_valid_images, d)]`` float32, or None when absent."""
+    path = Path(run_dir) / "valid_embeddings.npy"
+    if not path.is_file():
+        return None
+    return np.load(path, allow_pickle=False).astype(np.float32)
 
 
 def read_info(run_dir: Path) -> RunInfo:
@@ -187,6 +317,23 @@ def read_info(run_dir: Path) -> RunInfo:
     model = check_model_info(run_dir / "model.json", model_data)
     check_classes(run_dir, classes, model, spectrogram)
     return RunInfo(run_dir, classes, spectrogram, train, model, metrics)
+
+
+def check_run_path(path: Path, *, onnx_ok: bool = True) -> Path:
+    """``path`` if it is a run folder (fit or cv) or, where accepted, an ``.onnx`` export; else
+    :class:`RunFolderError` in one line, before any model code loads. Reads no file."""
+    path = Path(path)
+    if onnx_ok and path.suffix == ".onnx":
+        if not path.is_file():
+            raise RunFolderError(f"{path}: no such ONNX model; export one with classify export RUN_DIR")
+        return path
+    if not path.is_dir():
+        what = "a file, not a run folder" if path.exists() else "no such run folder"
+        raise RunFolderError(f"{path}: {what}; pass a folder written by classify fit or classify cv")
+    if not (path / "model.json").is_file() and not any(path.glob("fold_*/model.json")):
+        raise RunFolderError(f"{path}: not a run folder (no model.json, no fold_*/model.json); "
+                             "pass a folder written by classify fit or classify cv")
+    return path
 
 
 _REQUIRED = object()
@@ -229,55 +376,6 @@ def check_class_list(path: Path, classes) -> list[str]:
         raise RunFolderError(f"{path}: class name(s) listed twice ({', '.join(map(repr, dup[:3]))}); "
                              "re-run classify fit")
     return classes
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-
-
-# model.json key -> (check, what it must be); ``head`` is checked against classify.models.classifier.HEADS
-_MODEL_CHECKS = {
-    "arch": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
-    "n_classes": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "in_channels": (lambda v: v in (1, 3) and _is_int(v), "1 or 3"),
-    "input_height": (lambda v: v is None or (_is_int(v) and 1 <= v <= 4096), "null or an integer 1..4096"),
-    "dropout": (lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "hidden": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "crop_width": (lambda v: _is_int(v) and 1 <= v <= 1_000_000, "a positive integer (image columns)"),
-    "multi_label": (lambda v: isinstance(v, bool), "true or false"),
-    "threshold": (lambda v: v is None or (_is_num(v) and 0 <= v <= 1), "null or a number in [0, 1]"),
-    "cut": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "pool": (lambda v: isinstance(v, str), "a string"),
-    "spectrogram_digest": (lambda v: v is None or (isinstance(v, str) and re.fullmatch(r"[0-9a-f]{1,64}", v)),
-                           "null or a hex digest"),
-}
-
-
-def check_model_info(path: Path, data) -> ModelInfo:
-    """``model.json`` as a :class:`ModelInfo`, every key checked; :class:`RunFolderError` naming
-    the file and the key otherwise."""
-    if not isinstance(data, dict):
-        raise RunFolderError(f"{path}: not a JSON object; re-run classify fit")
-    fields = {f.name: f for f in dataclasses.fields(ModelInfo)}
-    unknown = sorted(set(data) - set(fields))
-    missing = sorted(n for n, f in fields.items() if n not in data and f.default is dataclasses.MISSING)
-    if unknown or missing:
-        what = "; ".join(x for x in (unknown and f"unknown key(s) {', '.join(unknown)}",
-                                     missing and f"missing key(s) {', '.join(missing)}") if x)
-        raise RunFolderError(f"{path}: unreadable run files ({what}); re-run classify fit "
-                             "(or use the classify version that wrote it)")
-    from .models.classifier import HEADS
-
-    checks = {**_MODEL_CHECKS, "head": (lambda v: v in HEADS, f"one of {', '.join(HEADS)}")}
-    for key, value in data.items():
-        ok, want = checks[key]
-        if not ok(value):
-            raise RunFolderError(f"{path}: {key}={value!r} must be {want}; re-run classify fit")
-    return ModelInfo(**data)
 
 
 def check_classes(run_dir: Path, classes, model: ModelInfo, spectrogram: SpectrogramConfig) -> None:
@@ -338,62 +436,3 @@ def load_model(run_dir: Path, *, device: str = "cpu") -> tuple[AudioClassifier, 
         raise RunFolderError(f"{path} does not fit its model.json ({why}); re-copy the run folder or "
                              "re-run classify fit") from None
     return model.to(device).eval(), info
-
-
-def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
-                      model: AudioClassifier, width: int, device="cpu", *, history: list[dict],
-                      extra: dict, threshold: float | None = None, predicted=None) -> dict:
-    """Predict validation images (all windows averaged), score per image and per clip, write the
-    run folder (model, configs, metrics, history, predictions, embeddings); returns the metrics.
-
-    Shared by fine-tuning (:mod:`classify.training.train`) and ``--head-only`` (:mod:`classify.training.headonly`).
-    ``threshold`` (multi-label): chosen by the caller on data that is not scored here (an inner
-    split); None means the fixed 0.5. It is never tuned on the validation images scored here.
-    ``predicted``: ``(probs, embeddings)`` of the validation images when the caller already has
-    them (head-only: from cached frozen features); else the model predicts them here.
-    """
-    from .models.classifier import HEADS, predict_windows
-
-    model.eval()
-    if predicted is None:
-        probs_t, emb_t = predict_windows(model, [ds.images[i] for i in sel.valid], width=width,
-                                         device=device, multi_label=ds.multi_label)
-        predicted = probs_t.numpy(), emb_t.numpy()
-    probs, emb = np.asarray(predicted[0], np.float32), np.asarray(predicted[1], np.float32)
-    targets = ds.targets[sel.valid]
-    threshold = (0.5 if threshold is None else float(threshold)) if ds.multi_label else None
-    vt = ds.table.iloc[sel.valid].reset_index(drop=True)
-    ids, clip_probs = clip_average(probs, vt["clip"].to_numpy())
-    _, clip_targets = clip_average(targets, vt["clip"].to_numpy())
-    metrics = {
-        **headline(clip_probs, clip_targets, multi_label=ds.multi_label, threshold=threshold),
-        "per_image": headline(probs, targets, multi_label=ds.multi_label, threshold=threshold),
-        "n_train_images": int(len(sel.train)), "n_valid_images": int(len(sel.valid)),
-        "n_valid_clips": int(len(ids)), "multi_label": ds.multi_label, "threshold": threshold,
-        "crop_width": int(width), "unvalidated_classes": list(sel.unvalidated),
-        "dropped_unverified_clips": sel.dropped, **extra,
-    }
-    head = next(name for name, kind in HEADS.items() if isinstance(model.head, kind))
-    info = ModelInfo(arch=cfg.arch, n_classes=len(ds.classes), in_channels=ds.cfg.channels,
-                     input_height=cfg.input_height, dropout=cfg.dropout, hidden=model.head.fc.in_features,
-                     crop_width=int(width), multi_label=ds.multi_label, threshold=threshold, head=head,
-                     cut=cfg.cut or 0, pool=getattr(model.head, "pool_kind", "mean"),
-                     spectrogram_digest=ds.cfg.digest())
-    save_model(run_dir, model.cpu(), info)
-    ds.cfg.save(run_dir)
-    cfg.save(run_dir)
-    write_json(run_dir / "classes.json", ds.classes)
-    write_json(run_dir / "metrics.json", metrics)
-    write_json(run_dir / "versions.json", versions())
-    import pandas as pd
-
-    write_atomic(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False).encode())
-    losses = per_item_loss(probs, targets, multi_label=ds.multi_label)
-    write_predictions(run_dir, vt, probs, losses, ds.classes, threshold=threshold)
-    buf = io.BytesIO()
-    np.save(buf, emb)
-    write_atomic(run_dir / "valid_embeddings.npy", buf.getvalue())
-    head = "lwlrap" if ds.multi_label else "accuracy"
-    log.info("validation %s %.4f over %d clips -> %s", head, metrics.get(head, float("nan")),
-             len(ids), run_dir)
-    return metrics

@@ -7,13 +7,12 @@ ensembles, export and every failure message in seconds.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from classify.config import TrainConfig
-from classify.runfolder import ModelInfo, RunInfo, rebuild, save_model, write_json
+from classify.runfolder import ModelInfo, RunInfo, rebuild, write_run
 from spec2img.config import SpectrogramConfig
 
 SMALL_SPEC = dict(sr=8000, n_fft=256, hop_length=128, n_mels=32)
@@ -40,9 +39,5 @@ def make_untrained_run(run_dir: Path, *, classes=("high", "low", "mid"), arch: s
             if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
                 m.running_var.uniform_(0.5, 2.0)
                 m.running_mean.normal_(0, 0.1)
-    spec.save(run_dir)
-    train.save(run_dir)
-    write_json(run_dir / "classes.json", list(classes))
-    save_model(run_dir, model.eval(), info)
-    (run_dir / "metrics.json").write_text(json.dumps({"crop_width": crop_width}))
-    return run_dir
+    return write_run(run_dir, classes=classes, spectrogram=spec, train=train, model_info=info,
+                     metrics={"crop_width": crop_width}, model=model.eval(), versions_json=False)

@@ -167,28 +167,23 @@ def convert_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_convert(args) -> int:
-    from .config import from_preset
-    from .convert import convert
+    from .api import convert
 
     if args.jobs is not None and args.jobs < 1:
         raise Spec2ImgError(f"--jobs {args.jobs} must be at least 1")
     if args.address and args.engine != "ray":
         raise Spec2ImgError(f"--address {args.address} needs --engine ray")
-    cfg = from_preset(
-        args.preset, feature=args.feature, sr=args.sr, n_fft=args.n_fft, hop_length=args.hop_length,
-        win_length=args.win_length, n_mels=args.n_mels, fmin=args.fmin, fmax=args.fmax, top_db=args.top_db,
-        n_mfcc=args.n_mfcc, mode=args.mode, cmap=args.cmap, duration=args.duration, crop=args.crop,
-        tile=args.tile, tile_hop=args.tile_hop, seed=args.seed,
+    res = convert(
+        args.audio_dir, args.images_dir, labels=args.labels, preset=args.preset, jobs=args.jobs,
+        feature=args.feature, sr=args.sr, n_fft=args.n_fft, hop_length=args.hop_length, win_length=args.win_length,
+        n_mels=args.n_mels, fmin=args.fmin, fmax=args.fmax, top_db=args.top_db, n_mfcc=args.n_mfcc, mode=args.mode,
+        cmap=args.cmap, duration=args.duration, crop=args.crop, tile=args.tile, tile_hop=args.tile_hop, seed=args.seed,
+        file_col=args.file_col, label_col=args.label_col, fold_col=args.fold_col, group_col=args.group_col,
+        group_from_name=args.group_from_name, missing=args.missing, strict=args.strict, progress=not args.quiet,
+        engine=args.engine, address=args.address, follow_symlinks=args.follow_symlinks, wait=args.wait,
     )
-    summary = convert(
-        args.audio_dir, args.images_dir, cfg, labels_csv=args.labels, file_col=args.file_col,
-        label_col=args.label_col, fold_col=args.fold_col, group_col=args.group_col,
-        group_regex=args.group_from_name, missing=args.missing, jobs=args.jobs, strict=args.strict,
-        progress=not args.quiet, engine=args.engine, address=args.address,
-        follow_symlinks=args.follow_symlinks, wait=args.wait,
-    )
-    log.warning("%s; manifest: %s", summary.line(), summary.manifest)
-    return ExitCode.INPUTS_FAILED if summary.failed else ExitCode.OK
+    log.warning("%s; manifest: %s", res.line, res.manifest)
+    return ExitCode.INPUTS_FAILED if res.n_failed else ExitCode.OK
 
 
 # ------------------------------------------------------------------------------------- audit
@@ -234,7 +229,7 @@ def synth_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_synth(args) -> int:
-    from .synth import synth
+    from .api import synth
 
     if args.per_class < 1:
         raise Spec2ImgError(f"--per-class {args.per_class} must be at least 1")

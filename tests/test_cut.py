@@ -88,7 +88,9 @@ def test_gem_lies_between_mean_and_max():
 
 def test_config_resolves_the_arch_choice():
     lite = TrainConfig(images="x", arch="efficientnet_lite0")
-    assert lite.resolved().cut == 0 and lite.resolved().input_height is None  # fine-tuning: whole net
+    tune = lite.replace(head_only=False).resolved()
+    assert tune.cut == 0 and tune.input_height is None  # fine-tuning: whole net
+    assert lite.resolved().cut is None  # mode undecided (training.mode): each mode resolves its own
     probe = lite.replace(head_only=True).resolved()
     assert (probe.cut, probe.input_height) == (2, 224)
     mine = lite.replace(head_only=True, cut=1, input_height=128).resolved()

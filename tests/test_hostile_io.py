@@ -122,7 +122,7 @@ def test_spec2img_run_ends_when_a_worker_is_killed(tmp_path, monkeypatch, capsys
 
 
 def test_audit_ends_when_a_worker_is_killed(tmp_path, monkeypatch, capsys):
-    from spec2img import audit as aud
+    from spec2img import audit_stats as aud  # the per-file statistics the audit's workers run
 
     clips = tmp_path / "a"
     for i in range(6):
@@ -429,7 +429,7 @@ def test_export_report_and_lock_on_a_real_full_disk(tmp_path, capsys, small_run,
 
 
 def test_a_full_disk_that_cannot_hold_the_lock_file_is_one_line(tmp_path, monkeypatch, capsys):
-    from classify.runfolder import lock_run_dir
+    from classify.runfolder import writing_run_dir
     from spec2img import lock
 
     real = lock.os.open
@@ -445,7 +445,8 @@ def test_a_full_disk_that_cannot_hold_the_lock_file_is_one_line(tmp_path, monkey
     line = one_error_line(capsys)
     assert "disk full" in line and ".lock" in line
     with pytest.raises(OSError) as err:
-        lock_run_dir(tmp_path / "run")
+        with writing_run_dir(tmp_path / "run"):
+            pass
     assert err.value.filename == str(tmp_path / "run" / ".lock")  # -> run_main: one line, exit 2
 
 

@@ -13,13 +13,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("spec2img", "classify")
-# The report's only callers: the CLI's ``report`` subcommand and the fit/cv entry that writes a
-# report beside a finished run (orchestration above both training and the report).
-REPORT_CALLERS = {"classify.cli", "classify.commands"}
+# The report's only callers: the CLI's ``report`` subcommand, the fit/cv entry that writes a
+# report beside a finished run (orchestration above both training and the report) and the public
+# API's ``Run.report()`` (classify.run).
+REPORT_CALLERS = {"classify.cli", "classify.commands", "classify.run"}
 # classify's folders along the path (data -> models -> training -> run folder -> prediction /
 # report / serve) and what each must not import: nothing later on the path, nor the entry points
-# above everything (the CLI, the fit/cv entry, the distributed fit's launcher, the demo).
-ABOVE = ("classify.cli", "classify.commands", "classify.fit_distributed", "classify.demo")
+# above everything (the CLI, the public API, the fit/cv entry, the distributed fit's launcher, the demo).
+ABOVE = ("classify.cli", "classify.commands", "classify.fit_distributed", "classify.demo", "classify.api",
+         "classify.run", "classify.options")
 FORBIDDEN = {
     "classify.data": ("classify.models", "classify.training", "classify.runfolder", "classify.scoring",
                       "classify.prediction", "classify.report", "classify.serve", *ABOVE),

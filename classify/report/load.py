@@ -16,13 +16,12 @@ import pandas as pd
 
 from spec2img.config import SpectrogramConfig
 from spec2img.errors import Spec2ImgError
-from spec2img.io import plain_table
 from spec2img.manifest import RUN_INFO_NAME, split_cell
 from spec2img.window import image_seconds
 
 from ..config import TrainConfig
 from ..errors import RunFolderError
-from ..runfolder import ModelInfo, check_class_list, check_model_info, fold_dirs, read_json
+from ..runfolder import ModelInfo, check_class_list, check_model_info, fold_dirs, read_json, read_table
 from ..scoring.evaluate import per_item_loss
 
 log = logging.getLogger(__name__)
@@ -125,16 +124,9 @@ def _typed(path: Path, read, notes: list[str]):
         return None
 
 
-TEXT_COLUMNS = {c: str for c in ("image", "source", "labels", "pred", "fold", "label", "path", "status")}
-
-
 def _read_csv(path: Path) -> pd.DataFrame | None:
-    if not path.is_file():
-        return None
-    try:
-        return plain_table(pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=TEXT_COLUMNS))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise RunFolderError(f"{path} is not a readable CSV ({exc}); rerun `classify fit`") from exc
+    """A run folder's CSV through the one reader, :func:`classify.runfolder.read_table`."""
+    return read_table(path)
 
 
 def _first(run_dir: Path, folds: list[Path], name: str) -> Path:

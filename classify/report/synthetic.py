@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from spec2img.config import SpectrogramConfig
+
 from ..config import TrainConfig
-from ..runfolder import ModelInfo, save_model_info
+from ..runfolder import ModelInfo, write_classes, write_json, write_metrics, write_predictions, write_run
 
 
 def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, tiles: int = 2,
@@ -130,31 +132,28 @@ def write_synthetic_run(root: Path, *, n_classes: int = 6, n_clips: int = 40, ti
     lr_find = {"lrs": lrs.tolist(), "losses": (2 - np.exp(-((np.log10(lrs) + 2.5) ** 2)) + np.where(lrs > 0.3, 5 * lrs, 0)).tolist(),
                "valley": 1e-3, "slide": 2e-3}
 
-    def write_run(folder: Path, sel: np.ndarray) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "classes.json").write_text(json.dumps(classes))
-        train.save(folder)
-        (folder / "spectrogram.json").write_text(json.dumps(spec, indent=2))
-        df[sel].to_csv(folder / "valid_predictions.csv", index=False)
-        np.save(folder / "valid_embeddings.npy", emb[sel].astype(np.float32))
-        save_model_info(folder, model)
+    def write_one(folder: Path, sel: np.ndarray) -> None:
         if head_only:
-            pd.DataFrame({"train_loss": [0.4], "valid_loss": [float(loss[sel].mean())], "epoch": [0],
-                          "phase": ["head-only"]}).to_csv(folder / "history.csv", index=False)
+            hist = pd.DataFrame({"train_loss": [0.4], "valid_loss": [float(loss[sel].mean())], "epoch": [0],
+                                 "phase": ["head-only"]})
         else:
-            history.to_csv(folder / "history.csv", index=False)
-            (folder / "lr_find.json").write_text(json.dumps(lr_find))
-        (folder / "metrics.json").write_text(json.dumps({"accuracy": float(np.mean(probs[sel].argmax(1) == truth[sel].argmax(1))),
-                                                         "valid_loss": float(loss[sel].mean()), **extra}))
+            hist = history
+        metrics = {"accuracy": float(np.mean(probs[sel].argmax(1) == truth[sel].argmax(1))),
+                   "valid_loss": float(loss[sel].mean()), **extra}
+        write_run(folder, classes=classes, spectrogram=SpectrogramConfig.from_dict(spec), train=train,
+                  model_info=model, metrics=metrics, history=hist, predictions=df[sel].reset_index(drop=True),
+                  embeddings=emb[sel], versions_json=False)
+        if not head_only:
+            write_json(folder / "lr_find.json", lr_find)
 
     if folds:
         clip_fold = np.array([row["clip"] % folds for row in rows])
-        (run_dir / "classes.json").write_text(json.dumps(classes))
+        write_classes(run_dir, classes)
         train.save(run_dir)
         for k in range(folds):
-            write_run(run_dir / f"fold_{k}", clip_fold == k)
-        df.assign(fold=[f"fold_{k}" for k in clip_fold]).to_csv(run_dir / "oof_predictions.csv", index=False)
-        (run_dir / "cv_metrics.json").write_text(json.dumps({"folds": folds}))
+            write_one(run_dir / f"fold_{k}", clip_fold == k)
+        write_predictions(run_dir, df.assign(fold=[f"fold_{k}" for k in clip_fold]), name="oof_predictions.csv")
+        write_metrics(run_dir, {"folds": folds}, name="cv_metrics.json")
     else:
-        write_run(run_dir, np.ones(n, dtype=bool))
+        write_one(run_dir, np.ones(n, dtype=bool))
     return {"audio": audio_dir, "images": images_dir, "run": run_dir}

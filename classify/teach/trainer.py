@@ -103,7 +103,7 @@ class Trainer:
         from spec2img.convert import convert
 
         from ..data.imageset import load_image_set
-        from ..runfolder import lock_run_dir
+        from ..runfolder import writing_run_dir
         from ..training import headonly
 
         s = self.session
@@ -123,11 +123,8 @@ class Trainer:
                 feats = [self.cache.add_file(p) for p in background]
                 bg = (np.concatenate(feats), np.concatenate([np.full(len(f), i) for i, f in enumerate(feats)]))
             cfg = self.train_cfg.replace(images=str(images.resolve()), out=str(run_dir))
-            lock = lock_run_dir(run_dir)
-            try:
+            with writing_run_dir(run_dir):
                 metrics = headonly.fit(ds, cfg, run_dir, features=self.cache, background=bg)
-            finally:
-                lock.release()
             with s.lock:
                 s.runs.append(run_dir.name)
                 s.save()

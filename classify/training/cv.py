@@ -28,24 +28,20 @@ What each number means (and why):
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from spec2img.io import plain_table, sheet_table, write_atomic
 from spec2img.manifest import split_cell
 
-from ..config import TrainConfig
+from ..config import CVConfig, TrainConfig  # noqa: F401  (CVConfig: its home was here)
 from ..data import splits
 from ..data.imageset import ImageSet
 from ..errors import ClassifyError
-from ..runfolder import load_model, lock_run_dir, new_run_dir, write_json
+from ..runfolder import load_model, new_run_dir, read_table, write_json, write_metrics, write_predictions, writing_run_dir
 from ..scoring.evaluate import clip_average, geometric_mean
 from ..scoring.metrics import headline
 from ..scoring.suspects import write_suspect_labels
@@ -56,20 +52,6 @@ log = logging.getLogger(__name__)
 COVERAGE_WARN = 0.9
 UNSCORED_NAME = "unscored_predictions.csv"  # in fold_<k>/: fold k's unverified clips, never trained on
 OOF_UNSCORED_NAME = "oof_unscored_predictions.csv"
-
-
-@dataclass(frozen=True)
-class CVConfig:
-    """``folds`` grouped stratified folds, or the manifest's folds if ``predefined_folds``;
-    ``holdout_pct`` of clips held out (grouped) to score the fold ensemble."""
-
-    train: TrainConfig
-    folds: int = 5
-    predefined_folds: bool = False
-    holdout_pct: float = 0.0
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def fold_assignment(ds: ImageSet, cfg: CVConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -128,9 +110,17 @@ def run_cv(ds: ImageSet, cfg: CVConfig, fit: Callable[..., dict], *,
     is still locked (the CV entry builds the report there)."""
     tcfg = cfg.train
     out = Path(tcfg.out) if tcfg.out else new_run_dir(Path("runs"), arch=f"cv-{tcfg.arch}")
-    out.mkdir(parents=True, exist_ok=True)
-    lock = lock_run_dir(out)  # noqa: F841 -- held until run_cv returns: a second cv into --out stops
-    write_atomic(out / "cv.json", (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
+    with writing_run_dir(out):  # a second cv into --out stops; released however this ends
+        _run_folds(ds, cfg, out, fit)
+        if finish is not None:
+            finish(out)
+    return out
+
+
+def _run_folds(ds: ImageSet, cfg: CVConfig, out: Path, fit: Callable[..., dict]) -> None:
+    """Every fold's run folder, then ``oof_predictions.csv``, ``suspect_labels.csv``, ``cv_metrics.json``."""
+    tcfg = cfg.train
+    write_json(out / "cv.json", cfg.to_dict())
     folds, test = fold_assignment(ds, cfg)
     fold_ids = sorted(k for k in np.unique(folds) if k >= 0)
     if len(fold_ids) < 2:
@@ -161,19 +151,19 @@ def run_cv(ds: ImageSet, cfg: CVConfig, fit: Callable[..., dict], *,
             unscored.append(predict_unscored(ds, hold, run_dir).assign(fold=int(k)))
         if missing:
             m = {**m, "unscorable_classes": missing, "unscored_clips": int(drop.sum())}
-            write_json(run_dir / "metrics.json", m)
+            write_metrics(run_dir, m)
         per_fold[int(k)] = m
-        pred = plain_table(pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False))
+        pred = read_table(run_dir / "valid_predictions.csv")
         pred.insert(0, "fold", int(k))
         oof.append(pred)
         folds_bar.update()
     folds_bar.close()
     oof_df = pd.concat(oof, ignore_index=True)
-    write_atomic(out / "oof_predictions.csv", sheet_table(oof_df).to_csv(index=False, float_format="%.6g").encode())
+    write_predictions(out, oof_df, name="oof_predictions.csv")
     ranked = oof_df
     if unscored:
         unscored_df = pd.concat(unscored, ignore_index=True)
-        write_atomic(out / OOF_UNSCORED_NAME, sheet_table(unscored_df).to_csv(index=False, float_format="%.6g").encode())
+        write_predictions(out, unscored_df, name=OOF_UNSCORED_NAME)
         ranked = pd.concat([oof_df, unscored_df], ignore_index=True)
     clips = ds.clip_table()  # suspect_labels.csv ranks unverified clips too; the log counts them
     write_suspect_labels(out, ranked, ds.classes, multi_label=ds.multi_label,
@@ -197,7 +187,7 @@ def run_cv(ds: ImageSet, cfg: CVConfig, fit: Callable[..., dict], *,
     result["ensemble_note"] = ("geometric-mean fold ensemble scored on the --holdout-pct test clips" if test.any()
                                else "fold ensemble not scored: it needs held-out clips (--holdout-pct); every "
                                     "cv clip trained K-1 of its models")
-    write_json(out / "cv_metrics.json", result)
+    write_metrics(out, result, name="cv_metrics.json")
     log.info("cv %s (headline): out-of-fold %.4f over %s clips; fold mean %.4f +- %.4f over %d folds",
              head, result["oof"].get(head, np.nan), f"{n_scored} of {cover['n_clips']}" if cover["partial"]
              else n_scored, result["mean"].get(head, np.nan), result["std"].get(head, np.nan), len(per_fold))
@@ -211,9 +201,6 @@ def run_cv(ds: ImageSet, cfg: CVConfig, fit: Callable[..., dict], *,
         log.info("fold ensemble: not scored (only with --holdout-pct, which holds clips out of every fold)")
     if always:
         log.info("class(es) %s trained in every fold and never scored (one recording each)", ", ".join(always))
-    if finish is not None:
-        finish(out)
-    return out
 
 
 def unverified_clips(ds: ImageSet, tcfg: TrainConfig) -> np.ndarray:
@@ -241,7 +228,7 @@ def predict_unscored(ds: ImageSet, hold: np.ndarray, run_dir: Path) -> pd.DataFr
     losses = per_item_loss(probs, ds.targets[idx], multi_label=ds.multi_label)
     path = write_predictions(run_dir, ds.table.iloc[idx].reset_index(drop=True), probs, losses, ds.classes,
                              threshold=info.model.threshold, name=UNSCORED_NAME)
-    df = plain_table(pd.read_csv(path, keep_default_na=False))  # the file is written for spreadsheets
+    df = read_table(path)  # the one reader: spreadsheet-safe cells turned back
     df.insert(0, "fold", 0)
     return df
 

@@ -20,8 +20,10 @@ neither torch nor fastai.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 
 from ..config import TrainConfig
 from ..errors import ClassifyError
@@ -71,6 +73,23 @@ def init_process_group() -> None:
         torch.cuda.set_device(local_rank())
     dist.init_process_group(backend, init_method=os.environ.get(INIT_ENV, "env://"),
                             rank=rank(), world_size=world_size())
+
+
+@contextlib.contextmanager
+def process_group() -> Iterator[None]:
+    """``with process_group():`` joined to the job's process group while inside (a no-op for a
+    single process); the group is destroyed on the way out, however the block ends."""
+    if world_size() <= 1:
+        yield
+        return
+    init_process_group()
+    try:
+        yield
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def check_config(cfg: TrainConfig, n: int) -> None:

@@ -20,13 +20,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from spec2img.io import write_atomic
-
 from ..config import TrainConfig
 from ..data.imageset import ImageSet, crop_width, loss_weights, select_for
 from ..models.archs import get_arch
 from ..models.classifier import AudioClassifier, build_model
-from ..runfolder import evaluate_and_save
+from ..runfolder import read_table, write_history
+from .evaluate import evaluate_and_save
 from ..scoring.evaluate import per_item_loss
 from .featurecache import cached_window_features, window_features  # noqa: F401  (teach imports it here)
 
@@ -258,10 +257,9 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         write_unknown_threshold(ds, sel, run_dir, X, Y, owner, C=C, seed=seed, background=background)
     # history.csv's validation columns, as fit's (per-image loss and metric over validation images)
     name = "lwlrap" if ds.multi_label else "accuracy"
-    pred = pd.read_csv(run_dir / "valid_predictions.csv", keep_default_na=False)  # only its loss column
+    pred = read_table(run_dir / "valid_predictions.csv")
     history[0].update({"valid_loss": float(pred["loss"].mean()), name: metrics["per_image"].get(name)})
-    write_atomic(run_dir / "history.csv", pd.DataFrame(history)[["train_loss", "valid_loss", name, "epoch",
-                                                                 "phase"]].to_csv(index=False).encode())
+    write_history(run_dir, pd.DataFrame(history)[["train_loss", "valid_loss", name, "epoch", "phase"]])
     return metrics
 
 

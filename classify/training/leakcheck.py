@@ -10,7 +10,6 @@ about the time of a head-only fit: seconds to a minute on CPU for a few thousand
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 from ..config import TrainConfig
 from ..data.imageset import ImageSet
 from ..data.splits import Selection
-from ..runfolder import write_json
+from ..runfolder import read_json, write_metrics
 from ..scoring.leak import leak_check
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,6 @@ def check_and_record(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Pa
                         "--group-col COL or --group-from-name REGEX) or the score is inflated")
     # no groups at all: the check cannot see hidden recordings, so say what would
     (log.warning if result.leaky or no_groups else log.info)("leak check (%.1f s): %s", seconds, out["line"])
-    path = Path(run_dir) / "metrics.json"
-    metrics = json.loads(path.read_text())
-    write_json(path, {**metrics, "leak": out})
+    metrics = read_json(Path(run_dir) / "metrics.json")
+    write_metrics(run_dir, {**metrics, "leak": out})
     return out

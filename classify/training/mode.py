@@ -152,7 +152,8 @@ def _reuse(ds: ImageSet, sel, inner_run: Path, run_dir: Path, inner_metrics: dic
     run folder ``run_dir`` (model, configs, history; predictions of the validation fold)."""
     import pandas as pd
 
-    from ..runfolder import evaluate_and_save, load_model
+    from ..runfolder import load_model
+    from .evaluate import evaluate_and_save
 
     model, info = load_model(inner_run)
     cfg = TrainConfig.load(inner_run).replace(out=str(run_dir), head_only=False)

@@ -28,22 +28,27 @@ from fastai.callback.schedule import SuggestionMethod  # noqa: F401  (patches lr
 from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
-from fastai.learner import Learner
+from fastai.learner import AvgSmoothLoss, Learner
 from fastai.metrics import AccumMetric
-from fastai.torch_core import set_seed
+from fastai.optimizer import OptimWrapper
+from fastai.torch_core import set_seed, to_detach
 from torch import nn
 
-from . import distributed, recipe
+from spec2img.progress import Progress
+
+from . import distributed, loop, recipe
 from .device import training_device, use_bf16
 from ..scoring import metrics as M
 from ..data import splits
 from ..data.augment import augment_batch
+from ..data.device_data import DeviceBatches
 from ..config import TrainConfig
 from ..data.imageset import CropDataset, ImageSet, Selection, crop_width, loss_weights, select_for
 from ..scoring.evaluate import best_threshold
 from ..models.archs import get_arch
 from ..models.classifier import AudioClassifier, build_model, predict_windows
-from ..runfolder import evaluate_and_save, write_json
+from ..runfolder import write_json
+from .evaluate import evaluate_and_save
 
 log = logging.getLogger(__name__)
 
@@ -106,38 +111,155 @@ class Autocast(nn.Module):
             return self.model(x).float()
 
 
+class DeviceDL(DataLoader):
+    """fastai's DataLoader over :class:`~classify.data.device_data.DeviceBatches`: batches cut on
+    the training device (no workers, no collate, no copy). ``to_detach`` keeps losses and metric
+    inputs on the device, so they are summed there and read once an epoch (no host sync a batch)."""
+
+    def __init__(self, dataset=None, batches: DeviceBatches | None = None, **kwargs):
+        super().__init__(dataset, **kwargs)
+        self.batches = batches
+
+    def __len__(self):
+        return len(self.batches) if self.batches is not None else 0
+
+    def __iter__(self):
+        if self.batches is not None:
+            yield from self.batches
+
+    def to_detach(self, b, cpu=True, gather=True):
+        return to_detach(b, cpu=False, gather=gather)
+
+
+class TorchAdamW(OptimWrapper):
+    """torch's fused (else foreach) AdamW behind fastai's optimiser interface (:func:`loop.adamw`).
+
+    fastai sees one group per splitter group (freeze/unfreeze, discriminative rates, one-cycle
+    schedules); torch holds two per group, and ``wd`` reaches only the first (weights): biases and
+    norm parameters are not decayed, as with fastai's own optimiser (``wd_bn_bias=False``).
+    """
+
+    def __init__(self, params, lr=1e-3, device=None, kind: str = "auto", **_):
+        params = list(params)
+        groups = [params] if params and isinstance(params[0], torch.Tensor) else [list(g) for g in params]
+        super().__init__(opt=loop.adamw(groups, lr=lr, device=device or torch.device("cpu"), kind=kind))
+
+    @property
+    def hypers(self):
+        return super().hypers[::2]
+
+    def _set_hyper(self, k, v):
+        v = [x for x in v for _ in (0, 1)]
+        if k == "wd":
+            v[1::2] = [0.0] * (len(v) // 2)
+        super()._set_hyper(k, v)
+
+    @property
+    def param_lists(self):
+        pgs = self.opt.param_groups
+        return [pgs[i]["params"] + pgs[i + 1]["params"] for i in range(0, len(pgs), 2)]
+
+
+class DeviceSmoothLoss(AvgSmoothLoss):
+    """fastai's smoothed training loss, kept on the device (fastai's copies it to the CPU every batch)."""
+
+    def accumulate(self, learn):
+        self.count += 1
+        loss = learn.loss.mean().detach().float()
+        self.val = torch.lerp(loss, self.val.to(loss.device), self.beta)
+
+
 class History(Callback):
-    """One row per epoch (both phases) plus the training-phase throughput."""
+    """One row per epoch (both phases), the training-phase throughput, and how long: the measured
+    rate and estimated total after the first batches, ``epoch k/N``, seconds, images/s and ETA
+    after each epoch, and a progress bar within long epochs (:class:`spec2img.progress.Progress`:
+    tqdm on a terminal, plain lines otherwise)."""
 
     order = 60  # after Recorder
+    measure_batches = 8  # timed after 2 warm-up batches
 
-    def __init__(self, quiet: bool, plain: bool):
-        self.rows, self.quiet, self.plain = [], quiet, plain
+    def __init__(self, quiet: bool, device: torch.device | None = None):
+        self.rows, self.quiet = [], quiet
+        self.device = device or torch.device("cpu")
         self.phase, self.train_seconds, self.train_items = "frozen", 0.0, 0
+        self.planned, self.n_valid, self.rate, self.bar = 0, 0, None, None
+        self.epoch_seconds, self.seconds = None, []
+
+    def _finding(self) -> bool:
+        return hasattr(self.learn, "lr_finder")
+
+    def before_epoch(self):
+        self._e0 = time.perf_counter()
 
     def before_train(self):
         self._t0 = time.perf_counter()
+        self._batches, self._m0, self._items0 = 0, None, self.train_items
+        long = self.epoch_seconds is not None and self.epoch_seconds > 30
+        if not self._finding() and not self.quiet and (sys.stderr.isatty() or long):
+            k = len(self.rows) + 1
+            self.bar = Progress(len(self.dl), unit="batch", desc=f"epoch {k}/{self.planned or '?'}",
+                                every=10.0, logger=log)
 
     def after_batch(self):
-        if self.training and not hasattr(self.learn, "lr_finder"):
-            self.train_items += self.x.shape[0]
+        if not self.training or self._finding():
+            return
+        n = self.x.shape[0]
+        self.train_items += n
+        self._batches += 1
+        if self.bar is not None:
+            self.bar.update()
+        if self.rate is None and self.planned:
+            if self._batches == 2:
+                loop.sync(self.device)
+                self._m0, self._mi = time.perf_counter(), 0
+            elif self._m0 is not None:
+                self._mi += n
+                if self._batches == 2 + self.measure_batches:
+                    loop.sync(self.device)
+                    self._measured(self._mi / max(time.perf_counter() - self._m0, 1e-9),
+                                   f"the first {self.measure_batches} batches", len(self.dl) * n)
+
+    def _measured(self, rate: float, on: str, n_train: int) -> None:
+        """Keep the first measured rate and log it with the estimated total time."""
+        self.rate = rate
+        total = loop.estimate_total(rate, n_train=n_train, n_valid=self.n_valid, epochs=self.planned)
+        if not self.quiet:
+            log.info("measured %.0f images/s on %s; estimated total %s for %d epochs", rate, on,
+                     loop.fmt_seconds(total), self.planned)
 
     def after_train(self):
-        self.train_seconds += time.perf_counter() - self._t0
+        if self._finding():
+            return
+        loop.sync(self.device)  # once an epoch, so the training time holds the device's work
+        self._train_secs = time.perf_counter() - self._t0
+        self.train_seconds += self._train_secs
+        if self.rate is None and self.planned:  # epochs too short to time batches apart
+            n = self.train_items - self._items0
+            self._measured(n / max(self._train_secs, 1e-9), "the first epoch", n)
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def after_epoch(self):
-        if hasattr(self.learn, "lr_finder"):
+        if self._finding():
             return
+        secs = time.perf_counter() - self._e0  # the Recorder has read the metrics: device work is done
+        self.epoch_seconds = secs
         names = list(self.recorder.metric_names)
         row = dict(zip(names, self.recorder.log))
         row.pop("time", None)
         row["epoch"] = len(self.rows)
         row["phase"] = self.phase
         row["lr"] = float(self.opt.hypers[-1]["lr"])
-        self.rows.append(row)
-        if self.plain and not self.quiet:
-            vals = "  ".join(f"{k}={v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "lr")
-            log.info("epoch %d (%s)  %s", row["epoch"], self.phase, vals)
+        self.rows.append(row)  # history.csv: no timings, so seeded runs repeat exactly
+        self.seconds.append(secs)
+        if not self.quiet:
+            k, total = len(self.rows), max(self.planned, len(self.rows))
+            vals = "  ".join(f"{k_}={v:.4f}" for k_, v in row.items()
+                             if isinstance(v, float) and k_ != "lr")
+            rate = (self.train_items - self._items0) / max(self._train_secs, 1e-9)
+            log.info("epoch %d/%d (%s)  %.1f s, %.0f images/s, ETA %s  %s", k, total, self.phase, secs,
+                     rate, loop.fmt_seconds((total - k) * secs), vals)
 
 
 class Averaging(Callback):
@@ -202,8 +324,15 @@ def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
                      np.ones(len(sel.valid), np.float32), width=width, train=False)
     bs = cfg.bs // distributed.world_size()  # --bs is global: each of N processes takes bs / N
     drop_last = len(tr) > cfg.bs
-    dls = DataLoaders(DataLoader(tr, bs=bs, shuffle=True, drop_last=drop_last, num_workers=0),
-                      DataLoader(va, bs=bs * 2, num_workers=0), device=device)
+    if distributed.world_size() > 1:  # fastai's DistributedDL shards a plain DataLoader
+        dls = DataLoaders(DataLoader(tr, bs=bs, shuffle=True, drop_last=drop_last, num_workers=0),
+                          DataLoader(va, bs=bs * 2, num_workers=0), device=device)
+    else:  # the images on the training device, batches cut there
+        dls = DataLoaders(
+            DeviceDL(tr, DeviceBatches(tr.images, tr.y, width=width, bs=bs, device=device, train=True,
+                                       drop_last=drop_last), bs=bs, drop_last=drop_last),
+            DeviceDL(va, DeviceBatches(va.images, va.y, width=width, bs=bs * 2, device=device, train=False),
+                     bs=bs * 2), device=device)
     model = build_model(get_arch(cfg.arch), n_classes=len(ds.classes), in_channels=ds.cfg.channels,
                         pretrained=cfg.pretrained, weights_file=Path(cfg.weights) if cfg.weights else None,
                         input_height=cfg.input_height, dropout=cfg.dropout,
@@ -216,16 +345,19 @@ def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
         net = Autocast(model)
     metric = (AccumMetric(_lwlrap, flatten=False, name="lwlrap") if ds.multi_label
               else AccumMetric(_accuracy, flatten=False, name="accuracy"))
-    plain = cfg.quiet or not sys.stderr.isatty()
-    hist = History(cfg.quiet, plain)
+    hist = History(cfg.quiet, device)
+    hist.n_valid = len(va)
     learn = Learner(dls, net, loss_func=SoftTargetLoss(ds.multi_label), splitter=three_groups,
                     metrics=[metric], wd=cfg.wd, path=run_dir, model_dir="checkpoints",
+                    opt_func=functools.partial(TorchAdamW, device=device),
                     cbs=[BatchPrep(cfg.augment, cfg.channels_last), hist])
-    if plain:
-        learn.remove_cb(ProgressCallback)
-        learn.logger = lambda *a, **k: None
+    learn.recorder.smooth_loss = DeviceSmoothLoss(learn.recorder.smooth_loss.beta)
+    # History reports progress (spec2img.progress) and one line an epoch; fastai's bar and table
+    # would read the loss every batch (a host sync)
+    learn.remove_cb(ProgressCallback)
+    learn.logger = lambda *a, **k: None
     if device.type == "cuda":
-        learn.to_fp16()
+        learn.to_bf16() if loop.precision(cfg, device) == "bf16" else learn.to_fp16()
     return learn, model, width, hist
 
 
@@ -321,6 +453,7 @@ def _fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *, clip_valid, exclude, 
     cfg = cfg.resolved(ds, sel.train)
     inner = splits.inner_for(ds, sel, cfg) if cfg.needs_inner_split else None
     device = training_device()
+    cfg = loop.batch_for_device(cfg, device, len((inner if inner is not None else sel).train))
     learn, model, width, hist = make_learner(ds, inner if inner is not None else sel, cfg, run_dir, device)
     for cb in cbs:
         learn.add_cb(cb)
@@ -340,8 +473,14 @@ def _fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *, clip_valid, exclude, 
     cbs = [EarlyStoppingCallback(monitor=monitor, patience=cfg.patience)] if cfg.patience > 0 else []
     if cfg.restore_best:
         learn.add_cb(BestCheckpoint(monitor=monitor, fname="best", reset_on_fit=False))
-    t0 = time.perf_counter()
     planned = recipe.frozen_epochs(cfg) + cfg.epochs
+    hist.planned = planned
+    prec = loop.precision(cfg, device)
+    opt_kind = "fused" if loop.fused_supported(device) else "foreach"
+    log.info("fine-tune on %s, precision %s, batch %d, AdamW (%s): %d epochs (%d frozen + %d unfrozen) of %d "
+             "images%s", loop.describe(device), prec, cfg.bs, opt_kind, planned, recipe.frozen_epochs(cfg),
+             cfg.epochs, len(learn.dls.train) * cfg.bs, f"; {cfg.lr_rule}" if cfg.lr_rule else "")
+    t0 = time.perf_counter()
     ddp = data_parallel(learn, device)
     try:
         if recipe.frozen_epochs(cfg):
@@ -381,7 +520,9 @@ def _fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *, clip_valid, exclude, 
                                extra={"lr": lr, "train_seconds": seconds,
                                       "train_images_per_second": hist.train_items / max(hist.train_seconds, 1e-9),
                                       "epochs_run": len(hist.rows), "monitor": monitor,
-                                      "bf16": use_bf16(cfg, device), "protocol": proto, **lpft})
+                                      "bf16": use_bf16(cfg, device), "device": loop.describe(device),
+                                      "precision": prec, "optimizer": f"AdamW ({opt_kind})", "bs": cfg.bs,
+                                      "protocol": proto, **lpft})
     from .headonly import frozen_image_features  # computed once (one forward pass), only for the check
     from .leakcheck import check_and_record
 
@@ -415,7 +556,9 @@ def lr_find(ds: ImageSet, cfg: TrainConfig, run_dir: Path) -> float:
         set_seed(cfg.seed, reproducible=True)
     sel = select_for(ds, cfg)
     cfg = cfg.resolved(ds, sel.train)
-    learn, *_ = make_learner(ds, sel, cfg, run_dir, training_device())
+    device = training_device()
+    cfg = loop.batch_for_device(cfg, device, len(sel.train))
+    learn, *_ = make_learner(ds, sel, cfg, run_dir, device)
     if cfg.freeze_epochs:
         learn.freeze()
     lr = run_lr_find(learn, run_dir, cfg.lr_find_iters)
