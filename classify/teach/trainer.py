@@ -2,15 +2,15 @@
 
 Features: each example is rendered in memory with the session's spectrogram settings
 (:func:`spec2img.render.render_clip`) and its windows go through the frozen AudioSet network once
-(:func:`classify.training.headonly.window_features`), cached by the image's digest. Train renders
-the examples with spec2img (only new ones), loads them as any image folder, and runs the ordinary
-head-only fit (:func:`classify.training.headonly.fit`) with those cached features, so the run
-folder is the one ``classify fit --head-only`` writes, ``openset.json`` included.
+(:func:`classify.training.featurecache.window_features`), kept in the project's frozen-feature
+cache (:mod:`classify.training.featurecache`, ``SESSION/images/.features``). Train renders the
+examples with spec2img (only new ones), loads them as any image folder, and runs the ordinary
+head-only fit (:func:`classify.training.headonly.fit`), which finds those features in the cache, so
+the run folder is the one ``classify fit --head-only`` writes, ``openset.json`` included.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -23,47 +23,38 @@ from spec2img.config import SpectrogramConfig, from_preset
 
 from ..config import TrainConfig
 from ..data.imageset import crop_width
-from ..training.headonly import frozen_model, window_features
+from ..training.featurecache import cache_root, cached_features
+from ..training.headonly import frozen_model
 
 log = logging.getLogger(__name__)
 
 ARCH = "efficientat_mn04"
 
 
-def image_key(image: torch.Tensor, width: int) -> str:
-    """Digest of a uint8 ``(C, H, W)`` image and the window width it is cut at."""
-    a = np.ascontiguousarray(image.numpy())
-    return hashlib.sha1(a.tobytes() + repr((a.shape, width)).encode()).hexdigest()
+class FeatureStore:
+    """Frozen window features of a session's examples, computed once per image as it arrives.
 
+    The features live in the project's one frozen-feature cache
+    (:mod:`classify.training.featurecache`, keyed by image, model and window width) at
+    :func:`~classify.training.featurecache.cache_root` of the session's images folder
+    (``SESSION/images/.features`` when writable), where the head-only fit of Train finds them.
+    ``lock`` serialises the computations (one network, one writer per cache entry).
+    """
 
-class FeatureCache:
-    """Frozen window features of images, computed once per image (thread-safe)."""
-
-    def __init__(self, train_cfg: TrainConfig, spectrogram: SpectrogramConfig):
+    def __init__(self, train_cfg: TrainConfig, spectrogram: SpectrogramConfig, images_dir: Path):
         self.cfg = train_cfg.resolved()
         self.spectrogram = spectrogram
         self.model = frozen_model(self.cfg, spectrogram, 1)
-        self.store: dict[str, np.ndarray] = {}
+        self.root = cache_root(images_dir)
         self.lock = threading.Lock()
 
     def width(self, max_width: int = 10**9) -> int:
         return crop_width(self.spectrogram, self.cfg.crop_seconds, max_width)
 
-    def one(self, image: torch.Tensor, width: int) -> np.ndarray:
-        key = image_key(image, width)
+    def features(self, images: list[torch.Tensor], width: int) -> np.ndarray:
+        """Features of every window of ``images`` at ``width`` [shape=(n_windows, F)] (cached)."""
         with self.lock:
-            hit = self.store.get(key)
-        if hit is None:
-            with self.lock:
-                hit = window_features(self.model, [image], width=width, bs=self.cfg.bs)[0]
-                self.store[key] = hit
-        return hit
-
-    def __call__(self, model, images: list[torch.Tensor], *, width: int, bs: int = 32):
-        """:func:`~classify.training.headonly.window_features`'s signature, from the cache."""
-        feats = [self.one(im, width) for im in images]
-        owner = np.concatenate([np.full(len(f), i) for i, f in enumerate(feats)])
-        return np.concatenate(feats), owner
+            return cached_features(self.model, images, width=width, bs=self.cfg.bs, root=self.root)[0]
 
     def render(self, path: Path) -> list[torch.Tensor]:
         """An audio file's images as spec2img renders them, uint8 ``(C, H, W)``."""
@@ -77,8 +68,7 @@ class FeatureCache:
 
     def add_file(self, path: Path) -> np.ndarray:
         """Features of every window of an audio file [shape=(n_windows, F)] (cached)."""
-        images = self.render(path)
-        return np.concatenate([self.one(im, self.width(im.shape[-1])) for im in images])
+        return np.concatenate([self.features([im], self.width(im.shape[-1])) for im in self.render(path)])
 
 
 class Trainer:
@@ -91,7 +81,7 @@ class Trainer:
                                      head_c=session.cfg.head_c, valid_pct=session.cfg.valid_pct, seed=0, quiet=True)
         if threads:
             torch.set_num_threads(threads)
-        self.cache = FeatureCache(self.train_cfg, self.spectrogram)
+        self.cache = FeatureStore(self.train_cfg, self.spectrogram, session.root / "images")
         self.train_lock = threading.Lock()
 
     def add(self, path: Path) -> None:
@@ -122,9 +112,12 @@ class Trainer:
             if background:
                 feats = [self.cache.add_file(p) for p in background]
                 bg = (np.concatenate(feats), np.concatenate([np.full(len(f), i) for i, f in enumerate(feats)]))
+            # every image's entry in place before the fit reads the cache (examples that arrived
+            # before this Train are hits; one still being computed is waited for, not computed twice)
+            self.cache.features(list(ds.images), self.cache.width(ds.max_width))
             cfg = self.train_cfg.replace(images=str(images.resolve()), out=str(run_dir))
             with writing_run_dir(run_dir):
-                metrics = headonly.fit(ds, cfg, run_dir, features=self.cache, background=bg)
+                metrics = headonly.fit(ds, cfg, run_dir, background=bg)
             with s.lock:
                 s.runs.append(run_dir.name)
                 s.save()

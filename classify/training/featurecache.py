@@ -119,9 +119,19 @@ def cached_window_features(model, ds, idx: np.ndarray, *, width: int, bs: int = 
     window order as ``window_features`` gives it. ``root``: the cache folder, ``"auto"`` for
     :func:`cache_root` of ``ds.root``, None to compute without caching.
     """
-    images = [ds.images[i] for i in idx]
     if root == "auto":
         root = cache_root(getattr(ds, "root", None))
+    return cached_features(model, [ds.images[i] for i in idx], width=width, bs=bs, root=root)
+
+
+def cached_features(model, images: list[torch.Tensor], *, width: int, bs: int = 32,
+                    root: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`window_features` of uint8 ``(C, H, W_i)`` images through the cache folder ``root``
+    (None: computed, not kept). Returns ``(X [shape=(n_windows, F)] float64, owner (n_windows,))``.
+
+    Safe to call from several threads or processes at once: entries are written atomically, so a
+    reader sees a whole entry or none (two callers missing the same image both compute it).
+    """
     if root is None:
         return _compute(model, images, width=width, bs=bs)
     folder = Path(root) / model_digest(model, width=width)[:20]

@@ -27,7 +27,7 @@ from ..models.classifier import AudioClassifier, build_model
 from ..runfolder import read_table, write_history
 from .evaluate import evaluate_and_save
 from ..scoring.evaluate import per_item_loss
-from .featurecache import cached_window_features, window_features  # noqa: F401  (teach imports it here)
+from .featurecache import cached_window_features, window_features  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -176,12 +176,12 @@ def frozen_model(cfg: TrainConfig, spectrogram, n_classes: int) -> AudioClassifi
 
 def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None,
-        features=None, background: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+        background: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Fit the head-only model and write the run folder; returns the metrics (also metrics.json).
 
     Same signature, splits and run-folder files as :func:`classify.training.train.fit`; ``history.csv``
-    has one row (phase ``head-only``). ``features``: a function with :func:`window_features`'s
-    signature (teach mode passes one that reuses features computed as examples arrived).
+    has one row (phase ``head-only``). The frozen features come through the feature cache
+    (:mod:`classify.training.featurecache`), where teach mode puts them as examples arrive.
     Single-label runs also get ``openset.json``, the unknown threshold from out-of-fold scores of
     the training clips (:mod:`classify.training.openset_fit`); ``background``: ``(features
     [shape=(m, F)], clip id (m,))`` of "none of these" windows that inform it.
@@ -202,17 +202,13 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
              ", multi-label" if ds.multi_label else "", width)
 
     t0 = time.perf_counter()
-    if features is None:
-        # training and validation windows in one pass through the cache: the validation scores come
-        # from the same features (the head is linear), so a K-fold cv computes each image's features once
-        both = np.concatenate([sel.train, sel.valid])
-        X_all, owner_all = cached_window_features(model, ds, both, width=width, bs=cfg.bs)
-        is_train = owner_all < len(sel.train)
-        X, owner = X_all[is_train], owner_all[is_train]
-        X_valid, owner_valid = X_all[~is_train], owner_all[~is_train] - len(sel.train)
-    else:  # teach mode's own features for the training windows; the model scores the validation images
-        X, owner = features(model, [ds.images[i] for i in sel.train], width=width, bs=cfg.bs)
-        X_valid = owner_valid = None
+    # training and validation windows in one pass through the cache: the validation scores come
+    # from the same features (the head is linear), so a K-fold cv computes each image's features once
+    both = np.concatenate([sel.train, sel.valid])
+    X_all, owner_all = cached_window_features(model, ds, both, width=width, bs=cfg.bs)
+    is_train = owner_all < len(sel.train)
+    X, owner = X_all[is_train], owner_all[is_train]
+    X_valid, owner_valid = X_all[~is_train], owner_all[~is_train] - len(sel.train)
     embed_seconds = time.perf_counter() - t0
     Y = ds.targets[sel.train][owner]
     w = loss_weights(ds, unverified_weight=cfg.unverified_weight)[sel.train][owner]
@@ -235,7 +231,7 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     n_valid_clips = len(np.unique(ds.table["clip"].to_numpy()[sel.valid]))
     proto = {"scored_on": f"validation fold: {n_valid_clips} clips, never trained on and never used for a choice",
              "epochs": "none (one logistic fit)", "checkpoint": "the one fit", "lr": None, **choice}
-    predicted = None if X_valid is None else window_average(
+    predicted = window_average(
         probabilities((X_valid - shift) / scale, W, b, multi_label=ds.multi_label), (X_valid - shift) / scale,
         owner_valid, len(sel.valid))
     metrics = evaluate_and_save(ds, sel, cfg, run_dir, model, width, history=history, threshold=threshold,
