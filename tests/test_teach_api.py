@@ -156,3 +156,21 @@ def test_downloads_and_starting_again_from_the_run(taught, tmp_path):
     state = again.session.describe()
     assert sorted(c["name"] for c in state["classes"]) == sorted(TAUGHT)
     assert sum(len(c["examples"]) for c in state["classes"]) == 24
+
+
+def test_train_reads_the_features_computed_as_examples_arrived(taught, monkeypatch):
+    """Examples' features live in the project's feature cache (SESSION/images/.features) and Train
+    computes none: with the network call made to fail, a second Train still succeeds."""
+    from classify.training import featurecache
+
+    client, teacher, _, _ = taught
+    entries = list((teacher.session.root / "images" / ".features").rglob("*.npy"))
+    assert len(entries) >= 24 + 8  # every example and background recording, one entry per image
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("Train recomputed frozen features")
+
+    monkeypatch.setattr(featurecache, "_compute", no_network)
+    r = client.post("/api/teach/train")
+    assert r.status_code == 200, r.text
+    assert r.json()["run"] != teacher.session.runs[0]
