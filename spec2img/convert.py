@@ -7,9 +7,12 @@ the config digest are skipped when up to date) and the manifest.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,15 +262,15 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
             log.warning("failed: %s", r["error"])
     n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
     bar = Progress(len(todo), unit="clip", desc="spec2img", enabled=progress, logger=log)
-    if engine == "ray":  # the seam: only the fan-out differs from -j
-        from .engine_ray import run_jobs
+    fatal, written, results = None, 0, None
+    try:  # from here on a stop (Ctrl-C while the workers start, too) still writes the manifest
+        if engine == "ray":  # the seam: only the fan-out differs from -j
+            from .engine_ray import run_jobs
 
-        results = run_jobs(todo, _Task(cfg, images_dir), lost=_lost_row, init=engine_local.init_worker, jobs=jobs,
-                           address=address)
-    else:
-        results = engine_local.run_jobs(todo, _Task(cfg, images_dir), n_jobs, lost=_lost_row)
-    fatal, written = None, 0
-    try:
+            results = run_jobs(todo, _Task(cfg, images_dir), lost=_lost_row, init=engine_local.init_worker,
+                               jobs=jobs, address=address)
+        else:
+            results = engine_local.run_jobs(todo, _Task(cfg, images_dir), n_jobs, lost=_lost_row)
         for row in results:
             written += row.pop("_written", 0)
             if row.get("_fatal"):  # the disk is full (or writes are refused): stop, keep what was done
@@ -286,7 +289,8 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
                 summary.converted += 1
             summary.images += len(row["images"])
     finally:
-        engine_local.close(results)
+        if results is not None:
+            engine_local.close(results)
         bar.close()
         done = {r["source"] for r in rows}
         complete = all(j.rel in done for j in todo)
@@ -298,10 +302,11 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
         summary.rows = rows
         summary.seconds = time.perf_counter() - t0
         try:
-            summary.manifest = write_manifest(rows, images_dir)
-            if complete:
-                _remove_stale(images_dir, rows)
-                write_run_info(images_dir, {**run_info, "complete": True})
+            with _interrupt_after():  # a Ctrl-C now would lose the manifest of what was done
+                summary.manifest = write_manifest(rows, images_dir)
+                if complete:
+                    _remove_stale(images_dir, rows)
+                    write_run_info(images_dir, {**run_info, "complete": True})
         except OSError as exc:
             if exc.errno not in OUTPUT_ERRNOS:
                 raise
@@ -318,6 +323,24 @@ def _convert_locked(audio_dir: Path, images_dir: Path, cfg: SpectrogramConfig, t
 
 
 # ------------------------------------------------------------------------------ helpers
+@contextlib.contextmanager
+def _interrupt_after():
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block and raise it when the block ends, so
+    the manifest is always written whole (main thread only; elsewhere the block runs as is)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+
 class _Task:
     """:func:`process` with the run's settings bound: the picklable per-clip job both engines run."""
 

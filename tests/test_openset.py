@@ -37,6 +37,15 @@ def test_threshold_rules():
     assert openset.choose_threshold(known, np.full(5, 0.1))[0] == t  # low background: the quantile stays
 
 
+def test_a_handful_of_scores_gets_a_threshold_between_chance_and_the_lowest():
+    few = np.array([0.9, 0.95, 0.97, 0.99, 0.99, 1.0])  # 6 taught examples: no 5% quantile to estimate
+    t, how = openset.choose_threshold(few, n_classes=2)
+    assert t == pytest.approx((0.5 + 0.9) / 2) and "chance" in how
+    assert openset.choose_threshold(few)[0] == 0.9  # without the class count: the lowest score, as before
+    many = np.linspace(0.5, 1.0, 101)  # enough scores: the quantile rule, class count or not
+    assert openset.choose_threshold(many, n_classes=2)[0] == openset.choose_threshold(many)[0]
+
+
 def test_open_labels():
     probs = np.array([[0.9, 0.1], [0.55, 0.45], [np.nan, np.nan]])
     labels, scores = openset.open_labels(probs, ["a", "b"], 0.6)

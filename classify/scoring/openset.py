@@ -9,7 +9,10 @@ never on the clips it is then measured on.
 Rules (:func:`choose_threshold`):
 
 * known scores only: the ``target_false_reject`` quantile of the known scores (5 %: one known
-  clip in twenty is called unknown);
+  clip in twenty is called unknown); with fewer scores than that quantile needs (under 20 for
+  5 %, as after a few taught examples) it cannot be estimated, and the threshold is halfway
+  between chance (``1 / n_classes``) and the lowest known score, so a model taught from a handful
+  of examples does not reject sounds of its own classes that are only a little unlike them;
 * with background scores (recordings of "none of these", a ``_background`` class): the threshold
   maximising (known kept) - (background accepted) (Youden's J) between that quantile (background
   only ever raises the threshold) and the quantile that rejects ``max_false_reject`` of the known
@@ -66,7 +69,7 @@ def false_accept_rate(unknown: np.ndarray, threshold: float) -> float:
 
 def choose_threshold(known: np.ndarray, background: np.ndarray | None = None, *,
                      target_false_reject: float = TARGET_FALSE_REJECT,
-                     max_false_reject: float = MAX_FALSE_REJECT) -> tuple[float, str]:
+                     max_false_reject: float = MAX_FALSE_REJECT, n_classes: int | None = None) -> tuple[float, str]:
     """``(threshold, how)``: the unknown threshold from held-out scores (see the module docstring).
 
     Args:
@@ -74,6 +77,7 @@ def choose_threshold(known: np.ndarray, background: np.ndarray | None = None, *,
         background: held-out scores of "none of these" clips [shape=(m,)], or None.
         target_false_reject: share of known clips rejected when there is no background.
         max_false_reject: the most known clips a background-driven threshold may reject.
+        n_classes: number of known classes (chance is ``1 / n_classes``), for the small-sample rule.
 
     Returns:
         The threshold in [0, 1] and one line saying how it was chosen.
@@ -82,7 +86,13 @@ def choose_threshold(known: np.ndarray, background: np.ndarray | None = None, *,
     if not len(known):
         return 0.0, "no held-out scores of the known classes: threshold 0 (never unknown)"
     quantile = float(np.quantile(known, target_false_reject, method="lower"))
+    few = len(known) * target_false_reject < 1 and n_classes
+    if few:  # too few scores for that quantile: halfway between chance and the lowest known score
+        quantile = min(quantile, (1.0 / n_classes + float(known[0])) / 2)
     if background is None or not len(background):
+        if few:
+            return quantile, (f"halfway between chance (1/{n_classes}) and the lowest of {len(known)} held-out "
+                              f"scores of the known classes (too few for a {target_false_reject:.0%} quantile)")
         return quantile, (f"{target_false_reject:.0%} quantile of {len(known)} held-out scores of the "
                           f"known classes (about {target_false_reject:.0%} of known sounds called unknown)")
     background = np.asarray(background, float)

@@ -90,7 +90,7 @@ def calibrate(X: np.ndarray, Y: np.ndarray, clip: np.ndarray, group: np.ndarray,
                             background_clip=background_clip, head=head)
     known = openset.max_scores(oof["probs"])
     bg = openset.max_scores(oof["background"]) if oof["background"] is not None else None
-    threshold, how = openset.choose_threshold(known, bg)
+    threshold, how = openset.choose_threshold(known, bg, n_classes=oof["probs"].shape[1])
     acc = float((oof["probs"].argmax(1) == oof["targets"].argmax(1)).mean())
     log.info("unknown threshold %.3f (%s)", threshold, how)
     return OpenSet(threshold=round(float(threshold), 6), method=f"out-of-fold over {oof['folds']} folds of the "
