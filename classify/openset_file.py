@@ -1,6 +1,7 @@
 """``RUN_DIR/openset.json``: a run's unknown threshold and how it was chosen (one typed writer/reader).
 
-Written by the head-only fit (:mod:`classify.training.openset_fit`) and teach mode; read by
+Written by the head-only fit (:mod:`classify.training.openset_fit`), teach mode and the fine-tune
+(:func:`classify.training.evaluate.write_validation_openset`); read by
 prediction (``classify predict``, ``classify serve``) and the report. No torch, no pandas.
 """
 
@@ -50,8 +51,8 @@ def write_openset(run_dir: Path, openset: OpenSet) -> Path:
 
 
 def read_openset(run_dir: Path) -> OpenSet | None:
-    """``RUN_DIR/openset.json`` as an :class:`OpenSet`, None when the run has none (older runs,
-    fine-tuned runs); :class:`RunFolderError` naming the file when it is unreadable."""
+    """``RUN_DIR/openset.json`` as an :class:`OpenSet`, None when the run has none (older
+    runs, multi-label runs); :class:`RunFolderError` naming the file when it is unreadable."""
     path = Path(run_dir) / NAME
     data = read_json(path, None)
     if data is None:

@@ -22,7 +22,7 @@ from .config import CONFIG_NAME, SpectrogramConfig
 from .errors import AudioError, OutputError, Spec2ImgError, output_error
 from .labels import ClipLabels, _hashed, _plain, folder_labels, folder_names, group_from_name, read_labels_csv
 from .lock import FolderLock
-from .manifest import read_run_info, write_manifest, write_run_info
+from .manifest import write_manifest, write_run_info
 from .paths import AUDIO_LIKE, walk_audio
 from .progress import Progress
 from .render import clip_windows, iter_images

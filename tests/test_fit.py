@@ -64,6 +64,13 @@ def test_fit_writes_the_run_folder_contract(run, tiny_images):
     versions = json.loads((run / "versions.json").read_text())
     assert {"torch", "fastai", "librosa"} <= set(versions)
     assert metrics["bf16"] is training_device.cpu_has_bf16()  # the default: autocast where the CPU has bfloat16
+    # a fine-tuned run gets its unknown threshold from its validation clips' scores
+    from classify.openset_file import read_openset
+    from classify.scoring.openset import choose_threshold, max_scores
+
+    found = read_openset(run)
+    assert found is not None and "validation clips" in found.method and found.n_known == len(probs)
+    assert found.threshold == pytest.approx(choose_threshold(max_scores(probs), n_classes=len(classes))[0], abs=1e-6)
 
 
 @pytest.mark.parametrize("flag, native, device, expected", [

@@ -58,6 +58,7 @@ def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: P
     from ..models.classifier import predict_windows
 
     model.eval()
+    fine_tuned = predicted is None
     if predicted is None:  # head-only passes (probs, embeddings) from its cached features
         probs_t, emb_t = predict_windows(model, [ds.images[i] for i in sel.valid], width=width,
                                          device=device, multi_label=ds.multi_label)
@@ -81,7 +82,27 @@ def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: P
               model_info=model_info(ds, cfg, model, width, threshold), metrics=metrics, history=history,
               model=model.cpu(), predictions=prediction_table(vt, probs, losses, ds.classes, threshold=threshold),
               embeddings=emb)
+    if fine_tuned and not ds.multi_label and len(ids):
+        write_validation_openset(run_dir, clip_probs, metrics.get("accuracy"))
     head = "lwlrap" if ds.multi_label else "accuracy"
     log.info("validation %s %.4f over %d clips -> %s", head, metrics.get(head, float("nan")),
              len(ids), run_dir)
     return metrics
+
+
+def write_validation_openset(run_dir: Path, clip_probs: np.ndarray, accuracy: float | None) -> None:
+    """``openset.json`` of a fine-tuned run: the unknown threshold from its validation clips'
+    scores [shape=(n_clips, n_classes)], which it never trained on (a head-only run calibrates on
+    out-of-fold scores instead, :mod:`classify.training.openset_fit`). The validation figures at
+    this threshold are then in-sample for the threshold, which the method line says."""
+    from ..openset_file import OpenSet, write_openset
+    from ..scoring import openset
+
+    known = openset.max_scores(clip_probs)
+    threshold, how = openset.choose_threshold(known, n_classes=clip_probs.shape[1])
+    write_openset(run_dir, OpenSet(
+        threshold=round(float(threshold), 6), n_known=int(len(known)),
+        oof_accuracy=None if accuracy is None else round(float(accuracy), 6),
+        method=f"validation clips of the fine-tuned model (never trained on; the threshold is chosen on them, so "
+               f"their false-reject figure is not an independent estimate); {how}"))
+    log.info("unknown threshold %.3f (%s)", threshold, how)

@@ -173,16 +173,7 @@ def _reuse(ds: ImageSet, sel, inner_run: Path, run_dir: Path, inner_metrics: dic
     width = info.model.crop_width
     result = evaluate_and_save(ds, sel, cfg, run_dir, model, width, history=history,
                                threshold=info.model.threshold, extra=extra)
-    from .headonly import frozen_image_features
-    from .leakcheck import check_and_record
+    from .leakcheck import check_fine_tuned
 
-    try:  # the leak check of the validation fold (the inner fit checked its inner split)
-        leak = check_and_record(ds, sel, cfg, run_dir,
-                                train_features=lambda: frozen_image_features(ds, cfg, sel.train, width=width),
-                                valid_features=lambda: frozen_image_features(ds, cfg, sel.valid, width=width))
-    except Exception as exc:  # a finished fit is never lost to the check
-        leak = None
-        log.warning("leak check skipped (%s: %s)", type(exc).__name__, exc)
-    if leak is not None:
-        result["leak"] = leak
+    check_fine_tuned(ds, sel, cfg, run_dir, width=width, result=result)  # the inner fit checked its inner split
     return result

@@ -523,18 +523,9 @@ def _fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *, clip_valid, exclude, 
                                       "bf16": use_bf16(cfg, device), "device": loop.describe(device),
                                       "precision": prec, "optimizer": f"AdamW ({opt_kind})", "bs": cfg.bs,
                                       "protocol": proto, **lpft})
-    from .headonly import frozen_image_features  # computed once (one forward pass), only for the check
-    from .leakcheck import check_and_record
+    from .leakcheck import check_fine_tuned
 
-    try:
-        leak = check_and_record(ds, sel, cfg, run_dir,
-                                train_features=lambda: frozen_image_features(ds, cfg, sel.train, width=width),
-                                valid_features=lambda: frozen_image_features(ds, cfg, sel.valid, width=width))
-    except Exception as exc:  # a finished fit is never lost to the check
-        leak = None
-        log.warning("leak check skipped (%s: %s)", type(exc).__name__, exc)
-    if leak is not None:
-        result["leak"] = leak
+    check_fine_tuned(ds, sel, cfg, run_dir, width=width, result=result)
     log.info("scored on the validation fold only (%d clips); epochs: %s; checkpoint: %s",
              n_valid_clips, proto["epochs"], proto["checkpoint"])
     if cfg.export_learner:
