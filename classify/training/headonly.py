@@ -22,6 +22,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data.imageset import ImageSet, crop_width, loss_weights, select_for
+from ..data.splits import Selection
 from ..models.archs import get_arch
 from ..models.classifier import AudioClassifier, build_model
 from ..runfolder import read_table, write_history
@@ -276,3 +277,21 @@ def write_unknown_threshold(ds: ImageSet, sel, run_dir: Path, X: np.ndarray, Y: 
         log.warning("no unknown threshold for this run: %s", exc)
         return
     write_openset(run_dir, found)
+
+
+def check_fine_tuned(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path, *, width: int,
+                     result: dict) -> None:
+    """The leak check of a fine-tuned run's validation fold, in the frozen backbone's features
+    (computed once, from the feature cache, only for the check); ``result["leak"]`` gets its
+    finding. A failure is logged: a finished fit is never lost to the check."""
+    from .leakcheck import check_and_record
+
+    try:
+        leak = check_and_record(ds, sel, cfg, run_dir,
+                                train_features=lambda: frozen_image_features(ds, cfg, sel.train, width=width),
+                                valid_features=lambda: frozen_image_features(ds, cfg, sel.valid, width=width))
+    except Exception as exc:
+        log.warning("leak check skipped (%s: %s)", type(exc).__name__, exc)
+        return
+    if leak is not None:
+        result["leak"] = leak

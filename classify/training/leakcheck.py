@@ -67,20 +67,3 @@ def check_and_record(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Pa
     write_metrics(run_dir, {**metrics, "leak": out})
     return out
 
-
-def check_fine_tuned(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path, *, width: int,
-                     result: dict) -> None:
-    """The leak check of a fine-tuned run's validation fold, in the frozen backbone's features
-    (computed once, from the feature cache, only for the check); ``result["leak"]`` gets its
-    finding. A failure is logged: a finished fit is never lost to the check."""
-    from .headonly import frozen_image_features
-
-    try:
-        leak = check_and_record(ds, sel, cfg, run_dir,
-                                train_features=lambda: frozen_image_features(ds, cfg, sel.train, width=width),
-                                valid_features=lambda: frozen_image_features(ds, cfg, sel.valid, width=width))
-    except Exception as exc:
-        log.warning("leak check skipped (%s: %s)", type(exc).__name__, exc)
-        return
-    if leak is not None:
-        result["leak"] = leak

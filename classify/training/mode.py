@@ -173,7 +173,7 @@ def _reuse(ds: ImageSet, sel, inner_run: Path, run_dir: Path, inner_metrics: dic
     width = info.model.crop_width
     result = evaluate_and_save(ds, sel, cfg, run_dir, model, width, history=history,
                                threshold=info.model.threshold, extra=extra)
-    from .leakcheck import check_fine_tuned
+    from .headonly import check_fine_tuned
 
     check_fine_tuned(ds, sel, cfg, run_dir, width=width, result=result)  # the inner fit checked its inner split
     return result

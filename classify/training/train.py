@@ -523,7 +523,7 @@ def _fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *, clip_valid, exclude, 
                                       "bf16": use_bf16(cfg, device), "device": loop.describe(device),
                                       "precision": prec, "optimizer": f"AdamW ({opt_kind})", "bs": cfg.bs,
                                       "protocol": proto, **lpft})
-    from .leakcheck import check_fine_tuned
+    from .headonly import check_fine_tuned
 
     check_fine_tuned(ds, sel, cfg, run_dir, width=width, result=result)
     log.info("scored on the validation fold only (%d clips); epochs: %s; checkpoint: %s",
