@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from classify.prediction.predict import predict
 from conftest import tone, write
-from serve_helpers import ServerProcess, linear_onnx
+from serve_helpers import CHROMEDRIVER, CHROMIUM, ServerProcess, fake_mic_chromium, linear_onnx
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WINDOW, HOP = 2.0, 0.5
 MIC_SR = 48000
 
@@ -49,21 +46,7 @@ def setup(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def driver(setup, tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                 "--autoplay-policy=no-user-gesture-required", "--window-size=1200,1000",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-audio-capture={setup['mic']}",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=opts)
-    drv.set_page_load_timeout(60)
+    drv = fake_mic_chromium(setup['mic'], tmp_path_factory.mktemp('chromium-profile'))
     yield drv
     drv.quit()
 

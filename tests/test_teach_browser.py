@@ -5,15 +5,13 @@ live label follows what its microphone plays."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import tone, write
-from serve_helpers import ServerProcess
-from test_serve_browser import CHROMEDRIVER, CHROMIUM, _need_chromium, _severe, _wait
+from serve_helpers import ServerProcess, fake_mic_chromium
+from test_serve_browser import _need_chromium, _severe, _wait
 
 MIC_SR = 48000
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -28,24 +26,6 @@ def clicks(*, sr: int, duration: float, rate: float = 8.0, seed: int = 0) -> np.
         s = int(k * sr / rate)
         y[s:s + len(burst)] = burst
     return y
-
-
-def _browser(mic: Path, profile: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                 "--autoplay-policy=no-user-gesture-required", "--window-size=1200,1000",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-audio-capture={mic}", f"--user-data-dir={profile}"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=opts)
-    drv.set_page_load_timeout(60)
-    return drv
 
 
 def _open(driver, url: str) -> None:
@@ -69,8 +49,8 @@ def test_record_two_classes_train_and_the_live_label_follows_the_microphone(tmp_
     click_wav = write(tmp_path / "clicks.wav", clicks(sr=MIC_SR, duration=3.0), MIC_SR, "PCM_16")
     session = tmp_path / "session"
     with ServerProcess("--teach", str(session), "--window", "2", "--hop", "0.5", timeout=240) as server:
-        a = _browser(tone_wav, tmp_path / "profile_a")
-        b = _browser(click_wav, tmp_path / "profile_b")
+        a = fake_mic_chromium(tone_wav, tmp_path / "profile_a")
+        b = fake_mic_chromium(click_wav, tmp_path / "profile_b")
         try:
             _open(a, server.url)
             assert "no model yet" in a.find_element("id", "model-line").text
