@@ -170,7 +170,10 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
                    help=f"longest mask as a share of the axis (default {_show(d['aug_time_mask_frac'])})")
     g.add_argument("--no-roll", dest="roll", action="store_false", default=d["aug_roll"],
                    help="no random circular time shift")
-    g.add_argument("--no-augment", action="store_true", help="no masks, roll or mixup (overrides the above)")
+    g.add_argument("--mixstyle", type=float, default=d["aug_mixstyle"], metavar="P",
+                   help="frequency-wise MixStyle on a share P of the training examples (EfficientAT's "
+                        f"freq-mixstyle; default {_show(d['aug_mixstyle'])})")
+    g.add_argument("--no-augment", action="store_true", help="no masks, roll, mixup or MixStyle (overrides the above)")
     p.add_argument("--export-learner", action="store_true", help="also write learner.pkl (fastai)")
 
 

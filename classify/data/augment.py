@@ -3,7 +3,9 @@
 Inputs are float batches ``x`` ``(B, C, H, W)`` (H = frequency rows, W = time frames) and soft
 targets ``y`` ``(B, K)``. Nothing here flips, rotates or warps the frequency axis: time shift
 (circular roll), SpecAugment-style time and frequency masks (filled with 0, the silence level of
-the image), and mixup.
+the image), mixup, and frequency-wise MixStyle (EfficientAT's ``freq-mixstyle``: each frequency
+row's level and spread taken partly from another example, as another microphone, room or voice
+would colour it). Every random draw is made on ``x``'s device (no host sync).
 """
 
 from __future__ import annotations
@@ -55,8 +57,31 @@ def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float) -> tuple[torch.Tensor,
     return x * lx + x[perm] * (1 - lx), y * ly + y[perm] * (1 - ly)
 
 
+def freq_mixstyle(x: torch.Tensor, p: float, alpha: float, eps: float = 1e-6) -> torch.Tensor:
+    """Frequency-wise MixStyle (Schmid et al., EfficientAT / CP-JKU DCASE 2023; Zhou et al. 2021's
+    MixStyle on frequency statistics): with probability ``p`` per example, each frequency row is
+    normalised by its own mean and standard deviation (over channels and time) and given a convex
+    mix, ``lam ~ Beta(alpha, alpha)``, of its own and a shuffled example's. Labels are unchanged.
+    EfficientAT draws one coin for the whole batch; here each example draws its own (same expected
+    share, no host sync).
+    """
+    B = x.shape[0]
+    if p <= 0 or B < 2:
+        return x
+    mu = x.mean(dim=(1, 3), keepdim=True)
+    sig = (x.var(dim=(1, 3), keepdim=True) + eps).sqrt()
+    lam = torch.distributions.Beta(alpha, alpha).sample((B,)).to(x.device)
+    lam = torch.where(torch.rand(B, device=x.device) < p, lam, torch.ones_like(lam)).view(B, 1, 1, 1).to(x.dtype)
+    perm = torch.randperm(B, device=x.device)
+    mu_mix = mu * lam + mu[perm] * (1 - lam)
+    sig_mix = sig * lam + sig[perm] * (1 - lam)
+    return (x - mu) / sig * sig_mix + mu_mix
+
+
 def augment_batch(x: torch.Tensor, y: torch.Tensor, cfg: AugmentConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Roll, mask, then mixup a training batch."""
+    """Frequency MixStyle, roll, mask, then mixup a training batch."""
+    if cfg.mixstyle > 0:
+        x = freq_mixstyle(x, cfg.mixstyle, cfg.mixstyle_alpha)
     if cfg.roll:
         x = roll_time(x)
     if cfg.time_masks or cfg.freq_masks:
