@@ -33,8 +33,8 @@ CROP_PERCENTILE, CROP_STEP_S, CROP_MIN_S, CROP_MAX_S = 90, 0.5, 1.0, 5.0
 #: The one table of which TrainConfig fields only one training mode reads: fine-tuning (fastai's
 #: schedule, augmentation, early stopping) or head-only (the logistic head). The report hides the
 #: other mode's settings and :func:`ignored_settings` names the ones a user set in vain.
-FINE_TUNE_ONLY = frozenset({"epochs", "freeze_epochs", "lr", "lr_mult", "unfrozen_lr", "lr_find_iters", "wd",
-                            "augment", "patience", "monitor", "restore_best", "bf16", "channels_last", "dropout",
+FINE_TUNE_ONLY = frozenset({"epochs", "freeze_epochs", "lr", "lr_mult", "lr_groups", "unfrozen_lr", "lr_find_iters",
+                            "wd", "augment", "patience", "monitor", "restore_best", "bf16", "channels_last", "dropout",
                             "export_learner", "inner_pct"})
 HEAD_ONLY_ONLY = frozenset({"head_c"})
 
@@ -135,6 +135,10 @@ class TrainConfig:
     freeze_epochs: int = 2
     lr: float | None = 1.2e-2
     lr_mult: float = 10.0
+    # the body's parameters in depth order cut into lr_groups - 1 groups, plus the head: rates spread
+    # geometrically from unfrozen_lr / lr_mult (earliest) to unfrozen_lr (head); 3 = fastai's fine_tune
+    # shape, more = layer-wise decay (classify.training.train.layer_groups)
+    lr_groups: int = 3
     unfrozen_lr: float | None = None
     lr_find_iters: int = 100
     wd: float = 0.01
@@ -176,6 +180,8 @@ class TrainConfig:
         for name in ("epochs", "bs"):
             if getattr(self, name) < 1:
                 raise ClassifyError(f"--{name}={getattr(self, name)} must be at least 1")
+        if self.lr_groups < 2:
+            raise ClassifyError(f"--lr-groups={self.lr_groups} must be at least 2 (the body and the head)")
         if self.freeze_epochs < 0:
             raise ClassifyError(f"--freeze-epochs={self.freeze_epochs} must be >= 0")
         if self.lr is not None and not 0 < self.lr < 10:

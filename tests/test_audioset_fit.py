@@ -11,6 +11,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
+from classify.errors import ClassifyError
 import torch
 
 from classify.models import archs
@@ -90,6 +92,35 @@ def test_freeze_trains_only_the_head_and_unfreeze_uses_three_rates(eat_images, t
     assert not torch.equal(conv, before_conv)
     lrs = [h["lr"] for h in learn.opt.hypers]
     assert len(lrs) == 3 and lrs[0] < lrs[1] < lrs[2]
+
+
+def test_lr_groups_cut_the_body_by_depth_for_a_layer_wise_decay(eat_images, tmp_path):
+    from classify.training.train import make_learner
+
+    ds = load_image_set(eat_images)
+    cfg = TrainConfig(images=str(eat_images), arch="efficientat_mn04", pretrained=False, bs=4, quiet=True,
+                      lr_groups=6)
+    learn, model, _, _ = make_learner(ds, select(ds, valid_pct=0.34), cfg, tmp_path, torch.device("cpu"))
+    learn.create_opt()
+    groups = [{id(p) for p in g} for g in learn.opt.param_lists]
+    body = [id(p) for p in model.body.parameters()]
+    assert len(groups) == 6 and sorted(map(len, groups[:-1]))[-1] - sorted(map(len, groups[:-1]))[0] <= 1
+    at = 0
+    for g in groups[:-1]:  # contiguous chunks of the body in depth order, all of it
+        assert g == set(body[at:at + len(g)])
+        at += len(g)
+    assert at == len(body) and groups[-1] == {id(p) for p in model.head.parameters()}
+    learn.freeze()
+    assert not any(p.requires_grad for p in model.body.parameters() if p.ndim > 1)  # every body group frozen
+    assert all(p.requires_grad for p in model.head.parameters())
+    learn.unfreeze()
+    learn.opt.set_hyper("lr", slice(1e-4, 1e-2))
+    lrs = [h["lr"] for h in learn.opt.hypers]
+    ratios = [b / a for a, b in zip(lrs, lrs[1:])]  # geometric: the same factor, 100 ** (1 / 5)
+    assert lrs[0] == pytest.approx(1e-4) and lrs[-1] == pytest.approx(1e-2)
+    assert ratios == pytest.approx([100 ** 0.2] * 5)
+    with pytest.raises(ClassifyError, match="lr-groups"):
+        TrainConfig(images="x", lr_groups=1)
 
 
 @pytest.mark.slow

@@ -115,6 +115,9 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
                    help="max learning rate of the unfrozen epochs (the head's; default: lr/2)")
     g.add_argument("--lr-mult", type=float, default=d["lr_mult"],
                    help=f"unfrozen: early body layers get UNFROZEN_LR/LR_MULT (default {_show(d['lr_mult'])})")
+    g.add_argument("--lr-groups", type=int, default=d["lr_groups"], metavar="N",
+                   help="unfrozen: the body cut into N-1 groups by depth plus the head, rates spread "
+                        f"geometrically (more groups: layer-wise decay; default {d['lr_groups']})")
     g.add_argument("--lr-find-iters", type=int, default=d["lr_find_iters"],
                    help=f"lr_find mini-batches with --lr auto (default {d['lr_find_iters']})")
     g.add_argument("--wd", type=float, default=d["wd"], help=f"weight decay (default {_show(d['wd'])})")

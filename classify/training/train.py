@@ -301,12 +301,20 @@ class BestCheckpoint(SaveModelCallback):
         write_atomic(Path(self.learn.path) / self.learn.model_dir / f"{name}.pth", buf.getvalue())
 
 
-def three_groups(model: AudioClassifier) -> list[list[nn.Parameter]]:
-    """Parameter groups for discriminative rates: body first half, body second half, head."""
+def layer_groups(model: AudioClassifier, n: int = 3) -> list[list[nn.Parameter]]:
+    """Parameter groups for discriminative rates: the body's parameters in depth order cut into
+    ``n - 1`` contiguous groups of (nearly) equal length, then the head. ``n=3`` is fastai's
+    ``fine_tune`` shape (body halves, head); more groups make the geometric spread of
+    ``slice(lo, hi)`` a layer-wise decay (each group ``(hi / lo) ** (1 / (n - 1))`` below the next)."""
     inner = model.model if isinstance(model, Autocast) else model
     body = list(inner.body.parameters())
-    half = len(body) // 2
-    return [body[:half], body[half:], list(inner.head.parameters())]
+    cuts = np.linspace(0, len(body), n, dtype=int)
+    return [body[a:b] for a, b in zip(cuts[:-1], cuts[1:])] + [list(inner.head.parameters())]
+
+
+def three_groups(model: AudioClassifier) -> list[list[nn.Parameter]]:
+    """:func:`layer_groups` with fastai's three groups: body first half, body second half, head."""
+    return layer_groups(model, 3)
 
 
 # ------------------------------------------------------------------------------------ learner
@@ -347,7 +355,7 @@ def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
               else AccumMetric(_accuracy, flatten=False, name="accuracy"))
     hist = History(cfg.quiet, device)
     hist.n_valid = len(va)
-    learn = Learner(dls, net, loss_func=SoftTargetLoss(ds.multi_label), splitter=three_groups,
+    learn = Learner(dls, net, loss_func=SoftTargetLoss(ds.multi_label), splitter=functools.partial(layer_groups, n=cfg.lr_groups),
                     metrics=[metric], wd=cfg.wd, path=run_dir, model_dir="checkpoints",
                     opt_func=functools.partial(TorchAdamW, device=device),
                     cbs=[BatchPrep(cfg.augment, cfg.channels_last), hist])
