@@ -97,8 +97,12 @@ def test_blended_run_round_trips_and_old_model_json_still_loads(tmp_path):
     assert "\n" not in str(err.value)
 
 
-def _force_average(monkeypatch):
+def _tiny_set_forced_to_average(tmp_path, monkeypatch, **set_options):
+    """A tiny image set, its TrainConfig (untrained resnet18, one epoch) and ``mode.decide``
+    answering ``average`` whatever the inner scores (its record otherwise the real one)."""
+    from classify.data.imageset import load_image_set
     from classify.training import mode
+    from imageset import make_image_set
 
     real = mode.decide
 
@@ -106,23 +110,22 @@ def _force_average(monkeypatch):
         return {**real(probs, targets, clip, multi_label=multi_label, images=images), "mode": "average"}
 
     monkeypatch.setattr(mode, "decide", average)
+    images = make_image_set(tmp_path / "img", per_class=8, groups_per_class=4, **set_options)
+    cfg = TrainConfig(images=str(images), arch="resnet18", pretrained=False, bs=8, epochs=1, freeze_epochs=1,
+                      quiet=True, seed=0)
+    return load_image_set(images), cfg
 
 
 @pytest.mark.slow
-def test_mode_fit_keeps_the_average_as_one_blended_run_that_predicts_exports_and_reports(tmp_path, monkeypatch):
+def test_mode_fit_keeps_the_average_as_one_blended_run_that_predicts_exports_serves_and_reports(tmp_path, monkeypatch):
     import classify
-    from classify.data.imageset import load_image_set
     from classify.training import mode
-    from imageset import make_image_set
 
-    images = make_image_set(tmp_path / "img", n_classes=3, per_class=8, groups_per_class=4)
-    ds = load_image_set(images)
-    _force_average(monkeypatch)
-    cfg = TrainConfig(images=str(images), arch="resnet18", pretrained=False, bs=8, epochs=1, freeze_epochs=1,
-                      quiet=True, seed=0, valid_pct=0.25)
+    ds, cfg = _tiny_set_forced_to_average(tmp_path, monkeypatch, n_classes=3)
     run_dir = tmp_path / "run"
-    m = mode.fit(ds, cfg, run_dir)
+    m = mode.fit(ds, cfg.replace(valid_pct=0.25), run_dir)
     assert m["mode"] == "average" and m["mode_choice"]["kept"].startswith("the average of both")
+    assert m["mode_choice"]["probe_head_c"] > 0
     assert json.loads((run_dir / "metrics.json").read_text())["mode"] == "average"
     assert not (run_dir / mode.WORK).exists() and (run_dir / "openset.json").is_file()
     model, info = load_model(run_dir)
@@ -147,27 +150,34 @@ def test_mode_fit_keeps_the_average_as_one_blended_run_that_predicts_exports_and
     assert (torch_rows["status"] == "ok").all() and (onnx_rows["status"] == "ok").all() and onnx_path.is_file()
     assert torch_rows["label_1"].iloc[0] == onnx_rows["label_1"].iloc[0]
     assert abs(torch_rows["prob_1"].iloc[0] - onnx_rows["prob_1"].iloc[0]) < 1e-4
+    import soundfile as sf
+
+    from classify.serve.engine import Engine
+
+    sf.write(tmp_path / "clip.wav", clip, ds.cfg.sr, subtype="FLOAT")
+    engine = Engine.load([run_dir])  # serve scores the export too
+    try:
+        _, _, file_p = engine.score_file(tmp_path / "clip.wav")
+    finally:
+        engine.close()
+    assert abs(float(np.max(file_p)) - torch_rows["prob_1"].iloc[0]) < 1e-4
     page = run.report().read_text()
     assert "the average of the probe and the fine-tune (inner accuracy" in page
 
 
 @pytest.mark.slow
-def test_cv_folds_each_keep_their_blend(tmp_path, monkeypatch):
+def test_multi_label_cv_folds_each_keep_their_blend_and_its_inner_threshold(tmp_path, monkeypatch):
     from classify.config import CVConfig
-    from classify.data.imageset import load_image_set
     from classify.training import cv, mode
-    from imageset import make_image_set
 
-    images = make_image_set(tmp_path / "img", n_classes=2, per_class=8, groups_per_class=4)
-    ds = load_image_set(images)
-    _force_average(monkeypatch)
-    cfg = TrainConfig(images=str(images), arch="resnet18", pretrained=False, bs=8, epochs=1, freeze_epochs=1,
-                      quiet=True, seed=0, out=str(tmp_path / "cv"))
-    out = cv.run_cv(ds, CVConfig(train=cfg, folds=2), mode.fit)
+    ds, cfg = _tiny_set_forced_to_average(tmp_path, monkeypatch, n_classes=3, multi_label=True)
+    out = cv.run_cv(ds, CVConfig(train=cfg.replace(out=str(tmp_path / "cv")), folds=2), mode.fit)
     folds = fold_dirs(out)
     assert len(folds) == 2
     for fold in folds:  # each fold decided (here: forced) on its own inner split and kept its own blend
-        assert json.loads((fold / "metrics.json").read_text())["mode_choice"]["mode"] == "average"
-        assert isinstance(load_model(fold)[0], Blend)
+        choice = json.loads((fold / "metrics.json").read_text())["mode_choice"]
+        model, info = load_model(fold)
+        assert choice["mode"] == "average" and isinstance(model, Blend) and model.multi_label
+        assert info.model.threshold == pytest.approx(choice["threshold"])  # chosen on the inner split
     summary = json.loads((out / "cv_metrics.json").read_text())
-    assert summary["coverage"]["n_scored"] == ds.n_clips and 0 <= summary["oof"]["accuracy"] <= 1
+    assert summary["coverage"]["n_scored"] == ds.n_clips and 0 <= summary["oof"]["lwlrap"] <= 1

@@ -147,8 +147,9 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     elif keep == AVERAGE:
         probe_dir = work / "probe-refit"
         ft_cfg = TrainConfig.load(work / "fine-tune")  # crop_seconds resolved: the blend predicts at its width
-        headonly.fit(ds, cfg.replace(head_only=True, crop_seconds=ft_cfg.crop_seconds), probe_dir,
-                     clip_valid=clip_valid, exclude=exclude)
+        probe_metrics = headonly.fit(ds, cfg.replace(head_only=True, crop_seconds=ft_cfg.crop_seconds), probe_dir,
+                                     clip_valid=clip_valid, exclude=exclude)
+        choice["probe_head_c"] = probe_metrics.get("head_c")  # the refitted probe's C (its run folder goes)
         threshold = None
         if ds.multi_label:  # the blend's own, chosen like the fine-tune's: best micro-F1 on the inner split
             from ..scoring.evaluate import best_threshold
