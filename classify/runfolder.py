@@ -5,7 +5,8 @@ reads a run through them too).
 Files: ``spectrogram.json``, ``train.json``, ``classes.json``, ``model.json`` (how to rebuild the
 network and use it: arch, input channels, height, crop width, multi-label, threshold; a blended run's
 ``probe`` member), ``model.pt`` (``AudioClassifier.state_dict()``, or a ``Blend``'s),
-``metrics.json``, ``history.csv``, ``valid_predictions.csv``, ``valid_embeddings.npy``, ``versions.json``; optionally ``learner.pkl``, ``lr_find.json/.png``.
+``metrics.json``, ``history.csv``, ``valid_predictions.csv``, ``valid_embeddings.npy``, ``versions.json``;
+optionally ``learner.pkl``, ``lr_find.json/.png``.
 
 One writer, one reader: :func:`write_run` writes a finished fit's files (fine-tuning, head-only,
 every cv fold, rank 0 of a distributed fit, :mod:`classify.testing` and the synthetic report run
