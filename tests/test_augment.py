@@ -6,7 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from classify.data.augment import augment_batch, mask_time_freq, mixup, roll_time  # noqa: E402
+from classify.data.augment import augment_batch, freq_mixstyle, mask_time_freq, mixup, roll_time  # noqa: E402
+from classify.errors import ClassifyError  # noqa: E402
 from classify.config import AugmentConfig  # noqa: E402
 
 
@@ -83,3 +84,54 @@ def test_augment_batch_keeps_soft_targets_and_shape():
     assert xo.shape == x.shape and yo.shape == y.shape and torch.allclose(yo.sum(1), torch.ones(8))
     xo, yo = augment_batch(x, y, AugmentConfig(time_masks=0, freq_masks=0, roll=False, mixup=0))
     assert torch.equal(xo, x) and torch.equal(yo, y)
+
+
+def test_freq_mixstyle_gives_each_row_a_mix_of_two_examples_statistics():
+    torch.manual_seed(0)
+    B, H, W = 6, 8, 40
+    # example b's row h has level b + h and spread 1 + b: the styles differ per example and row
+    base = torch.randn(B, 1, H, W)
+    base = (base - base.mean(3, keepdim=True)) / base.std(3, keepdim=True, unbiased=False)
+    level = torch.arange(B).view(B, 1, 1, 1) + torch.arange(H).view(1, 1, H, 1)
+    spread = 1.0 + torch.arange(B).view(B, 1, 1, 1).float()
+    x = base * spread + level
+    torch.manual_seed(1)
+    out = freq_mixstyle(x, p=1.0, alpha=0.3, eps=0.0)
+    assert out.shape == x.shape
+    mu, sig = out.mean((1, 3)), out.std((1, 3), unbiased=False)       # (B, H)
+    # the normalised content is unchanged, only each row's level and spread move
+    assert torch.allclose((out - mu[:, None, :, None]) / sig[:, None, :, None], base, atol=1e-4)
+    # each example's new statistics are a convex mix (weight lam per example) of its own and one other's
+    own_mu, own_sig = level[:, 0, :, 0].float(), spread.view(B, 1).expand(B, H)
+    moved = 0
+    for b in range(B):
+        fits = []
+        for o in range(B):
+            if o == b:
+                continue
+            d = own_mu[b] - own_mu[o]
+            lam = ((mu[b] - own_mu[o]) / d).mean()
+            ok = (torch.allclose(mu[b], lam * own_mu[b] + (1 - lam) * own_mu[o], atol=1e-3)
+                  and torch.allclose(sig[b], lam * own_sig[b] + (1 - lam) * own_sig[o], atol=1e-3))
+            fits.append(bool(ok) and 0 <= lam <= 1)
+        same = torch.allclose(mu[b], own_mu[b], atol=1e-3) and torch.allclose(sig[b], own_sig[b], atol=1e-3)
+        assert same or any(fits)
+        moved += not same
+    assert moved >= B // 2  # p=1: every example restyled (unless paired with itself)
+
+
+def test_freq_mixstyle_share_zero_or_one_example_is_the_identity():
+    x = torch.rand(16, 1, 8, 16)
+    assert torch.equal(freq_mixstyle(x, p=0.0, alpha=0.3), x)
+    assert torch.equal(freq_mixstyle(x[:1], p=1.0, alpha=0.3), x[:1])
+    torch.manual_seed(0)
+    restyled = torch.stack([((freq_mixstyle(x, p=0.5, alpha=0.3) - x).abs() > 1e-3).flatten(1).any(1)
+                            for _ in range(100)])
+    assert 0.35 < restyled.float().mean() < 0.55  # about half the examples (15/16 paired with another)
+
+
+def test_augment_config_rejects_bad_mixstyle_and_mixup_values():
+    for bad in ({"mixstyle": 1.5}, {"mixstyle": -0.1}, {"mixstyle_alpha": 0.0}, {"mixup": -1.0}):
+        with pytest.raises(ClassifyError, match="must be"):
+            AugmentConfig(**bad)
+    assert AugmentConfig(mixstyle=0.4).active and not AugmentConfig(0, 0.1, 0, 0.1, False, 0.0).active
