@@ -3,9 +3,10 @@ and its files read without it (:func:`read_json`, :func:`fold_dirs`, :func:`read
 reads a run through them too).
 
 Files: ``spectrogram.json``, ``train.json``, ``classes.json``, ``model.json`` (how to rebuild the
-network and use it: arch, input channels, height, crop width, multi-label, threshold), ``model.pt``
-(``AudioClassifier.state_dict()``), ``metrics.json``, ``history.csv``, ``valid_predictions.csv``,
-``valid_embeddings.npy``, ``versions.json``; optionally ``learner.pkl``, ``lr_find.json/.png``.
+network and use it: arch, input channels, height, crop width, multi-label, threshold; a blended run's
+``probe`` member), ``model.pt`` (``AudioClassifier.state_dict()``, or a ``Blend``'s),
+``metrics.json``, ``history.csv``, ``valid_predictions.csv``, ``valid_embeddings.npy``, ``versions.json``;
+optionally ``learner.pkl``, ``lr_find.json/.png``.
 
 One writer, one reader: :func:`write_run` writes a finished fit's files (fine-tuning, head-only,
 every cv fold, rank 0 of a distributed fit, :mod:`classify.testing` and the synthetic report run
@@ -45,6 +46,7 @@ from .models.info import ModelInfo, check_model_info  # noqa: F401  (model.json:
 if TYPE_CHECKING:  # reading a run (the report) needs no torch; loading one to predict needs neither
     import pandas as pd  # the dataset code nor pandas
 
+    from .models.blend import Blend
     from .models.classifier import AudioClassifier
 
 log = logging.getLogger(__name__)
@@ -135,7 +137,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-def save_model(run_dir: Path, model: AudioClassifier, info: ModelInfo) -> None:
+def save_model(run_dir: Path, model: AudioClassifier | Blend, info: ModelInfo) -> None:
     """``model.pt`` (the CPU ``state_dict`` of ``model``, written atomically) and ``model.json`` (``info``)."""
     import torch
 
@@ -149,8 +151,14 @@ def save_model(run_dir: Path, model: AudioClassifier, info: ModelInfo) -> None:
 
 
 def save_model_info(run_dir: Path, info: ModelInfo) -> None:
-    """The one writer of ``model.json`` (read back by :func:`check_model_info`)."""
-    write_json(Path(run_dir) / "model.json", asdict(info))
+    """The one writer of ``model.json`` (read back by :func:`check_model_info`). ``probe`` is written
+    only for a blended run, so an ordinary run's model.json is what it was before the field."""
+    def fields(i: ModelInfo) -> dict:
+        d = asdict(i)
+        d.pop("probe")
+        return d if i.probe is None else {**d, "probe": fields(i.probe)}
+
+    write_json(Path(run_dir) / "model.json", fields(info))
 
 
 def prediction_table(table: pd.DataFrame, probs: np.ndarray, losses: np.ndarray, classes: list[str], *,
@@ -223,7 +231,7 @@ def write_embeddings(run_dir: Path, embeddings: np.ndarray) -> Path:
 
 
 def write_run(run_dir: Path, *, classes, spectrogram: SpectrogramConfig, train: TrainConfig,
-              model_info: ModelInfo, metrics: dict, history=None, model: AudioClassifier | None = None,
+              model_info: ModelInfo, metrics: dict, history=None, model: AudioClassifier | Blend | None = None,
               predictions: pd.DataFrame | None = None, embeddings: np.ndarray | None = None,
               versions_json: bool = True) -> Path:
     """The one writer of a finished fit's run folder (contract in ARCHITECTURE.md); returns ``run_dir``.
@@ -397,19 +405,29 @@ def check_classes(run_dir: Path, classes, model: ModelInfo, spectrogram: Spectro
                              f"{spectrogram.mode!r}); the run folder is mixed up, re-run classify fit")
 
 
-def rebuild(info: RunInfo) -> AudioClassifier:
-    """An untrained :class:`AudioClassifier` with the run's architecture (no weight downloads)."""
+def rebuild(info: RunInfo) -> AudioClassifier | Blend:
+    """An untrained network with the run's architecture (no weight downloads): an
+    :class:`AudioClassifier`, or a :class:`~classify.models.blend.Blend` of two when ``model.json``
+    describes a ``probe`` member (a run that kept the average of the probe and the fine-tune)."""
+    m = info.model
+    if m.probe is None:
+        return _build(m, info.spectrogram)
+    from .models.blend import Blend
+
+    return Blend(_build(m, info.spectrogram), _build(m.probe, info.spectrogram), multi_label=m.multi_label)
+
+
+def _build(m: ModelInfo, cfg: SpectrogramConfig) -> AudioClassifier:
     from .models.archs import get_arch
     from .models.classifier import build_model
 
-    m, cfg = info.model, info.spectrogram
     return build_model(get_arch(m.arch), n_classes=m.n_classes, in_channels=m.in_channels,
                        pretrained=False, input_height=m.input_height, dropout=m.dropout,
                        hidden=m.hidden, value_range=(cfg.vmin, cfg.vmax), head=m.head,
                        cut=m.cut, pool=m.pool, arch=m.arch)
 
 
-def load_model(run_dir: Path, *, device: str = "cpu") -> tuple[AudioClassifier, RunInfo]:
+def load_model(run_dir: Path, *, device: str = "cpu") -> tuple[AudioClassifier | Blend, RunInfo]:
     """The trained model (eval mode, on ``device``) and the run's :class:`RunInfo`.
 
     Needs neither fastai, nor the image folder, nor audio: only the run folder.

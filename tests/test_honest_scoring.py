@@ -266,7 +266,7 @@ def test_resnet34_imagenet_fine_tune_from_the_torch_cache(monkeypatch, tmp_path)
 
 
 # ------------------------------------------------------------------ probe or fine-tune (classify.training.mode)
-def test_mode_decision_keeps_the_better_inner_score_and_ties_go_to_the_probe():
+def test_mode_decision_keeps_the_better_inner_score_or_the_average_and_ties_go_to_the_probe():
     from classify.training.mode import decide
 
     targets = np.eye(2)[[0, 0, 1, 1]]
@@ -276,10 +276,20 @@ def test_mode_decision_keeps_the_better_inner_score_and_ties_go_to_the_probe():
     assert d["mode"] == "fine-tune" and d["inner_scores"]["fine-tune"] == 1.0 and d["inner_scores"]["head-only"] == 0.5
     d = decide({"head-only": good, "fine-tune": good}, targets, clip, multi_label=False, images=np.arange(4))
     assert d["mode"] == "head-only" and not d["average_best"]
+    # each mode misses one clip the other gets right, their average gets all four: the average is kept
+    probe = np.array([[0.9, 0.1], [0.45, 0.55], [0.2, 0.8], [0.2, 0.8]])
+    fine = np.array([[0.45, 0.55], [0.9, 0.1], [0.2, 0.8], [0.2, 0.8]])
+    d = decide({"head-only": probe, "fine-tune": fine}, targets, clip, multi_label=False, images=np.arange(4))
+    assert d["inner_scores"] == {"head-only": 0.75, "fine-tune": 0.75, "average": 1.0}
+    assert d["mode"] == "average" and d["average_best"] and d["best_single"] == "head-only"
+    # an average only as good as the better mode is not kept (one network is cheaper)
+    d = decide({"head-only": good, "fine-tune": fine}, targets, clip, multi_label=False, images=np.arange(4))
+    assert d["inner_scores"]["average"] == d["inner_scores"]["head-only"] == 1.0
+    assert d["mode"] == "head-only" and not d["average_best"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("keep", ["head-only", "fine-tune"])
+@pytest.mark.parametrize("keep", ["head-only", "fine-tune", "average"])
 def test_mode_choice_reads_only_inner_split_clips(tmp_path, monkeypatch, keep):
     from classify.training import headonly, mode, train
 
@@ -316,8 +326,9 @@ def test_mode_choice_reads_only_inner_split_clips(tmp_path, monkeypatch, keep):
         trained = set(np.flatnonzero(~clip_valid & ~exclude))
         assert trained and not trained & scored_clips and not trained & set(clip_of[list(read[0])])
     assert m["mode"] == m["mode_choice"]["mode"] == keep
-    assert json.loads((tmp_path / "run" / "model.json").read_text())["head"] == (
-        "linear" if keep == "head-only" else "pool")
+    model_json = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert model_json["head"] == ("linear" if keep == "head-only" else "pool")
+    assert (model_json.get("probe") or {}).get("head") == ("linear" if keep == "average" else None)
     assert set(m["mode_choice"]["inner_scores"]) == {"head-only", "fine-tune", "average"}
     assert m["protocol"]["scored_on"].startswith("validation fold")
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["mode_choice"]["mode"] == m["mode"]

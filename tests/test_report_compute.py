@@ -158,3 +158,7 @@ def test_mode_choice_line_names_the_inner_scores_and_the_decision():
     assert "fine-tune (inner accuracy: probe 0.810, fine-tune 0.900, average 0.880 on 40 clips)" in line
     assert "fold 2: fine-tune" in mode_choice_text({"folds": {"2": {"mode_choice": c}}})
     assert mode_choice_text({"accuracy": 0.9}) is None
+    avg = {**c, "inner_scores": {**c["inner_scores"], "average": 0.95}, "mode": "average", "kept": "the average of both"}
+    line = mode_choice_text({"mode_choice": avg})
+    assert ("the average of the probe and the fine-tune (inner accuracy: probe 0.810, fine-tune 0.900, average "
+            "0.950 on 40 clips); kept: the average of both.") in line

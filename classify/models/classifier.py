@@ -172,6 +172,10 @@ class AudioClassifier(nn.Module):
         """Penultimate features ``(B, hidden)`` (the report's t-SNE input)."""
         return self.head.embed(self.body(self.prepare(x)))
 
+    def head_logits(self, e: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, n_classes)`` from :meth:`embed`'s output (eval mode: the head's dropout is off)."""
+        return self.head.fc(e)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(self.prepare(x)))
 
@@ -211,7 +215,8 @@ def predict_windows(model: nn.Module, images: list[torch.Tensor], *, width: int,
                     multi_label: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities and embeddings of each image, averaged over its time windows.
 
-    ``images``: uint8 tensors ``(C, H, W_i)``, windowed by :func:`cut_windows`; the windows'
+    ``model``: an :class:`AudioClassifier` or anything with its ``embed`` and ``head_logits``
+    (a :class:`~classify.models.blend.Blend`). ``images``: uint8 tensors ``(C, H, W_i)``, windowed by :func:`cut_windows`; the windows'
     probabilities (softmax, or sigmoid if ``multi_label``) and embeddings are averaged per image.
     Returns ``probs`` ``(n, n_classes)`` and ``emb`` ``(n, hidden)``, float32 on CPU.
     """
@@ -222,7 +227,7 @@ def predict_windows(model: nn.Module, images: list[torch.Tensor], *, width: int,
     for b in range(0, len(crops), bs):
         x = torch.stack(crops[b:b + bs]).to(device).float().div_(255)
         e = model.embed(x)
-        logits = model.head.fc(e)
+        logits = model.head_logits(e)
         probs.append((torch.sigmoid(logits) if multi_label else logits.softmax(1)).float().cpu())
         embs.append(e.float().cpu())
     p, e = torch.cat(probs), torch.cat(embs)

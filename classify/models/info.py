@@ -33,6 +33,10 @@ class ModelInfo:
     #: ``SpectrogramConfig.digest()`` of the images the model was trained on; a run folder whose
     #: spectrogram.json says otherwise is refused (None: written before it was recorded, unchecked)
     spectrogram_digest: str | None = None
+    #: a blended run (:class:`~classify.models.blend.Blend`, kept when the average of the probe and
+    #: the fine-tune scored best on the inner split): the probe member's own fields; the fields above
+    #: are the fine-tune's, and ``crop_width``, ``threshold`` the blend's. None: one network
+    probe: ModelInfo | None = None
 
 
 def _is_int(v) -> bool:
@@ -62,9 +66,15 @@ _MODEL_CHECKS = {
 
 
 def check_model_info(path: Path, data) -> ModelInfo:
-    """``model.json`` as a :class:`ModelInfo`, every key checked; :class:`RunFolderError` naming
-    the file and the key otherwise."""
+    """``model.json`` as a :class:`ModelInfo`, every key checked (a blend's ``probe`` too, as
+    ``probe.<key>``); :class:`RunFolderError` naming the file and the key otherwise."""
+    return _check(path, data, "")
+
+
+def _check(path: Path, data, where: str) -> ModelInfo:
     if not isinstance(data, dict):
+        if where:
+            raise RunFolderError(f"{path}: {where[:-1]} must be null or a JSON object; re-run classify fit")
         raise RunFolderError(f"{path}: not a JSON object; re-run classify fit")
     fields = {f.name: f for f in dataclasses.fields(ModelInfo)}
     unknown = sorted(set(data) - set(fields))
@@ -72,13 +82,25 @@ def check_model_info(path: Path, data) -> ModelInfo:
     if unknown or missing:
         what = "; ".join(x for x in (unknown and f"unknown key(s) {', '.join(unknown)}",
                                      missing and f"missing key(s) {', '.join(missing)}") if x)
-        raise RunFolderError(f"{path}: unreadable run files ({what}); re-run classify fit "
+        raise RunFolderError(f"{path}: unreadable run files ({where and where[:-1] + ': '}{what}); re-run classify fit "
                              "(or use the classify version that wrote it)")
     from .classifier import HEADS
 
     checks = {**_MODEL_CHECKS, "head": (lambda v: v in HEADS, f"one of {', '.join(HEADS)}")}
+    probe = data.get("probe")
+    if probe is not None:
+        if where:  # a blend of blends is not a thing fit writes
+            raise RunFolderError(f"{path}: {where}probe must be null; re-run classify fit")
+        probe = _check(path, probe, "probe.")
     for key, value in data.items():
+        if key == "probe":
+            continue
         ok, want = checks[key]
         if not ok(value):
-            raise RunFolderError(f"{path}: {key}={value!r} must be {want}; re-run classify fit")
-    return ModelInfo(**data)
+            raise RunFolderError(f"{path}: {where}{key}={value!r} must be {want}; re-run classify fit")
+    info = ModelInfo(**{**data, "probe": probe})
+    for key in ("n_classes", "in_channels", "multi_label", "spectrogram_digest"):  # one input, one output
+        if probe is not None and getattr(probe, key) != getattr(info, key):
+            raise RunFolderError(f"{path}: probe.{key}={getattr(probe, key)!r} but {key}={getattr(info, key)!r}; "
+                                 "the members of a blended run must agree, re-run classify fit")
+    return info

@@ -44,11 +44,13 @@ def headline_text(run: RunData, clip_headline: dict, window_headline: dict, n_cl
 
 
 def mode_choice_text(metrics: dict) -> str | None:
-    """One line on how probe or fine-tune was chosen (``mode_choice`` in metrics.json, written by
-    :mod:`classify.training.mode`; per fold for cv), or None when the mode was given or a shortcut."""
+    """One line on how the probe, the fine-tune or their average was chosen (``mode_choice`` in
+    metrics.json, written by :mod:`classify.training.mode`; per fold for cv), or None when the mode
+    was given or a shortcut."""
     def one(c: dict) -> str:
         s = c["inner_scores"]
-        return (f"{c['mode']} (inner {c['metric']}: probe {s['head-only']:.3f}, fine-tune {s['fine-tune']:.3f}, "
+        name = "the average of the probe and the fine-tune" if c["mode"] == "average" else c["mode"]
+        return (f"{name} (inner {c['metric']}: probe {s['head-only']:.3f}, fine-tune {s['fine-tune']:.3f}, "
                 f"average {s['average']:.3f} on {c['inner_clips']} clips)")
 
     if isinstance(metrics.get("mode_choice"), dict):

@@ -6,6 +6,7 @@ hence by every cv fold and rank 0 of a distributed fit. The files go through the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,7 +41,8 @@ def model_info(ds: ImageSet, cfg: TrainConfig, model: AudioClassifier, width: in
 
 def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
                       model: AudioClassifier, width: int, device="cpu", *, history: list[dict],
-                      extra: dict, threshold: float | None = None, predicted=None) -> dict:
+                      extra: dict, threshold: float | None = None, predicted=None,
+                      info: ModelInfo | None = None) -> dict:
     """Predict the validation images ``sel.valid`` (all windows averaged), score per image and per
     clip, write the run folder (:func:`classify.runfolder.write_run`); returns the metrics.
 
@@ -54,6 +56,11 @@ def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: P
         extra: more ``metrics.json`` entries (timings, protocol).
         threshold: multi-label only, chosen by the caller on data not scored here (an inner
             split); None means the fixed 0.5. It is never tuned on the validation images scored here.
+        predicted: ``(probs, embeddings)`` of the validation images when the caller has them
+            (head-only, from its cached features); None: ``model`` predicts them.
+        info: ``model.json``'s content when :func:`model_info` cannot read it off ``model`` (a
+            :class:`~classify.models.blend.Blend`: its members' fields); its ``crop_width`` and
+            ``threshold`` are set here.
     """
     from ..models.classifier import predict_windows
 
@@ -78,8 +85,12 @@ def evaluate_and_save(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: P
         "dropped_unverified_clips": sel.dropped, **extra,
     }
     losses = per_item_loss(probs, targets, multi_label=ds.multi_label)
+    if info is None:
+        info = model_info(ds, cfg, model, width, threshold)
+    else:
+        info = dataclasses.replace(info, crop_width=int(width), threshold=threshold)
     write_run(run_dir, classes=ds.classes, spectrogram=ds.cfg, train=cfg,
-              model_info=model_info(ds, cfg, model, width, threshold), metrics=metrics, history=history,
+              model_info=info, metrics=metrics, history=history,
               model=model.cpu(), predictions=prediction_table(vt, probs, losses, ds.classes, threshold=threshold),
               embeddings=emb)
     if fine_tuned and not ds.multi_label and len(ids):

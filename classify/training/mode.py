@@ -1,4 +1,4 @@
-"""Probe or fine-tune, chosen from the data: both scored on an inner split of the training part.
+"""Probe, fine-tune or their average, chosen from the data: all scored on an inner split of the training part.
 
 ``classify fit`` / ``cv`` without ``--head-only`` / ``--fine-tune``
 (:func:`classify.commands.choose_mode`): a set whose median class has fewer than
@@ -9,18 +9,23 @@ other set :func:`fit` decides, inside each fit (so every cv fold decides on its 
 1. an inner split is carved from the training part (:func:`classify.data.splits.inner_for`,
    ``inner_pct``, grouped and stratified), the validation fold is not touched;
 2. the probe (:mod:`classify.training.headonly`, seconds; frozen features from the cache) and the
-   fine-tune (:mod:`classify.training.train`) are trained on the rest and score the inner clips;
-   their average (mean of the two probabilities) is scored too;
+   fine-tune (:mod:`classify.training.train`) are trained on the rest and score the inner clips
+   (both with the same crop width); their average (mean of the two probabilities) is scored too;
 3. :func:`decide` keeps the better mode by the headline metric (accuracy, or lwlrap for multi-label;
-   ties go to the cheaper probe). The average is reported; it is not kept as a model (a run folder
-   holds one network), so when it wins the better single mode is kept and the log says so;
+   ties go to the cheaper probe, then lower log-loss), or the average when it scores strictly better
+   than both;
 4. the probe, when chosen, is refitted on the whole training part (its features are cached: about
    the cost of the logistic fit); the fine-tune, when chosen, is *reused* as trained on the inner
-   training part (no second fine-tune), then scored on the validation fold.
+   training part (no second fine-tune); the average, when chosen, is both: the reused fine-tune and
+   the probe refitted on the whole training part with the fine-tune's crop width, held as one
+   :class:`~classify.models.blend.Blend` (``model.json`` describes the probe member under
+   ``probe``; ``model.pt`` holds both). Whichever is kept is then scored on the validation fold.
 
 Cost: one fine-tune on ``1 - inner_pct`` of the training clips (a little less than a plain
-``--fine-tune``) plus two probe fits; the kept fine-tune has not trained on the inner clips.
-``metrics.json`` gets ``mode_choice`` (inner scores, the decision, the clips it read) and ``mode``.
+``--fine-tune``) plus two probe fits; the kept fine-tune has not trained on the inner clips. A kept
+average predicts through both networks (the probe's frozen body and the fine-tune).
+``metrics.json`` gets ``mode_choice`` (inner scores, the decision, what was kept, the clips it read)
+and ``mode`` (``head-only``, ``fine-tune`` or ``average``).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from ..scoring.metrics import headline
 log = logging.getLogger(__name__)
 
 MODES = ("head-only", "fine-tune")
+AVERAGE = "average"  # decide()'s third answer: both kept, their probabilities averaged
 WORK = "mode_choice"  # scratch folder inside the run folder, removed when the choice is made
 
 
@@ -68,21 +74,23 @@ def decide(probs: dict[str, np.ndarray], targets: np.ndarray, clip: np.ndarray, 
     """The mode to keep from inner-split probabilities ``probs[mode]`` [shape=(n_images, K)] of the
     inner images ``images`` (indices into the image set, recorded), ``targets`` [shape=(n_images, K)],
     ``clip`` (clip id per image). Scores are per clip (window and image probabilities averaged), as
-    the validation fold is scored. Returns the record that goes into ``metrics.json``."""
+    the validation fold is scored. ``mode`` is the better single mode (a tie goes to the probe, then
+    the lower log-loss), or ``"average"`` when the mean of the two probabilities scores strictly
+    better than it. Returns the record that goes into ``metrics.json``."""
     name = "lwlrap" if multi_label else "accuracy"
     _, ct = clip_average(targets, clip)
     cand = dict(probs)
-    cand["average"] = (probs["head-only"] + probs["fine-tune"]) / 2
+    cand[AVERAGE] = average_probs(probs)  # what a kept Blend predicts
     scores, losses = {}, {}
     for mode, p in cand.items():
         _, cp = clip_average(p, clip)
         scores[mode] = float(headline(cp, ct, multi_label=multi_label)[name])
         losses[mode] = float(per_item_loss(cp, ct, multi_label=multi_label).mean())
     # the better single mode; a tie goes to the probe (seconds to refit, no fine-tune to keep)
-    keep = max(MODES, key=lambda m: (scores[m], -losses[m], m == "head-only"))
-    best_overall = max(cand, key=lambda m: (scores[m], -losses[m]))
-    return {"metric": name, "inner_scores": scores, "inner_log_loss": losses, "mode": keep,
-            "average_best": best_overall == "average" and scores["average"] > scores[keep],
+    single = max(MODES, key=lambda m: (scores[m], -losses[m], m == "head-only"))
+    average_best = scores[AVERAGE] > scores[single]  # strictly: a tie keeps one network
+    return {"metric": name, "inner_scores": scores, "inner_log_loss": losses,
+            "mode": AVERAGE if average_best else single, "best_single": single, "average_best": average_best,
             "inner_images": [int(i) for i in images], "inner_clips": len(ct)}
 
 
@@ -99,8 +107,8 @@ def _inner_predictions(run_dir: Path, ds: ImageSet, images: np.ndarray) -> np.nd
 
 def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
         clip_valid: np.ndarray | None = None, exclude: np.ndarray | None = None) -> dict:
-    """Choose probe or fine-tune on an inner split (module docstring), write the run folder of the
-    chosen one; same signature and result as :func:`classify.training.train.fit`."""
+    """Choose the probe, the fine-tune or their average on an inner split (module docstring), write
+    the run folder of the chosen one; same signature and result as :func:`classify.training.train.fit`."""
     from . import headonly, train
 
     run_dir = Path(run_dir)
@@ -131,12 +139,27 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     keep = choice["mode"]
     s = choice["inner_scores"]
     log.info("mode: %s (inner %s: probe %.4f, fine-tune %.4f, average %.4f on %d clips)%s", keep,
-             choice["metric"], s["head-only"], s["fine-tune"], s["average"], choice["inner_clips"],
-             "; the average scored best but is not kept (a run folder holds one network)"
-             if choice["average_best"] else "")
+             choice["metric"], s["head-only"], s["fine-tune"], s[AVERAGE], choice["inner_clips"],
+             "; keeping both, their probabilities averaged" if keep == AVERAGE else "")
     if keep == "head-only":
         choice["kept"] = "probe refitted on the whole training part (cached features)"
         result = headonly.fit(ds, cfg.replace(head_only=True), run_dir, clip_valid=clip_valid, exclude=exclude)
+    elif keep == AVERAGE:
+        probe_dir = work / "probe-refit"
+        ft_cfg = TrainConfig.load(work / "fine-tune")  # crop_seconds resolved: the blend predicts at its width
+        probe_metrics = headonly.fit(ds, cfg.replace(head_only=True, crop_seconds=ft_cfg.crop_seconds), probe_dir,
+                                     clip_valid=clip_valid, exclude=exclude)
+        choice["probe_head_c"] = probe_metrics.get("head_c")  # the refitted probe's C (its run folder goes)
+        threshold = None
+        if ds.multi_label:  # the blend's own, chosen like the fine-tune's: best micro-F1 on the inner split
+            from ..scoring.evaluate import best_threshold
+
+            threshold = best_threshold(average_probs(probs), ds.targets[inner.valid])
+            choice["threshold"] = float(threshold)
+        choice["kept"] = ("the average of both: the fine-tune trained on the inner training part, reused (not "
+                          "retrained), and the probe refitted on the whole training part (cached features)")
+        result = _reuse(ds, sel, work / "fine-tune", run_dir, metrics["fine-tune"], probe_run=probe_dir,
+                        threshold=threshold)
     else:
         choice["kept"] = "the fine-tune trained on the inner training part, reused (not retrained)"
         result = _reuse(ds, sel, work / "fine-tune", run_dir, metrics["fine-tune"])
@@ -147,15 +170,39 @@ def fit(ds: ImageSet, cfg: TrainConfig, run_dir: Path, *,
     return result
 
 
-def _reuse(ds: ImageSet, sel, inner_run: Path, run_dir: Path, inner_metrics: dict) -> dict:
+def average_probs(probs: dict[str, np.ndarray]) -> np.ndarray:
+    """The average's probabilities [shape=(n_images, K)]: the mean of the probe's and the fine-tune's."""
+    return (probs["head-only"] + probs["fine-tune"]) / 2
+
+
+def _reuse(ds: ImageSet, sel, inner_run: Path, run_dir: Path, inner_metrics: dict, *,
+           probe_run: Path | None = None, threshold: float | None = None) -> dict:
     """Score the inner run's fine-tuned model on the validation fold ``sel.valid`` and write it as the
-    run folder ``run_dir`` (model, configs, history; predictions of the validation fold)."""
+    run folder ``run_dir`` (model, configs, history; predictions of the validation fold).
+
+    ``probe_run``: a probe's run folder (same crop width) to keep beside the fine-tune as one
+    :class:`~classify.models.blend.Blend` (the average); ``threshold`` then the blend's multi-label
+    threshold (None: 0.5). Without it the fine-tune keeps its own threshold."""
+    import dataclasses
+
     import pandas as pd
 
     from ..runfolder import load_model
     from .evaluate import evaluate_and_save
 
     model, info = load_model(inner_run)
+    model_info = info.model
+    if probe_run is None:
+        threshold = info.model.threshold
+    else:
+        from ..models.blend import Blend
+
+        probe, probe_info = load_model(probe_run)
+        if probe_info.model.crop_width != model_info.crop_width:  # mode.fit gives the probe the fine-tune's
+            raise RuntimeError(f"blend: probe crop width {probe_info.model.crop_width} != fine-tune's "
+                               f"{model_info.crop_width}")
+        model = Blend(model, probe, multi_label=ds.multi_label)
+        model_info = dataclasses.replace(model_info, probe=dataclasses.replace(probe_info.model, threshold=None))
     cfg = TrainConfig.load(inner_run).replace(out=str(run_dir), head_only=False)
     history = pd.read_csv(inner_run / "history.csv").to_dict("records")
     keys = ("lr", "train_seconds", "train_images_per_second", "epochs_run", "monitor", "bf16",
@@ -166,13 +213,16 @@ def _reuse(ds: ImageSet, sel, inner_run: Path, run_dir: Path, inner_metrics: dic
     proto["scored_on"] = (f"validation fold: {n_valid_clips} clips, never trained on and never used for a "
                           "choice")
     proto["curves"] = "history.csv's valid columns: the inner split (the mode choice read it)"
+    if probe_run is not None:
+        proto["model"] = ("the average of the fine-tune's and the probe's probabilities (both networks in "
+                          "model.pt; the curves are the fine-tune's)")
     extra["protocol"] = proto
     for name in ("lr_find.json", "lr_find.png", "learner.pkl"):  # optional files of the inner fit
-        if (inner_run / name).is_file():
-            shutil.copy2(inner_run / name, run_dir / name)
-    width = info.model.crop_width
+        if (inner_run / name).is_file() and not (probe_run is not None and name == "learner.pkl"):
+            shutil.copy2(inner_run / name, run_dir / name)  # a blend's learner.pkl would be the fine-tune alone
+    width = model_info.crop_width
     result = evaluate_and_save(ds, sel, cfg, run_dir, model, width, history=history,
-                               threshold=info.model.threshold, extra=extra)
+                               threshold=threshold, extra=extra, info=model_info if probe_run is not None else None)
     from .headonly import check_fine_tuned
 
     check_fine_tuned(ds, sel, cfg, run_dir, width=width, result=result)  # the inner fit checked its inner split
