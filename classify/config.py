@@ -34,8 +34,8 @@ CROP_PERCENTILE, CROP_STEP_S, CROP_MIN_S, CROP_MAX_S = 90, 0.5, 1.0, 5.0
 #: schedule, augmentation, early stopping) or head-only (the logistic head). The report hides the
 #: other mode's settings and :func:`ignored_settings` names the ones a user set in vain.
 FINE_TUNE_ONLY = frozenset({"epochs", "freeze_epochs", "lr", "lr_mult", "lr_groups", "unfrozen_lr", "lr_find_iters",
-                            "wd", "augment", "patience", "monitor", "restore_best", "bf16", "channels_last", "dropout",
-                            "export_learner", "inner_pct"})
+                            "wd", "augment", "freeze_bn", "patience", "monitor", "restore_best", "bf16",
+                            "channels_last", "dropout", "export_learner", "inner_pct"})
 HEAD_ONLY_ONLY = frozenset({"head_c"})
 
 
@@ -173,6 +173,8 @@ class TrainConfig:
     drop: str | None = None
     lp_ft: bool = False
     ema_epochs: float = 0.0
+    # the body's BatchNorm layers kept in eval mode while training: pretrained running statistics
+    freeze_bn: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):

@@ -228,3 +228,24 @@ def test_audioset_weights_fine_tune_and_head_only(eat_images, tmp_path):
                  "--fine-tune", "--epochs", "1", "--freeze-epochs", "1", "--bs", "4", "-q"]) == 0
     assert_run_predicts_its_csv(ft, eat_images)
     assert json.loads((ft / "model.json").read_text())["head"] == "pool"
+
+
+def test_freeze_bn_keeps_the_pretrained_running_statistics_while_the_weights_train(eat_images, tmp_path):
+    from classify.training.train import make_learner
+
+    ds = load_image_set(eat_images)
+    stats = {}
+    for frozen in (True, False):
+        cfg = TrainConfig(images=str(eat_images), arch="efficientat_mn04", pretrained=False, bs=4, quiet=True,
+                          freeze_bn=frozen)
+        learn, model, _, _ = make_learner(ds, select(ds, valid_pct=0.34), cfg, tmp_path, torch.device("cpu"))
+        bns = [m for m in model.body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        before = [(m.running_mean.clone(), m.running_var.clone(), m.weight.detach().clone()) for m in bns]
+        learn.unfreeze()
+        learn.fit_one_cycle(1, 1e-3)
+        kept = all(torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
+                   for m, (mean, var, _) in zip(bns, before))
+        trained = any(not torch.equal(m.weight, w) for m, (_, _, w) in zip(bns, before))
+        stats[frozen] = (kept, trained)
+    assert stats[True] == (True, True)   # statistics kept, scale and shift trained
+    assert stats[False] == (False, True)  # the default: statistics follow the training batches

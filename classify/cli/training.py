@@ -139,6 +139,9 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ema", dest="ema_epochs", type=float, default=d["ema_epochs"], metavar="EPOCHS",
                    help="keep an exponential moving average of the weights over about EPOCHS epochs of "
                         f"the unfrozen phase and save that; 0 = off (default {_show(d['ema_epochs'])})")
+    g.add_argument("--freeze-bn", action="store_true", default=d["freeze_bn"],
+                   help="keep the body's BatchNorm statistics at their pretrained values while fine-tuning "
+                        "(its layers in eval mode; their scale and shift still train)")
     g.add_argument("--seed", type=int, default=d["seed"],
                    help=f"seed for splits, init, crops and augmentation (default {d['seed']})")
     g.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=d["bf16"],

@@ -262,6 +262,21 @@ class History(Callback):
                      rate, loop.fmt_seconds((total - k) * secs), vals)
 
 
+class FrozenNorm(Callback):
+    """Keeps the body's BatchNorm layers in eval mode while training (``TrainConfig.freeze_bn``): their
+    running statistics stay the pretrained ones instead of drifting to the statistics of small,
+    augmented batches; their scale and shift still train when their group is unfrozen."""
+
+    order = -5  # after fastai's TrainEvalCallback (-10) has put the model in training mode
+
+    def __init__(self, body: nn.Module):
+        self.norms = [m for m in body.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def before_train(self):
+        for m in self.norms:
+            m.eval()
+
+
 class Averaging(Callback):
     """Drives a :class:`classify.training.recipe.WeightAverage` (EMA) through one fit."""
 
@@ -358,7 +373,8 @@ def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
     learn = Learner(dls, net, loss_func=SoftTargetLoss(ds.multi_label), splitter=functools.partial(layer_groups, n=cfg.lr_groups),
                     metrics=[metric], wd=cfg.wd, path=run_dir, model_dir="checkpoints",
                     opt_func=functools.partial(TorchAdamW, device=device),
-                    cbs=[BatchPrep(cfg.augment, cfg.channels_last), hist])
+                    cbs=[BatchPrep(cfg.augment, cfg.channels_last), hist]
+                    + ([FrozenNorm(model.body)] if cfg.freeze_bn else []))
     learn.recorder.smooth_loss = DeviceSmoothLoss(learn.recorder.smooth_loss.beta)
     # History reports progress (spec2img.progress) and one line an epoch; fastai's bar and table
     # would read the loss every batch (a host sync)
