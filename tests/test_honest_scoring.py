@@ -266,26 +266,54 @@ def test_resnet34_imagenet_fine_tune_from_the_torch_cache(monkeypatch, tmp_path)
 
 
 # ------------------------------------------------------------------ probe or fine-tune (classify.training.mode)
-def test_mode_decision_keeps_the_better_inner_score_or_the_average_and_ties_go_to_the_probe():
-    from classify.training.mode import decide
+def _probs(right: np.ndarray, targets: np.ndarray, conf: float = 0.8) -> np.ndarray:
+    """Two-class probabilities that put ``conf`` on the true class where ``right``, else on the other."""
+    pred = np.where(right, targets.argmax(1), 1 - targets.argmax(1))
+    return np.eye(2)[pred] * (2 * conf - 1) + (1 - conf)
 
-    targets = np.eye(2)[[0, 0, 1, 1]]
-    good, bad = np.eye(2)[[0, 0, 1, 1]] * 0.8 + 0.1, np.eye(2)[[1, 0, 1, 0]] * 0.8 + 0.1
-    clip = np.arange(4)
-    d = decide({"head-only": bad, "fine-tune": good}, targets, clip, multi_label=False, images=np.arange(4))
-    assert d["mode"] == "fine-tune" and d["inner_scores"]["fine-tune"] == 1.0 and d["inner_scores"]["head-only"] == 0.5
-    d = decide({"head-only": good, "fine-tune": good}, targets, clip, multi_label=False, images=np.arange(4))
+
+def test_mode_decision_keeps_the_probe_unless_a_challenger_beats_it_significantly():
+    from classify.training.mode import decide, paired_wins
+
+    n = 40
+    targets = np.eye(2)[np.arange(n) % 2]
+    clip, ids = np.arange(n), np.arange(n)
+    probe_right = np.arange(n) >= 10                       # 30 of 40
+    # the fine-tune gets all 10 the probe misses and loses none: 10 wins, p = 0.5 ** 10
+    d = decide({"head-only": _probs(probe_right, targets), "fine-tune": _probs(np.ones(n, bool), targets)},
+               targets, clip, multi_label=False, images=ids)
+    assert d["mode"] == "fine-tune" and d["inner_scores"]["fine-tune"] == 1.0 and d["inner_scores"]["head-only"] == 0.75
+    assert d["against_probe"]["fine-tune"] == {"wins": 10, "losses": 0, "p": pytest.approx(0.5 ** 10)}
+    # a higher score on a few clips is noise: 3 wins, 1 loss (p = 5/16) keeps the probe
+    ft_right = probe_right.copy()
+    ft_right[:3], ft_right[20] = True, False
+    d = decide({"head-only": _probs(probe_right, targets), "fine-tune": _probs(ft_right, targets)},
+               targets, clip, multi_label=False, images=ids)
+    assert d["inner_scores"]["fine-tune"] > d["inner_scores"]["head-only"] and d["mode"] == "head-only"
+    assert d["against_probe"]["fine-tune"]["p"] == pytest.approx(5 / 16)
+    # equal scores: the probe
+    d = decide({"head-only": _probs(probe_right, targets), "fine-tune": _probs(probe_right, targets)},
+               targets, clip, multi_label=False, images=ids)
     assert d["mode"] == "head-only" and not d["average_best"]
-    # each mode misses one clip the other gets right, their average gets all four: the average is kept
-    probe = np.array([[0.9, 0.1], [0.45, 0.55], [0.2, 0.8], [0.2, 0.8]])
-    fine = np.array([[0.45, 0.55], [0.9, 0.1], [0.2, 0.8], [0.2, 0.8]])
-    d = decide({"head-only": probe, "fine-tune": fine}, targets, clip, multi_label=False, images=np.arange(4))
-    assert d["inner_scores"] == {"head-only": 0.75, "fine-tune": 0.75, "average": 1.0}
-    assert d["mode"] == "average" and d["average_best"] and d["best_single"] == "head-only"
-    # an average only as good as the better mode is not kept (one network is cheaper)
-    d = decide({"head-only": good, "fine-tune": fine}, targets, clip, multi_label=False, images=np.arange(4))
-    assert d["inner_scores"]["average"] == d["inner_scores"]["head-only"] == 1.0
-    assert d["mode"] == "head-only" and not d["average_best"]
+    # each mode unsure where the other is sure: the average gets every clip, each alone 20 of 40
+    half = np.arange(n) < 20
+    probe = np.where(half[:, None], _probs(np.ones(n, bool), targets, 0.9), _probs(np.zeros(n, bool), targets, 0.55))
+    fine = np.where(half[:, None], _probs(np.zeros(n, bool), targets, 0.55), _probs(np.ones(n, bool), targets, 0.9))
+    d = decide({"head-only": probe, "fine-tune": fine}, targets, clip, multi_label=False, images=ids)
+    assert d["inner_scores"] == {"head-only": 0.5, "fine-tune": 0.5, "average": 1.0}
+    assert d["mode"] == "average" and d["average_best"]
+    # both qualify: an average only as good as the fine-tune is not kept (one network is cheaper)
+    d = decide({"head-only": _probs(probe_right, targets), "fine-tune": _probs(np.ones(n, bool), targets, 0.9)},
+               targets, clip, multi_label=False, images=ids)
+    assert d["inner_scores"]["average"] == d["inner_scores"]["fine-tune"] == 1.0 and d["mode"] == "fine-tune"
+    # multi-label: a clip is won by the lower loss; lwlrap ties (both rank every positive first), the
+    # fine-tune's surer probabilities win every clip on loss but not the headline: the probe stays
+    ml_t = np.eye(3)[np.arange(n) % 3]
+    sure, unsure = ml_t * 0.8 + 0.1, ml_t * 0.4 + 0.3
+    d = decide({"head-only": unsure, "fine-tune": sure}, ml_t, clip, multi_label=True, images=ids)
+    assert d["metric"] == "lwlrap" and d["against_probe"]["fine-tune"]["wins"] == n and d["mode"] == "head-only"
+    # the sign test itself: wins where the first is better and the second not
+    assert paired_wins(np.array([1, 1, 0, 1], bool), np.array([0, 1, 1, 1], bool))[:2] == (1, 1)
 
 
 @pytest.mark.slow
