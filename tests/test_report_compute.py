@@ -162,3 +162,8 @@ def test_mode_choice_line_names_the_inner_scores_and_the_decision():
     line = mode_choice_text({"mode_choice": avg})
     assert ("the average of the probe and the fine-tune (inner accuracy: probe 0.810, fine-tune 0.900, average "
             "0.950 on 40 clips); kept: the average of both.") in line
+    tested = {**c, "significance": 0.05, "against_probe": {"fine-tune": {"wins": 6, "losses": 2, "p": 0.1445},
+                                                           "average": {"wins": 5, "losses": 0, "p": 0.03125}}}
+    line = mode_choice_text({"mode_choice": tested})
+    assert ("40 clips; fine-tune against the probe: 6 clips won, 2 lost, p=0.14; average against the probe: "
+            "5 clips won, 0 lost, p=0.031, a challenger needs p < 0.05)") in line

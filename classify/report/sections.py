@@ -50,8 +50,12 @@ def mode_choice_text(metrics: dict) -> str | None:
     def one(c: dict) -> str:
         s = c["inner_scores"]
         name = "the average of the probe and the fine-tune" if c["mode"] == "average" else c["mode"]
+        tests = c.get("against_probe") or {}
+        odds = "".join(f"; {m} against the probe: {t['wins']} clips won, {t['losses']} lost, p={t['p']:.2g}"
+                       for m, t in tests.items())
+        need = f", a challenger needs p < {c['significance']:g}" if tests and "significance" in c else ""
         return (f"{name} (inner {c['metric']}: probe {s['head-only']:.3f}, fine-tune {s['fine-tune']:.3f}, "
-                f"average {s['average']:.3f} on {c['inner_clips']} clips)")
+                f"average {s['average']:.3f} on {c['inner_clips']} clips{odds}{need})")
 
     if isinstance(metrics.get("mode_choice"), dict):
         c = metrics["mode_choice"]
