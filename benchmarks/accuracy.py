@@ -72,7 +72,7 @@ def run_ours(ds, folds, k, arch, work: Path, epochs: int | None = None, freeze_e
     return {"accuracy": m["accuracy"], "seconds": time.perf_counter() - t,
             "train_images_per_second": m["train_images_per_second"], "bf16": m.get("bf16"),
             "mode": m.get("mode") or ("head-only" if cfg.head_only else "fine-tune"),
-            "mode_choice": {k: m["mode_choice"][k] for k in ("inner_scores", "inner_clips")} if "mode_choice" in m else None,
+            "mode_choice": {k: v for k, v in m["mode_choice"].items() if k != "inner_images"} if "mode_choice" in m else None,
             "epochs_run": m.get("epochs_run"),
             "crop_seconds": used.crop_seconds, "protocol": m.get("protocol")}
 
