@@ -68,18 +68,22 @@ class AugmentConfig:
     mixup: float = 0.4  # Beta(alpha, alpha); 0 disables
     mixstyle: float = 0.0  # frequency-wise MixStyle: share of examples restyled; 0 disables
     mixstyle_alpha: float = 0.3  # its Beta(alpha, alpha) (EfficientAT's default)
+    stretch: float = 0.0  # time axis stretched by a factor in [1 - stretch, 1 + stretch] per example; 0 disables
 
     def __post_init__(self):
         if self.mixup < 0:
             raise ClassifyError(f"--mixup={self.mixup} must be >= 0 (0 disables; 0.4 is the default)")
         if not 0 <= self.mixstyle <= 1:
             raise ClassifyError(f"--mixstyle={self.mixstyle} must be a share in [0, 1] (0 disables)")
+        if not 0 <= self.stretch < 1:
+            raise ClassifyError(f"--stretch={self.stretch} must be in [0, 1) (0.2: 80-120% speed; 0 disables)")
         if self.mixstyle_alpha <= 0:
             raise ClassifyError(f"mixstyle_alpha={self.mixstyle_alpha} must be > 0 (EfficientAT uses 0.3)")
 
     @property
     def active(self) -> bool:
-        return bool(self.time_masks or self.freq_masks or self.roll or self.mixup or self.mixstyle)
+        return bool(self.time_masks or self.freq_masks or self.roll or self.mixup or self.mixstyle
+                    or self.stretch)
 
 
 @dataclass(frozen=True)
@@ -280,7 +284,7 @@ def ignored_settings(cfg: TrainConfig) -> list[str]:
     unused = FINE_TUNE_ONLY if cfg.head_only else HEAD_ONLY_ONLY
     defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
                 for f in dataclasses.fields(TrainConfig) if f.name in unused}
-    flag = {"augment": "--mixup/--time-masks/--freq-masks/--mask-frac/--no-roll/--mixstyle/--no-augment"}
+    flag = {"augment": "--mixup/--time-masks/--freq-masks/--mask-frac/--no-roll/--mixstyle/--stretch/--no-augment"}
     return [flag.get(name, f"--{name.replace('_', '-')}") for name in sorted(unused)
             if getattr(cfg, name) != defaults[name]]
 

@@ -16,7 +16,7 @@ from .errors import ClassifyError
 #: ``classify fit`` flags (as keyword names) that set :class:`AugmentConfig` fields.
 AUGMENT_OPTIONS = {"mixup": ("mixup",), "time_masks": ("time_masks",), "freq_masks": ("freq_masks",),
                    "mask_frac": ("time_mask_frac", "freq_mask_frac"), "roll": ("roll",),
-                   "mixstyle": ("mixstyle",)}
+                   "mixstyle": ("mixstyle",), "stretch": ("stretch",)}
 #: Flag-named options that are not config fields.
 EXTRA_OPTIONS = ("no_augment", "fine_tune")
 #: ``classify cv``'s own options (:class:`~classify.config.CVConfig` fields), with their defaults.
@@ -57,7 +57,7 @@ def train_config(images: str | Path, **options) -> TrainConfig:
     ``options`` are the flags as keyword names (``--freeze-epochs 0`` is ``freeze_epochs=0``;
     ``--lr auto`` is ``lr="auto"`` or ``lr=None``; ``--fine-tune`` is ``fine_tune=True`` or
     ``head_only=False``; ``--no-augment`` is ``no_augment=True``; ``--mixup``, ``--time-masks``,
-    ``--freq-masks``, ``--mask-frac``, ``--no-roll`` (``roll=False``), ``--mixstyle`` set the augmentation, or
+    ``--freq-masks``, ``--mask-frac``, ``--no-roll`` (``roll=False``), ``--mixstyle``, ``--stretch`` set the augmentation, or
     give a whole ``augment=AugmentConfig(...)``). Defaults are TrainConfig's and AugmentConfig's.
 
     Raises:
@@ -76,7 +76,7 @@ def train_config(images: str | Path, **options) -> TrainConfig:
             changes.update(dict.fromkeys(fields, options.pop(name)))
     aug = dataclasses.replace(aug, **changes) if changes else aug
     if options.pop("no_augment", False):
-        aug = AugmentConfig(time_masks=0, freq_masks=0, roll=False, mixup=0.0, mixstyle=0.0)
+        aug = AugmentConfig(time_masks=0, freq_masks=0, roll=False, mixup=0.0, mixstyle=0.0, stretch=0.0)
     values = {k: _words(k, v) for k, v in options.items()}
     if values.get("images") is None:
         values.pop("images", None)

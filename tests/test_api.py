@@ -57,8 +57,9 @@ def test_flag_named_options_build_the_configs_the_cli_builds():
     assert api.lr is None and api.head_only is False and api.crop_seconds is None and not api.augment.active
     aug = train_config("imgs", mask_frac=0.3, roll=False, mixup=0.0).augment
     assert aug == AugmentConfig(time_mask_frac=0.3, freq_mask_frac=0.3, roll=False, mixup=0.0)
-    ms = train_config("imgs", mixstyle=0.4)
-    assert ms.augment.mixstyle == 0.4 and ms == _train_config(build_parser().parse_args(["fit", "imgs", "--mixstyle", "0.4"]))
+    ms = train_config("imgs", mixstyle=0.4, stretch=0.2)
+    assert ms.augment.mixstyle == 0.4 and ms.augment.stretch == 0.2
+    assert ms == _train_config(build_parser().parse_args(["fit", "imgs", "--mixstyle", "0.4", "--stretch", "0.2"]))
     cv = cv_config("imgs", folds=3, epochs=4)
     assert cv.folds == 3 and cv.train.epochs == 4 and cv.holdout_pct == 0.0
 

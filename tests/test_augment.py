@@ -6,7 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from classify.data.augment import augment_batch, freq_mixstyle, mask_time_freq, mixup, roll_time  # noqa: E402
+from classify.data.augment import (  # noqa: E402
+    augment_batch, freq_mixstyle, mask_time_freq, mixup, roll_time, time_stretch)
 from classify.errors import ClassifyError  # noqa: E402
 from classify.config import AugmentConfig  # noqa: E402
 
@@ -135,3 +136,21 @@ def test_augment_config_rejects_bad_mixstyle_and_mixup_values():
         with pytest.raises(ClassifyError, match="must be"):
             AugmentConfig(**bad)
     assert AugmentConfig(mixstyle=0.4).active and not AugmentConfig(0, 0.1, 0, 0.1, False, 0.0).active
+
+
+def test_time_stretch_scales_each_example_about_the_centre_and_keeps_rows():
+    B, H, W = 64, 3, 41
+    x = torch.zeros(B, 1, H, W)
+    x[:, :, :, 15:26] = torch.arange(H, dtype=torch.float32).view(1, 1, H, 1) + 1  # an 11-frame event, centred
+    torch.manual_seed(0)
+    y = time_stretch(x, 0.3)
+    assert y.shape == x.shape and torch.equal(time_stretch(x, 0.0), x)
+    span = (y[:, 0, 0] > 0.5).sum(1).float()  # frames the event covers after the stretch
+    assert span.min() >= 11 * 0.7 - 2 and span.max() <= 11 * 1.3 + 2 and span.std() > 1  # per-example factors
+    on = y[:, 0, :, 20]  # the centre column: still the event, each row its own level
+    assert torch.allclose(on, torch.arange(H, dtype=torch.float32).expand(B, H) + 1, atol=1e-5)
+    mid = (y[:, 0, 0] > 0.5).float()
+    centre = (mid * torch.arange(W)).sum(1) / mid.sum(1)
+    assert torch.allclose(centre, torch.full((B,), 20.0), atol=0.6)  # stretched about the centre
+    with pytest.raises(ClassifyError, match="stretch"):
+        AugmentConfig(stretch=1.0)

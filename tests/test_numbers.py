@@ -129,7 +129,8 @@ def test_ignored_settings_come_from_the_one_table():
     from classify.config import AugmentConfig, TrainConfig, ignored_settings
 
     head = TrainConfig(images="x", head_only=True, epochs=3, lr=1e-3, augment=AugmentConfig(mixup=0.0))
-    assert ignored_settings(head) == ["--mixup/--time-masks/--freq-masks/--mask-frac/--no-roll/--mixstyle/--no-augment",
+    assert ignored_settings(head) == ["--mixup/--time-masks/--freq-masks/--mask-frac/--no-roll/--mixstyle/--stretch/"
+                                      "--no-augment",
                                       "--epochs", "--lr"]
     assert ignored_settings(TrainConfig(images="x", head_only=False, head_c=0.1)) == ["--head-c"]
     assert ignored_settings(TrainConfig(images="x", head_only=True)) == []

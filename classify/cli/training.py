@@ -179,7 +179,11 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mixstyle", type=float, default=d["aug_mixstyle"], metavar="P",
                    help="frequency-wise MixStyle on a share P of the training examples (EfficientAT's "
                         f"freq-mixstyle; default {_show(d['aug_mixstyle'])})")
-    g.add_argument("--no-augment", action="store_true", help="no masks, roll, mixup or MixStyle (overrides the above)")
+    g.add_argument("--stretch", type=float, default=d["aug_stretch"], metavar="S",
+                   help="stretch each training crop's time axis by a factor in [1-S, 1+S] (speaking rate; "
+                        f"default {_show(d['aug_stretch'])})")
+    g.add_argument("--no-augment", action="store_true",
+                   help="no masks, roll, mixup, MixStyle or stretch (overrides the above)")
     p.add_argument("--export-learner", action="store_true", help="also write learner.pkl (fastai)")
 
 

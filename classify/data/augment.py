@@ -3,7 +3,7 @@
 Inputs are float batches ``x`` ``(B, C, H, W)`` (H = frequency rows, W = time frames) and soft
 targets ``y`` ``(B, K)``. Nothing here flips, rotates or warps the frequency axis: time shift
 (circular roll), SpecAugment-style time and frequency masks (filled with 0, the silence level of
-the image), mixup, and frequency-wise MixStyle (EfficientAT's ``freq-mixstyle``: each frequency
+the image), mixup, a time stretch (speaking rate), and frequency-wise MixStyle (EfficientAT's ``freq-mixstyle``: each frequency
 row's level and spread taken partly from another example, as another microphone, room or voice
 would colour it). Every random draw is made on ``x``'s device (no host sync).
 """
@@ -78,8 +78,26 @@ def freq_mixstyle(x: torch.Tensor, p: float, alpha: float, eps: float = 1e-6) ->
     return (x - mu) / sig * sig_mix + mu_mix
 
 
+def time_stretch(x: torch.Tensor, max_stretch: float) -> torch.Tensor:
+    """Each example's time axis stretched about the crop's centre by its own factor in
+    ``[1 - max_stretch, 1 + max_stretch]`` (linear interpolation, one ``grid_sample``): a slower or
+    faster speaker, a longer or shorter event; frames pulled in from outside the crop are silence (0).
+    Frequency rows are untouched."""
+    B = x.shape[0]
+    if max_stretch <= 0:
+        return x
+    r = 1 + (torch.rand(B, device=x.device) * 2 - 1) * max_stretch
+    theta = torch.zeros(B, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = 1 / r  # output column u reads input column u / r (about the centre)
+    theta[:, 1, 1] = 1
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def augment_batch(x: torch.Tensor, y: torch.Tensor, cfg: AugmentConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frequency MixStyle, roll, mask, then mixup a training batch."""
+    """Frequency MixStyle, time stretch, roll, mask, then mixup a training batch."""
+    if cfg.stretch > 0:
+        x = time_stretch(x, cfg.stretch)
     if cfg.mixstyle > 0:
         x = freq_mixstyle(x, cfg.mixstyle, cfg.mixstyle_alpha)
     if cfg.roll:
