@@ -80,6 +80,11 @@ class AugmentConfig:
         if self.mixstyle_alpha <= 0:
             raise ClassifyError(f"mixstyle_alpha={self.mixstyle_alpha} must be > 0 (EfficientAT uses 0.3)")
 
+    @classmethod
+    def none(cls) -> AugmentConfig:
+        """Every augmentation off (``--no-augment``)."""
+        return cls(time_masks=0, freq_masks=0, roll=False, mixup=0.0, mixstyle=0.0, stretch=0.0)
+
     @property
     def active(self) -> bool:
         return bool(self.time_masks or self.freq_masks or self.roll or self.mixup or self.mixstyle

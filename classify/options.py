@@ -57,8 +57,8 @@ def train_config(images: str | Path, **options) -> TrainConfig:
     ``options`` are the flags as keyword names (``--freeze-epochs 0`` is ``freeze_epochs=0``;
     ``--lr auto`` is ``lr="auto"`` or ``lr=None``; ``--fine-tune`` is ``fine_tune=True`` or
     ``head_only=False``; ``--no-augment`` is ``no_augment=True``; ``--mixup``, ``--time-masks``,
-    ``--freq-masks``, ``--mask-frac``, ``--no-roll`` (``roll=False``), ``--mixstyle``, ``--stretch`` set the augmentation, or
-    give a whole ``augment=AugmentConfig(...)``). Defaults are TrainConfig's and AugmentConfig's.
+    ``--freq-masks``, ``--mask-frac``, ``--no-roll`` (``roll=False``), ``--mixstyle``, ``--stretch``
+    set the augmentation, or give a whole ``augment=AugmentConfig(...)``). Defaults are TrainConfig's and AugmentConfig's.
 
     Raises:
         ClassifyError: an unknown option (naming the closest one) or a bad value (naming the flag).
@@ -76,7 +76,7 @@ def train_config(images: str | Path, **options) -> TrainConfig:
             changes.update(dict.fromkeys(fields, options.pop(name)))
     aug = dataclasses.replace(aug, **changes) if changes else aug
     if options.pop("no_augment", False):
-        aug = AugmentConfig(time_masks=0, freq_masks=0, roll=False, mixup=0.0, mixstyle=0.0, stretch=0.0)
+        aug = AugmentConfig.none()
     values = {k: _words(k, v) for k, v in options.items()}
     if values.get("images") is None:
         values.pop("images", None)

@@ -136,6 +136,7 @@ def test_augment_config_rejects_bad_mixstyle_and_mixup_values():
         with pytest.raises(ClassifyError, match="must be"):
             AugmentConfig(**bad)
     assert AugmentConfig(mixstyle=0.4).active and not AugmentConfig(0, 0.1, 0, 0.1, False, 0.0).active
+    assert not AugmentConfig.none().active and not AugmentConfig(stretch=0.2).none().active
 
 
 def test_time_stretch_scales_each_example_about_the_centre_and_keeps_rows():

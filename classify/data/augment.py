@@ -3,9 +3,10 @@
 Inputs are float batches ``x`` ``(B, C, H, W)`` (H = frequency rows, W = time frames) and soft
 targets ``y`` ``(B, K)``. Nothing here flips, rotates or warps the frequency axis: time shift
 (circular roll), SpecAugment-style time and frequency masks (filled with 0, the silence level of
-the image), mixup, a time stretch (speaking rate), and frequency-wise MixStyle (EfficientAT's ``freq-mixstyle``: each frequency
-row's level and spread taken partly from another example, as another microphone, room or voice
-would colour it). Every random draw is made on ``x``'s device (no host sync).
+the image), mixup, a time stretch (speaking rate) and frequency-wise MixStyle (EfficientAT's
+``freq-mixstyle``: each frequency row's level and spread taken partly from another example, as
+another microphone, room or voice would colour it). Every random draw is made on ``x``'s device
+(no host sync).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def time_stretch(x: torch.Tensor, max_stretch: float) -> torch.Tensor:
 
 
 def augment_batch(x: torch.Tensor, y: torch.Tensor, cfg: AugmentConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frequency MixStyle, time stretch, roll, mask, then mixup a training batch."""
+    """Time stretch, frequency MixStyle, roll, masks, then mixup on a training batch."""
     if cfg.stretch > 0:
         x = time_stretch(x, cfg.stretch)
     if cfg.mixstyle > 0:

@@ -54,9 +54,6 @@ class Blend(nn.Module):
         self.multi_label = bool(multi_label)
         self.split = fine_tune.head.fc.in_features  # fine_tune's embedding width
 
-    def members(self) -> tuple[AudioClassifier, AudioClassifier]:
-        return self.fine_tune, self.probe
-
     def combine(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """The blend's logits from the members' ``(B, K)`` logits."""
         return mean_probability_logits([a, b], multi_label=self.multi_label)

@@ -327,11 +327,6 @@ def layer_groups(model: AudioClassifier, n: int = 3) -> list[list[nn.Parameter]]
     return [body[a:b] for a, b in zip(cuts[:-1], cuts[1:])] + [list(inner.head.parameters())]
 
 
-def three_groups(model: AudioClassifier) -> list[list[nn.Parameter]]:
-    """:func:`layer_groups` with fastai's three groups: body first half, body second half, head."""
-    return layer_groups(model, 3)
-
-
 # ------------------------------------------------------------------------------------ learner
 def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
                  device: torch.device) -> tuple[Learner, AudioClassifier, int, History]:
@@ -370,7 +365,8 @@ def make_learner(ds: ImageSet, sel: Selection, cfg: TrainConfig, run_dir: Path,
               else AccumMetric(_accuracy, flatten=False, name="accuracy"))
     hist = History(cfg.quiet, device)
     hist.n_valid = len(va)
-    learn = Learner(dls, net, loss_func=SoftTargetLoss(ds.multi_label), splitter=functools.partial(layer_groups, n=cfg.lr_groups),
+    learn = Learner(dls, net, loss_func=SoftTargetLoss(ds.multi_label),
+                    splitter=functools.partial(layer_groups, n=cfg.lr_groups),
                     metrics=[metric], wd=cfg.wd, path=run_dir, model_dir="checkpoints",
                     opt_func=functools.partial(TorchAdamW, device=device),
                     cbs=[BatchPrep(cfg.augment, cfg.channels_last), hist]
